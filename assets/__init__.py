@@ -1,0 +1,1 @@
+"""Sprites and data the game loads, installed as the ``game.assets`` package (see pyproject.toml)."""

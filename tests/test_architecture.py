@@ -1,0 +1,58 @@
+"""The import rule, read from the sources (AST), never by importing them.
+
+game -> runtime, game -> worldgen, nothing back: runtime must not import pygame, numpy, worldgen or game;
+worldgen must not import pygame, runtime or game.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+BANNED = {
+    "runtime": {"pygame", "numpy", "worldgen", "game"},
+    "worldgen": {"pygame", "runtime", "game"},
+}
+
+
+def imported_modules(source: str, filename: str) -> list[tuple[int, str]]:
+    """Top-level names of every absolute import in ``source``, with their line numbers."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source, filename)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute | ast.Name)
+            and getattr(node.func, "attr", getattr(node.func, "id", "")) in {"import_module", "__import__"}
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            found.append((node.lineno, node.args[0].value.split(".")[0]))
+    return found
+
+
+def violations(package: str) -> list[str]:
+    out = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for lineno, name in imported_modules(path.read_text(encoding="utf-8"), str(path)):
+            if name in BANNED[package]:
+                out.append(f"{path.relative_to(ROOT)}:{lineno} imports {name}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(BANNED))
+def test_package_respects_the_import_rule(package: str) -> None:
+    assert (ROOT / package / "__init__.py").exists()
+    assert violations(package) == []
+
+
+def test_the_checker_sees_each_import_form() -> None:
+    src = "import pygame.display\nfrom numpy import zeros\nimport importlib\nimportlib.import_module('game')\n"
+    assert [name for _, name in imported_modules(src, "<test>")] == ["pygame", "numpy", "importlib", "game"]
+    assert imported_modules("from . import sibling\n", "<test>") == []
