@@ -53,6 +53,8 @@ def test_package_respects_the_import_rule(package: str) -> None:
 
 
 def test_the_checker_sees_each_import_form() -> None:
-    src = "import pygame.display\nfrom numpy import zeros\nimport importlib\nimportlib.import_module('game')\n"
+    src = (
+        "import pygame.display\nfrom numpy import zeros\nimport importlib\nimportlib.import_module('game')\n"
+    )
     assert [name for _, name in imported_modules(src, "<test>")] == ["pygame", "numpy", "importlib", "game"]
     assert imported_modules("from . import sibling\n", "<test>") == []
