@@ -1,6 +1,30 @@
 """Deterministic, seamless world generation with numpy.
 
-This package will hold ``generate()`` (a world region as numpy arrays: elevation, moisture, biomes,
-heights and creatures) and ``gen_world()``, the seed example's entry point. It depends on numpy only:
-never on pygame or runtime.
+``generate(seed, x0, y0, width, height)`` returns a ``World`` region as numpy arrays: elevation,
+moisture and temperature (float32 in [0, 1]), biome ids (uint8, indices into ``BIOMES``), heights 1..10
+and creatures (a ``CREATURE_DTYPE`` structured array). Every value is a pure function of the seed and
+the world cell (integer hashing, no global RNG), so a world generated whole or in chunks, in any order
+and in any process, is bit-identical. ``gen_world`` is the seed example's entry point, returning plain
+Python data. This package depends on numpy only: never on pygame or runtime.
 """
+
+from ._biomes import BIOMES, SEA_LEVEL, SNOW_LEVEL, WATER_BIOMES
+from ._checks import DEFAULT_MEMORY_LIMIT
+from ._creatures import CREATURE_DTYPE, HABITATS, MIN_CREATURE_SPACING, SPECIES
+from ._generate import World, generate
+from .seedcompat import gen_world
+
+__all__ = [
+    "BIOMES",
+    "CREATURE_DTYPE",
+    "DEFAULT_MEMORY_LIMIT",
+    "HABITATS",
+    "MIN_CREATURE_SPACING",
+    "SEA_LEVEL",
+    "SNOW_LEVEL",
+    "SPECIES",
+    "WATER_BIOMES",
+    "World",
+    "gen_world",
+    "generate",
+]

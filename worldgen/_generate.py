@@ -1,0 +1,153 @@
+"""generate(): one world region as numpy arrays, identical however the world is cut into chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _checks, _creatures
+from ._biomes import BEACH_REACH, SEA_LEVEL, classify
+from ._hash import derive_key
+from ._noise import fbm
+
+F32 = npt.NDArray[np.float32]
+
+# Lattice spacings in cells, coarsest first (one octave each).
+ELEVATION_OCTAVES = (256, 128, 64, 32, 16)
+MOISTURE_OCTAVES = (256, 128, 64, 32)
+TEMPERATURE_OCTAVES = (256, 128, 64)
+PERSISTENCE = 0.5
+
+# Raw fBm has a standard deviation of about 0.1; these gains spread the fields over [0, 1].
+ELEVATION_GAIN = 1.7
+MOISTURE_GAIN = 1.8
+TEMPERATURE_GAIN = 1.8
+# Land flattens near the coast and steepens towards the peaks: plains, hills and peaks all occur.
+PLAINS = 0.45
+LAPSE = 0.4  # temperature drop per unit of elevation above sea level
+
+_ELEVATION, _MOISTURE, _TEMPERATURE = 1, 2, 3  # salts
+
+
+@dataclass(frozen=True, eq=False)
+class World:
+    """A generated region: numpy fields of shape (height, width) indexed [row, column].
+
+    Row ``r``, column ``c`` is world cell ``(x0 + c, y0 + r)``. ``biome`` holds ids into ``BIOMES``;
+    ``heights`` is elevation as integers 1..10; ``creatures`` is a ``CREATURE_DTYPE`` array in world
+    coordinates, sorted by id.
+    """
+
+    seed: int
+    x0: int
+    y0: int
+    elevation: npt.NDArray[np.float32]
+    moisture: npt.NDArray[np.float32]
+    temperature: npt.NDArray[np.float32]
+    biome: npt.NDArray[np.uint8]
+    heights: npt.NDArray[np.uint8]
+    creatures: npt.NDArray[np.void]
+
+    @property
+    def width(self) -> int:
+        """Number of columns (cells along x)."""
+        return int(self.elevation.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Number of rows (cells along y)."""
+        return int(self.elevation.shape[0])
+
+
+def _elevation(seed: int, x0: int, y0: int, width: int, height: int) -> F32:
+    e = fbm(derive_key(seed, _ELEVATION), x0, y0, width, height, ELEVATION_OCTAVES, PERSISTENCE)
+    e *= np.float32(ELEVATION_GAIN)
+    e += np.float32(0.5)
+    np.clip(e, 0.0, 1.0, out=e)
+    # Above sea level, t -> t * (PLAINS + (1 - PLAINS) * t) on t = (e - SEA) / (1 - SEA): monotonic,
+    # slope PLAINS at the coast (wide plains), 2 - PLAINS at the top (sharp peaks); water unchanged.
+    t = e - np.float32(SEA_LEVEL)
+    np.maximum(t, 0.0, out=t)
+    inv = np.float32(1.0 / (1.0 - SEA_LEVEL))
+    t *= inv
+    shaped = t * np.float32(1.0 - PLAINS)
+    shaped += np.float32(PLAINS)
+    shaped *= t
+    shaped -= t
+    shaped *= np.float32(1.0 - SEA_LEVEL)
+    e += shaped
+    return e
+
+
+def _field(seed: int, salt: int, octaves: tuple[int, ...], gain: float, region: tuple[int, ...]) -> F32:
+    x0, y0, width, height = region
+    f = fbm(derive_key(seed, salt), x0, y0, width, height, octaves, PERSISTENCE)
+    f *= np.float32(gain)
+    f += np.float32(0.5)
+    np.clip(f, 0.0, 1.0, out=f)
+    return f
+
+
+def estimated_bytes(width: int, height: int) -> int:
+    """Peak memory generate() needs for a region, used for the up-front memory check."""
+    r = 2 * BEACH_REACH
+    return (width + r) * (height + r) * _checks.BYTES_PER_CELL
+
+
+def generate(
+    seed: int,
+    x0: int,
+    y0: int,
+    width: int,
+    height: int,
+    *,
+    progress: Callable[[float, str], object] | None = None,
+    memory_limit: int | None = None,
+) -> World:
+    """Generate the world region of ``width`` x ``height`` cells whose top-left cell is ``(x0, y0)``.
+
+    Every value is a pure function of (seed, world cell): ``generate(s, 256, 0, 256, 256)`` is exactly
+    the chunk to the right of ``generate(s, 0, 0, 256, 256)``, in any process and any order.
+    ``progress(fraction, stage)``, if given, is called as stages finish with increasing fractions,
+    ending with 1.0. Raises TypeError/ValueError for bad input, including a region that would need
+    more than ``memory_limit`` bytes (default 2 GiB).
+    """
+    seed = _checks.as_int("seed", seed)
+    x0, y0, width, height = _checks.region(x0, y0, width, height)
+    _checks.memory(estimated_bytes(width, height), memory_limit, f"a {width}x{height} region")
+    report = progress if progress is not None else _ignore
+
+    r = BEACH_REACH  # beaches look this far past the edge, so compute elevation with a halo
+    elevation_halo = _elevation(seed, x0 - r, y0 - r, width + 2 * r, height + 2 * r)
+    elevation = np.ascontiguousarray(elevation_halo[r:-r, r:-r])
+    report(0.35, "elevation")
+    box = (x0, y0, width, height)
+    moisture = _field(seed, _MOISTURE, MOISTURE_OCTAVES, MOISTURE_GAIN, box)
+    report(0.55, "moisture")
+    temperature = _field(seed, _TEMPERATURE, TEMPERATURE_OCTAVES, TEMPERATURE_GAIN, box)
+    # Colder with altitude above the sea.
+    above = elevation - np.float32(SEA_LEVEL)
+    np.maximum(above, 0.0, out=above)
+    above *= np.float32(LAPSE)
+    temperature -= above
+    np.clip(temperature, 0.0, 1.0, out=temperature)
+    del above
+    report(0.7, "temperature")
+    biome = classify(elevation_halo, moisture, temperature)
+    del elevation_halo
+    heights = elevation * np.float32(10.0)
+    heights_u8 = heights.astype(np.uint8)
+    del heights
+    np.clip(heights_u8, 0, 9, out=heights_u8)
+    heights_u8 += np.uint8(1)
+    report(0.9, "biomes")
+    creatures = _creatures.place(seed, x0, y0, biome)
+    report(1.0, "creatures")
+    return World(seed, x0, y0, elevation, moisture, temperature, biome, heights_u8, creatures)
+
+
+def _ignore(fraction: float, stage: str) -> None:
+    """Progress sink when the caller passes none."""
