@@ -1,6 +1,68 @@
 """Isolated worker VMs for games: a CPython take on pocketpy's ``pkpy.ComputeThread``.
 
-This package will hold ``ComputeThread`` (VM 0 owns a separate worker process, VM *i*, that runs jobs in
-parallel), ``currentvm()``, ``report_progress()`` and the error classes. It depends on the standard
-library and cloudpickle only: never on pygame, numpy or worldgen.
+VM 0 is your program. ``ComputeThread(i)`` owns VM *i* (1..15): a separate, fresh Python process that
+runs jobs in parallel with VM 0, in its own ``__main__`` namespace. Arguments and results cross by pickle
+(numpy arrays through shared memory, without copies). A crash, an ``exit()`` or a runaway job in a VM
+ends that job with an error; VM 0 carries on and the next job gets a fresh VM::
+
+    VM 0 (your game loop)                          VM 1 (worker process)
+    t.submit_call("gen", seed) ──pickled args──▶   gen(seed) runs; report_progress(0.5, "terrain")
+    each frame: t.is_done? t.progress  ◀──────────  progress (coalesced, ~60/s)
+    t.last_retval()            ◀──pickled value──  the return value (big buffers: shared memory)
+
+The public API: ``ComputeThread``, ``currentvm``, ``report_progress``, ``configure``, ``shutdown`` and
+the error classes. This package depends on the standard library and cloudpickle only.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ._compute_thread import ComputeThread
+from ._context import currentvm, report_progress
+from ._errors import (
+    ComputeThreadError,
+    JobCancelledError,
+    JobError,
+    RemoteTraceback,
+    VMClosedError,
+    VMDiedError,
+)
+
+__all__ = [
+    "ComputeThread",
+    "ComputeThreadError",
+    "JobCancelledError",
+    "JobError",
+    "RemoteTraceback",
+    "VMClosedError",
+    "VMDiedError",
+    "configure",
+    "currentvm",
+    "report_progress",
+    "shutdown",
+]
+
+
+def configure(*, preload: Iterable[str] | None = None, start_method: str | None = None) -> None:
+    """Set how VMs start; call it before the first ``ComputeThread`` (or after ``shutdown()``).
+
+    ``preload``: module names imported once in the template process that forks the VMs, so that every
+    VM starts with them imported (each VM still has its own copy of their state), e.g.
+    ``configure(preload=["numpy", "worldgen"])``. ``start_method``: ``"template"`` (fork from a clean
+    template process; the default on Linux) or ``"spawn"`` (a fresh interpreter per VM; the default
+    elsewhere).
+    """
+    from ._launcher import LAUNCHER
+
+    LAUNCHER.configure(preload, start_method)
+
+
+def shutdown() -> None:
+    """Close every ComputeThread and stop the template process; VMs start afresh on next use."""
+    from ._compute_thread import close_all
+    from ._launcher import LAUNCHER, REAPER
+
+    close_all()
+    REAPER.drain(2.0)
+    LAUNCHER.shutdown()

@@ -1,0 +1,603 @@
+"""``ComputeThread``: VM 0's handle on worker VM *i*, with pocketpy's API and a job queue.
+
+Every job is a ``_Job``; one runs at a time in the VM, the rest wait in a FIFO queue::
+
+    submit_call / exec / submit / call          (VM 0, the caller's thread)
+        │ args pickled now; an unpicklable argument raises here and starts nothing
+        ▼
+    queue ──▶ running job ──("call", seq, ...)──▶ VM i ──▶ ("ok" | "err", seq, ...)
+                  ▲                                             │
+                  └── _service(): reads replies, progress and end-of-file without blocking;
+                      run by whoever looks (is_done, wait_for_done, a blocking call) and, while
+                      futures are pending, by a pump thread so that they resolve on their own.
+
+The pocketpy calls (``submit_*``, ``last_error``, ``last_retval``, ``exec``, ``eval``) need the VM to be
+idle: they raise ``OSError("thread is not done yet")`` while any job runs or waits. ``submit()``/``call()``
+queue behind whatever runs and never touch ``last_error``/``last_retval``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal
+
+from . import _payload
+from ._errors import JobCancelledError, JobError, RemoteTraceback, VMClosedError, VMDiedError
+from ._launcher import LAUNCHER, REAPER, VMProcess, describe_exit
+
+MAX_VM_INDEX = 15
+CLOSE_TIMEOUT = 1.0
+_PUMP_INTERVAL = 0.05
+
+_registry_lock = threading.RLock()
+_owners: dict[int, _Core] = {}
+
+JobKind = Literal["slot", "blocking", "future"]
+
+
+@dataclass(eq=False)
+class _Job:
+    """One unit of work for the VM, and, once it ends, its outcome."""
+
+    kind: JobKind
+    message: list[Any]  # ["exec" | "eval" | "call", seq (set when it starts), ...]
+    segments: list[str] = field(default_factory=list)  # VM 0's segments for the arguments
+    future: Future[Any] | None = None
+    seq: int = 0
+    done: bool = False
+    payload: _payload.Payload | None = None  # the value, still encoded
+    error: BaseException | None = None  # what to raise in VM 0
+    error_text: str | None = None  # what last_error() says
+
+
+class _Core:
+    """All state of one ComputeThread; it holds no reference to the ComputeThread, so GC can close it."""
+
+    def __init__(self, vm_index: int, setup: str | None) -> None:
+        self.vm_index = vm_index
+        self.setup = setup
+        self.lock = threading.RLock()
+        self.proc: VMProcess | None = None
+        self.current: _Job | None = None
+        self.queue: deque[_Job] = deque()
+        self.closed = False
+        self.seq = 0
+        self.last_error: str | None = None
+        self.retval_payload: _payload.Payload | None = None
+        self.retval: tuple[Any] | None = None  # the decoded value, once last_retval() has run
+        self.progress: tuple[float, str] = (0.0, "")
+        self.pump: threading.Thread | None = None
+        self.started_at = 0.0
+        self.last_job_seconds: float | None = None
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def idle(self) -> bool:
+        return self.current is None and not self.queue
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise VMClosedError(f"ComputeThread({self.vm_index}) is closed")
+
+    def check_idle(self) -> None:
+        self.service()
+        if not self.idle:
+            raise OSError("thread is not done yet")
+
+    # -- starting jobs -------------------------------------------------------------------------
+
+    def enqueue(self, job: _Job) -> None:
+        self.queue.append(job)
+        if self.current is None:
+            self.dispatch()
+
+    def dispatch(self) -> None:
+        """Start the next queued job, if the VM is free."""
+        while self.current is None and self.queue and not self.closed:
+            job = self.queue.popleft()
+            if job.future is not None and not job.future.set_running_or_notify_cancel():
+                _payload.unlink_segments(job.segments)
+                continue  # cancelled while it waited
+            self.seq += 1
+            job.seq = job.message[1] = self.seq
+            if job.kind == "slot":
+                self.last_error = None
+                self.retval_payload = None
+                self.retval = None
+            self.progress = (0.0, "")
+            self.current = job
+            self.started_at = time.perf_counter()
+            try:
+                self.send(job)
+            except BaseException as exc:
+                # No VM could be started or reached: the job fails, the next one may have more luck.
+                self.current = None
+                _payload.unlink_segments(job.segments)
+                if job.future is None:
+                    raise
+                job.future.set_exception(exc)
+
+    def send(self, job: _Job) -> None:
+        message = tuple(job.message)
+        for attempt in (1, 2):
+            if self.proc is None:
+                self.proc = LAUNCHER.launch(self.vm_index, self.setup)
+            try:
+                self.proc.channel.send(message)
+                return
+            except OSError:
+                # The VM died while idle (nobody was watching): replace it and send again.
+                self.drop_proc(kill=True)
+                if attempt == 2:
+                    raise
+
+    def drop_proc(self, *, kill: bool) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            REAPER.adopt(proc, kill=kill)
+
+    # -- reading what the VM says ----------------------------------------------------------------
+
+    def service(self) -> None:
+        """Handle every message, end-of-file and exit that has arrived, without blocking."""
+        while True:
+            proc = self.proc
+            if proc is None:
+                return
+            if not proc.eof:
+                if not proc.channel.readable():
+                    return
+                try:
+                    message = proc.channel.recv()
+                except (EOFError, OSError):
+                    proc.eof = True
+                    continue
+                self.on_message(message)
+            else:
+                code = proc.poll_exit()
+                if code is None:
+                    return
+                self.on_exit(code)
+
+    def on_message(self, message: tuple[Any, ...]) -> None:
+        kind, seq = message[0], message[1]
+        job = self.current
+        if job is None or seq != job.seq:
+            if kind == "ok":
+                _payload.discard(message[2])  # the reply of a job that ended otherwise meanwhile
+            return
+        if kind == "progress":
+            self.progress = (message[2], message[3])
+        elif kind == "ok":
+            job.payload = message[2]
+            self.finish(job)
+        elif kind == "err":
+            job.error_text = message[3]
+            job.error = _rebuild_exception(message[2], message[3])
+            self.finish(job)
+
+    def on_exit(self, code: int) -> None:
+        proc = self.proc
+        self.proc = None
+        if proc is not None:
+            REAPER.adopt(proc, kill=False)
+        job = self.current
+        if job is not None:
+            text = f"VM {self.vm_index} died during the job: {describe_exit(code)}"
+            job.error_text = f"VMDiedError: {text}\n"
+            job.error = VMDiedError(text)
+            self.finish(job)
+
+    def finish(self, job: _Job) -> None:
+        """Record ``job``'s outcome where its caller will look, then start the next job."""
+        job.done = True
+        self.current = None
+        self.last_job_seconds = time.perf_counter() - self.started_at
+        _payload.unlink_segments(job.segments)
+        if job.kind == "slot":
+            self.last_error = job.error_text
+            self.retval_payload = job.payload if job.error is None else None
+        elif job.future is not None:
+            _resolve(job)
+        self.dispatch()
+
+    # -- waiting ---------------------------------------------------------------------------------
+
+    def wait_until(self, done: Any, timeout: float | None) -> bool:
+        """Service the VM until ``done()`` is true or ``timeout`` passes; return ``done()``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spin = True
+        while True:
+            with self.lock:
+                self.service()
+                if done():
+                    return True
+                proc = self.proc
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if proc is None:
+                return bool(done())
+            # Short slices: another thread may replace the VM meanwhile; then look again.
+            proc.wait(_PUMP_INTERVAL if remaining is None else min(remaining, _PUMP_INTERVAL), spin=spin)
+            spin = False
+
+    def ensure_pump(self) -> None:
+        if self.pump is None or not self.pump.is_alive():
+            self.pump = threading.Thread(
+                target=_pump, args=(self,), name=f"ComputeThread({self.vm_index}) pump", daemon=True
+            )
+            self.pump.start()
+
+    def has_futures(self) -> bool:
+        return (self.current is not None and self.current.future is not None) or any(
+            job.future is not None for job in self.queue
+        )
+
+    # -- ending ------------------------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        with self.lock:
+            self.service()
+            job = self.current
+            if job is None:
+                return False
+            self.drop_proc(kill=True)
+            text = f"the job was cancelled: VM {self.vm_index} was stopped by cancel() and will be replaced"
+            job.error_text = f"JobCancelledError: {text}\n"
+            job.error = JobCancelledError(text)
+            self.finish(job)
+            return True
+
+    def close(self) -> None:
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            with _registry_lock:
+                if _owners.get(self.vm_index) is self:
+                    del _owners[self.vm_index]
+            busy = self.current is not None
+            jobs = [self.current, *self.queue] if self.current is not None else list(self.queue)
+            self.current = None
+            self.queue.clear()
+            proc, self.proc = self.proc, None
+        for job in jobs:
+            text = f"ComputeThread({self.vm_index}) was closed before the job finished"
+            job.error_text = f"VMClosedError: {text}\n"
+            job.error = VMClosedError(text)
+            job.done = True
+            _payload.unlink_segments(job.segments)
+            if job.future is not None and not job.future.done():
+                _resolve(job)
+        if proc is None:
+            return
+        if busy:
+            proc.kill()
+        else:
+            try:
+                proc.channel.send(("quit",))
+            except OSError:
+                pass
+        if not REAPER.finish(proc, CLOSE_TIMEOUT):
+            REAPER.adopt(proc, kill=True)
+
+
+def _pump(core: _Core) -> None:
+    """Service the VM while futures are pending, so they resolve without anyone polling."""
+    while True:
+        with core.lock:
+            core.service()
+            if core.closed or not core.has_futures():
+                core.pump = None
+                return
+            proc = core.proc
+        if proc is not None:
+            proc.wait(_PUMP_INTERVAL, spin=False)
+
+
+def _resolve(job: _Job) -> None:
+    future = job.future
+    assert future is not None
+    if job.error is not None:
+        future.set_exception(job.error)
+        return
+    try:
+        assert job.payload is not None
+        value = _payload.decode(job.payload)
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
+
+
+def _rebuild_exception(payload: _payload.Payload | None, text: str) -> BaseException:
+    """The VM's exception as itself when it unpickles, with the remote traceback as ``__cause__``."""
+    exc: BaseException | None = None
+    if payload is not None:
+        try:
+            exc = _payload.decode(payload)
+        except Exception:
+            exc = None
+    if not isinstance(exc, BaseException):
+        exc = JobError(text)
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+def _check_source(source: object, what: str = "source") -> str:
+    if not isinstance(source, str):
+        raise TypeError(f"{what} must be a str, got {type(source).__name__}")
+    return source
+
+
+class ComputeThread:
+    """Owns worker VM ``vm_index`` (1..15): a separate Python process that runs jobs in parallel.
+
+    pocketpy-compatible: ``exec``/``eval`` block, ``submit_exec``/``submit_eval``/``submit_call`` return
+    at once, ``is_done`` tells when the job has finished, ``last_error()``/``last_retval()`` give its
+    outcome. Added for games: ``wait_for_done(timeout)``, ``progress``, ``cancel()``, ``submit()``
+    (a ``concurrent.futures.Future``), ``call()``, ``close()`` and crash isolation.
+
+    The VM's ``__main__`` namespace persists between jobs. If the VM dies (a crash, ``exit()``,
+    a kill, ``cancel()``), the job ends with an error and the next job starts a fresh VM, whose
+    namespace is empty again: pass ``setup`` source (imports, definitions) to have it run in every
+    fresh VM, the first and each replacement.
+    """
+
+    def __init__(self, vm_index: int, *, setup: str | None = None) -> None:
+        if type(vm_index) is not int:
+            raise TypeError(f"vm_index must be an int in 1..{MAX_VM_INDEX}, got {type(vm_index).__name__}")
+        if not 1 <= vm_index <= MAX_VM_INDEX:
+            raise ValueError(f"vm_index {vm_index} is out of range: it must be an int in 1..{MAX_VM_INDEX}")
+        if setup is not None:
+            _check_source(setup, "setup")
+        core = _Core(vm_index, setup)
+        with _registry_lock:
+            if vm_index in _owners:
+                raise ValueError(f"vm_index {vm_index} is already in use by a live ComputeThread")
+            _owners[vm_index] = core
+        self._core = core
+        # Garbage collection and interpreter exit close the VM too (weakref.finalize runs at exit).
+        self._finalizer = weakref.finalize(self, core.close)
+        try:
+            with core.lock:
+                core.proc = LAUNCHER.launch(vm_index, setup)  # warm the VM now; this does not block
+        except BaseException:
+            self.close()
+            raise
+
+    # -- pocketpy's API ------------------------------------------------------------------------------
+
+    @property
+    def is_done(self) -> bool:
+        """True when no job is running or queued. Costs microseconds and never blocks: poll it each frame."""
+        core = self._core
+        if not core.lock.acquire(blocking=False):
+            return core.idle  # another thread is servicing the VM right now
+        try:
+            core.service()
+            return core.idle
+        finally:
+            core.lock.release()
+
+    def wait_for_done(self, timeout: float | None = None) -> bool:
+        """Block until no job is running or queued, at most ``timeout`` seconds; return ``is_done``.
+
+        Sleeps in the kernel after a spin of at most ~50 us, so a long wait costs no CPU.
+        """
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+        core = self._core
+        return core.wait_until(lambda: core.idle, timeout)
+
+    def last_error(self) -> str | None:
+        """The formatted traceback (str) of the last ``submit_*`` job's failure, or None if it succeeded."""
+        with self._core.lock:
+            self._core.check_idle()
+            return self._core.last_error
+
+    def last_retval(self) -> Any:
+        """The last ``submit_*`` job's return value, unpickled in VM 0 (the same object on each call).
+
+        Raises ``ValueError("no retval available")`` before any job and after a failed one. Numpy
+        arrays arrive as writable views of shared memory, without a copy.
+        """
+        core = self._core
+        with core.lock:
+            core.check_idle()
+            if core.retval is None:
+                if core.retval_payload is None:
+                    raise ValueError("no retval available")
+                core.retval = (_payload.decode(core.retval_payload),)
+                core.retval_payload = None
+            return core.retval[0]
+
+    def submit_exec(self, source: str) -> None:
+        """Run ``source`` (statements) in the VM's ``__main__``; returns at once; the retval is None."""
+        self._submit_slot("exec", source)
+
+    def submit_eval(self, source: str) -> None:
+        """Evaluate ``source`` (an expression) in the VM's ``__main__``; returns at once."""
+        self._submit_slot("eval", source)
+
+    def submit_call(self, eval_src: str | Any, *args: Any, **kwargs: Any) -> None:
+        """Call ``eval_src`` (evaluated in the VM to a callable, or a callable) with the arguments.
+
+        Returns at once. The arguments are pickled now (cloudpickle when plain pickle cannot: lambdas,
+        closures, functions of your main script); one that cannot be pickled raises here and nothing starts.
+        """
+        core = self._core
+        with core.lock:
+            core.check_open()
+            core.check_idle()
+            message, segments = self._call_message(eval_src, args, kwargs)
+            core.enqueue(_Job("slot", message, segments=segments))
+
+    def exec(self, source: str) -> None:
+        """Run ``source`` in the VM's ``__main__`` and wait; raises ``RuntimeError`` with the VM's traceback.
+
+        Does not change ``last_error()``/``last_retval()`` (as in pocketpy).
+        """
+        self._blocking("exec", source)
+
+    def eval(self, source: str) -> Any:
+        """Evaluate ``source`` in the VM's ``__main__`` and return its value (unpickled in VM 0)."""
+        return self._blocking("eval", source)
+
+    # -- what games need besides ----------------------------------------------------------------------
+
+    def submit(self, fn_or_eval_src: str | Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Queue a call (as ``submit_call``) and return a ``concurrent.futures.Future`` for its value.
+
+        Jobs run one at a time in FIFO order. ``future.result()`` re-raises the VM's exception with its
+        own type (a ``JobError`` if it cannot be pickled), the VM's traceback attached as ``__cause__``.
+        ``future.cancel()`` works while the job waits; ``asyncio.wrap_future(future)`` works. While
+        futures are pending, ``is_done`` is False and the pocketpy calls raise ``OSError``.
+        """
+        core = self._core
+        with core.lock:
+            core.check_open()
+            message, segments = self._call_message(fn_or_eval_src, args, kwargs)
+            future: Future[Any] = Future()
+            core.enqueue(_Job("future", message, segments=segments, future=future))
+            core.ensure_pump()
+        return future
+
+    def call(self, fn_or_eval_src: str | Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Queue a call and wait for its value: ``submit(...).result()``, driven by the calling thread."""
+        core = self._core
+        with core.lock:
+            core.check_open()
+            message, segments = self._call_message(fn_or_eval_src, args, kwargs)
+            future: Future[Any] = Future()
+            job = _Job("future", message, segments=segments, future=future)
+            core.enqueue(job)
+        core.wait_until(lambda: job.done, None)
+        return future.result()
+
+    @property
+    def progress(self) -> tuple[float, str]:
+        """``(fraction, message)`` last reported by the running job via ``report_progress``; never blocks."""
+        core = self._core
+        if core.lock.acquire(blocking=False):
+            try:
+                core.service()
+            finally:
+                core.lock.release()
+        return core.progress
+
+    def cancel(self) -> bool:
+        """Stop the running job at once, even one stuck in C code; return whether a job was running.
+
+        The VM is killed and replaced on the next job (a fresh namespace; ``setup`` runs again). The job
+        ends with ``JobCancelledError``; ``last_error()`` says it was cancelled. Queued jobs still run.
+        """
+        return self._core.cancel()
+
+    def close(self) -> None:
+        """Stop the VM (within 1 s, even mid-job) and free ``vm_index``. Idempotent.
+
+        Jobs still running or queued end with ``VMClosedError``.
+        """
+        self._finalizer()
+
+    def __enter__(self) -> ComputeThread:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def vm_index(self) -> int:
+        """The index of the VM this ComputeThread owns (1..15)."""
+        return self._core.vm_index
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the current VM, or None when none runs (closed, or died and not yet replaced)."""
+        proc = self._core.proc
+        return None if proc is None else proc.pid
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` has run."""
+        return self._core.closed
+
+    @property
+    def last_job_seconds(self) -> float | None:
+        """How long the last finished job took, as seen from VM 0, or None before the first one."""
+        return self._core.last_job_seconds
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core.closed else "idle" if core.idle else "busy"
+        return f"<ComputeThread vm_index={core.vm_index} {state}>"
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _submit_slot(self, op: str, source: str) -> None:
+        core = self._core
+        with core.lock:
+            core.check_open()
+            core.check_idle()
+            core.enqueue(_Job("slot", [op, 0, _check_source(source)]))
+
+    def _blocking(self, op: str, source: str) -> Any:
+        core = self._core
+        with core.lock:
+            core.check_open()
+            core.check_idle()
+            job = _Job("blocking", [op, 0, _check_source(source)])
+            core.enqueue(job)
+        core.wait_until(lambda: job.done, None)
+        if job.error is not None:
+            if isinstance(job.error, VMDiedError | VMClosedError | JobCancelledError):
+                raise job.error
+            raise JobError(f"{op}() failed in VM {core.vm_index}:\n{job.error_text}")
+        assert job.payload is not None
+        return _payload.decode(job.payload)
+
+    def _call_message(
+        self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], list[str]]:
+        owner = os.getpid()
+        segments: list[str] = []
+        if isinstance(target, str):
+            encoded_target: Any = target
+        elif callable(target):
+            encoded_target, segments = _payload.encode(target, owner_pid=owner)
+        else:
+            raise TypeError(
+                f"expected a str to evaluate in the VM or a callable, got {type(target).__name__}"
+            )
+        try:
+            encoded_args, arg_segments = _payload.encode((args, kwargs), owner_pid=owner)
+        except BaseException as exc:
+            _payload.unlink_segments(segments)
+            exc.add_note("runtime: an argument of this call cannot be pickled, so the job was not started")
+            raise
+        return [  # a list: dispatch() fills in the job's sequence number
+            "call",
+            0,
+            encoded_target,
+            encoded_args,
+        ], segments + arg_segments
+
+
+def close_all() -> None:
+    """Close every live ComputeThread's VM (``runtime.shutdown()``)."""
+    with _registry_lock:
+        cores = list(_owners.values())
+    for core in cores:
+        core.close()

@@ -1,0 +1,60 @@
+"""Which VM this code runs in, and progress reporting from inside a job.
+
+VM 0 (the main program) never changes this module's state, so ``currentvm()`` returns 0 and
+``report_progress()`` does nothing there. A worker VM calls ``_enter_vm()`` once at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+_vm_index = 0
+
+# The latest (fraction, message) a job reported, or None. A publisher thread in the worker reads it
+# and sends it to VM 0 at a bounded rate, so reporting costs one tuple store: "the latest value wins".
+_latest: tuple[float, str] | None = None
+_in_vm = False
+
+
+def currentvm() -> int:
+    """Return the index of the VM the caller runs in: 0 in the main program, *i* inside VM *i*."""
+    return _vm_index
+
+
+def report_progress(fraction: float, message: str = "") -> None:
+    """Report how far the running job has come, for VM 0 to read as ``ComputeThread.progress``.
+
+    ``fraction`` is a number in 0..1 and ``message`` a short text such as the stage name. Calls are
+    coalesced (VM 0 sees the latest value, at most about 60 times a second), so calling this in a tight
+    loop costs about as much as a function call. In VM 0 it checks its arguments and does nothing else.
+    """
+    global _latest
+    try:
+        in_range = 0.0 <= fraction <= 1.0  # False for NaN too
+    except TypeError:
+        raise TypeError(f"fraction must be a number in 0..1, got {type(fraction).__name__}") from None
+    if not in_range:
+        raise ValueError(f"fraction must be a number in 0..1, got {fraction!r}")
+    if type(message) is not str:
+        raise TypeError(f"message must be a str, got {type(message).__name__}")
+    if _in_vm:
+        _latest = (fraction, message)
+
+
+def _enter_vm(vm_index: int) -> None:
+    """Mark this process as worker VM ``vm_index`` (called once by the worker entry point)."""
+    global _vm_index, _in_vm
+    _vm_index = vm_index
+    _in_vm = True
+
+
+def _take_latest() -> tuple[float, str] | None:
+    """Return the progress reported since the last call, or None if nothing new was reported."""
+    global _latest
+    latest, _latest = _latest, None
+    if latest is None:
+        return None
+    return float(latest[0]), latest[1]
+
+
+ProgressCallback = Callable[[float, str], object]

@@ -1,0 +1,57 @@
+"""The errors ``runtime`` raises, and the remote traceback carried as ``__cause__``.
+
+Two situations look alike but need different handling, so they have different classes (as trio's
+ClosedResourceError and BrokenResourceError do): *you* closed the ComputeThread (``VMClosedError``),
+or the VM broke under a job (``VMDiedError``). ``JobCancelledError`` is the outcome of ``cancel()``.
+All subclass ``ComputeThreadError``, a ``RuntimeError``, so pocketpy-style ``except RuntimeError`` code
+keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ComputeThreadError(RuntimeError):
+    """Base class of the errors raised by ``runtime`` itself (not by your job)."""
+
+
+class VMDiedError(ComputeThreadError):
+    """The VM process died during the job (it crashed, called ``exit()`` or was killed).
+
+    It is not your doing in VM 0: the job is lost, and the next job starts a fresh VM whose
+    ``__main__`` namespace is empty again (the ComputeThread's ``setup`` source runs there first).
+    """
+
+
+class VMClosedError(ComputeThreadError):
+    """You closed the ComputeThread (``close()``, the end of a ``with`` block, or garbage collection).
+
+    Jobs still queued or running when it was closed end with this error; a closed ComputeThread
+    accepts no new jobs.
+    """
+
+
+class JobCancelledError(ComputeThreadError):
+    """The job was stopped by ``ComputeThread.cancel()``; its VM was replaced."""
+
+
+class RemoteTraceback(Exception):
+    """The formatted traceback of an exception raised inside a VM.
+
+    ``Future.result()`` and ``ComputeThread.call()`` re-raise the VM's exception with this attached as
+    ``__cause__``, so the traceback printed in VM 0 shows where the job failed in the VM.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class JobError(ComputeThreadError):
+    """A job failed with an exception that could not be carried to VM 0 as itself.
+
+    Raised in place of an exception whose class cannot be pickled; the message holds the VM's
+    formatted traceback.
+    """

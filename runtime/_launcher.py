@@ -1,0 +1,398 @@
+"""Starting and ending worker processes, for VM 0.
+
+Two ways to start a VM, chosen automatically (``configure(start_method=...)`` overrides):
+
+* ``"template"`` (Linux): ask the template process (see ``_template``) to fork one: ~1-10 ms, with the
+  runtime and the ``preload`` modules already imported;
+* ``"spawn"`` (everywhere else): start a fresh interpreter with ``python -c``: tens of milliseconds.
+
+Either way the new VM gets one end of a private socket pair and VM 0 keeps the other; VM 0 writes the
+init message (VM index, ``sys.path``, working directory, setup source) at once, so starting a VM never
+blocks on the child. ``VMProcess`` is VM 0's handle on one worker; ``Reaper`` finishes off the ones VM 0
+no longer needs (waits for their exit, escalating to SIGKILL, and sweeps their segments) off the caller's
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import _payload
+from ._channel import Channel, socket_pair
+from ._template import STATUS_FORMAT
+
+_STATUS_SIZE = struct.calcsize(STATUS_FORMAT)
+_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+START_METHODS = ("template", "spawn")
+
+
+def default_start_method() -> str:
+    """``"template"`` where forking a clean template is safe and fast (Linux), else ``"spawn"``."""
+    return "template" if sys.platform.startswith("linux") and hasattr(os, "fork") else "spawn"
+
+
+def describe_exit(code: int) -> str:
+    """Say how a process ended, from its exit code (negative: the signal that killed it)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exited with code {code}"
+
+
+class VMProcess:
+    """VM 0's handle on one worker process: its channel, and how and when it ended."""
+
+    def __init__(self, channel: Channel, vm_index: int) -> None:
+        self.channel = channel
+        self.vm_index = vm_index
+        self.eof = False  # the channel reached end-of-file: the process is exiting or gone
+        self.exit_code: int | None = None
+
+    @property
+    def pid(self) -> int:
+        """The worker's process id (may wait a moment for a VM that is still being forked)."""
+        raise NotImplementedError
+
+    def poll_exit(self) -> int | None:
+        """Return the exit code if the process has ended, without blocking."""
+        raise NotImplementedError
+
+    def wait_exit(self, timeout: float | None) -> int | None:
+        """Wait up to ``timeout`` seconds for the process to end; return its exit code or None."""
+        raise NotImplementedError
+
+    def wait(self, timeout: float | None, *, spin: bool = True) -> None:
+        """Wait until there is something to do: a message, end-of-file, or (after that) the exit code."""
+        if not self.eof:
+            self.channel.wait_readable(timeout, spin=_SPIN if spin else 0.0)
+        else:
+            self.wait_exit(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL the worker (ignored if it has already ended)."""
+        if self.poll_exit() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def release(self) -> None:
+        """Close VM 0's ends of the channel and status pipe."""
+        self.channel.close()
+
+
+_SPIN = 50e-6
+
+
+class _ForkedVM(VMProcess):
+    """A VM forked by the template; its pid and exit code arrive on the status pipe."""
+
+    def __init__(self, channel: Channel, vm_index: int, status_fd: int) -> None:
+        super().__init__(channel, vm_index)
+        self._status_fd = status_fd
+        self._status_poll = select.poll()
+        self._status_poll.register(status_fd, select.POLLIN | select.POLLHUP)
+        self._status = b""
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def _read_status(self, timeout: float | None) -> None:
+        with self._lock:
+            while self.exit_code is None:
+                if self._status_fd < 0:
+                    return
+                millis = None if timeout is None else max(0, int(timeout * 1000))
+                if not self._status_poll.poll(millis):
+                    return
+                chunk = os.read(self._status_fd, 2 * _STATUS_SIZE - len(self._status))
+                if not chunk:
+                    # The template died before it could report: the VM died with it (PDEATHSIG).
+                    self._pid = self._pid if self._pid is not None else -1
+                    self.exit_code = -signal.SIGKILL
+                    return
+                self._status += chunk
+                if self._pid is None and len(self._status) >= _STATUS_SIZE:
+                    (self._pid,) = struct.unpack_from(STATUS_FORMAT, self._status, 0)
+                if len(self._status) >= 2 * _STATUS_SIZE:
+                    (self.exit_code,) = struct.unpack_from(STATUS_FORMAT, self._status, _STATUS_SIZE)
+                    return
+                if self._pid is not None and timeout is not None:
+                    return  # got the pid; the exit code comes later
+
+    @property
+    def pid(self) -> int:
+        if self._pid is None:
+            self._read_status(5.0)
+        if self._pid is None:
+            raise RuntimeError(f"VM {self.vm_index} was not started by the template within 5 s")
+        return self._pid
+
+    def poll_exit(self) -> int | None:
+        if self.exit_code is None:
+            self._read_status(0)
+        return self.exit_code
+
+    def wait_exit(self, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.exit_code is None:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                break
+            self._read_status(remaining)
+        return self.exit_code
+
+    def kill(self) -> None:
+        if self.poll_exit() is not None or self.pid < 0:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def release(self) -> None:
+        super().release()
+        with self._lock:
+            if self._status_fd >= 0:
+                self._status_poll.unregister(self._status_fd)
+                os.close(self._status_fd)
+                self._status_fd = -1
+
+
+class _SpawnedVM(VMProcess):
+    """A VM started as a fresh interpreter; VM 0 is its parent and reaps it."""
+
+    def __init__(self, channel: Channel, vm_index: int, popen: subprocess.Popen[bytes]) -> None:
+        super().__init__(channel, vm_index)
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def poll_exit(self) -> int | None:
+        if self.exit_code is None:
+            self.exit_code = self._popen.poll()
+        return self.exit_code
+
+    def wait_exit(self, timeout: float | None) -> int | None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.exit_code = self._popen.wait(timeout)
+        return self.exit_code
+
+
+class Launcher:
+    """Starts VMs for this VM 0, by the template or by spawning; one per process (``LAUNCHER``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.preload: list[str] = []
+        self.start_method = default_start_method()
+        self._template: subprocess.Popen[bytes] | None = None
+        self._ctl: socket.socket | None = None
+        self._owner_pid = os.getpid()
+        self._swept = False
+
+    @property
+    def started(self) -> bool:
+        """Whether the template is running (configuration is then fixed until ``shutdown()``)."""
+        return self._template is not None
+
+    def configure(self, preload: Iterable[str] | None, start_method: str | None) -> None:
+        with self._lock:
+            if self._template is not None:
+                raise RuntimeError(
+                    "configure() must be called before the first ComputeThread starts a VM "
+                    "(or after runtime.shutdown())"
+                )
+            if start_method is not None:
+                if start_method not in START_METHODS:
+                    raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
+                if start_method == "template" and not hasattr(os, "fork"):
+                    raise ValueError("start_method 'template' needs os.fork, which this platform lacks")
+                self.start_method = start_method
+            if preload is not None:
+                if isinstance(preload, str):
+                    raise TypeError("preload must be a list of module names, not a str")
+                names = list(preload)
+                for name in names:
+                    if not isinstance(name, str) or importlib.util.find_spec(name) is None:
+                        raise ValueError(f"preload module {name!r} cannot be found on sys.path")
+                self.preload = names
+
+    def launch(self, vm_index: int, setup: str | None) -> VMProcess:
+        """Start VM ``vm_index`` and queue its init message; returns at once."""
+        if os.getpid() != self._owner_pid:
+            # A fork of VM 0 (not made by us) must not share VM 0's template.
+            self.__init__()  # type: ignore[misc]
+        if not self._swept:
+            _payload.sweep_stale_segments()
+            self._swept = True
+        ours, theirs = socket_pair()
+        try:
+            if self.start_method == "template":
+                vm: VMProcess = self._fork(ours, theirs, vm_index)
+            else:
+                vm = self._spawn(ours, theirs, vm_index)
+        finally:
+            theirs.close()
+        vm.channel.send(
+            (
+                "init",
+                {
+                    "vm_index": vm_index,
+                    "owner_pid": self._owner_pid,
+                    "sys_path": list(sys.path),
+                    "cwd": os.getcwd(),
+                    "setup": setup,
+                },
+            )
+        )
+        return vm
+
+    def _fork(self, ours: socket.socket, theirs: socket.socket, vm_index: int) -> VMProcess:
+        status_r, status_w = os.pipe()
+        try:
+            with self._lock:
+                ctl = self._ensure_template()
+                try:
+                    socket.send_fds(ctl, [pickle.dumps(("fork", vm_index))], [theirs.fileno(), status_w])
+                except OSError:
+                    # The template died (killed from outside): start a new one and ask again.
+                    self._stop_template()
+                    ctl = self._ensure_template()
+                    socket.send_fds(ctl, [pickle.dumps(("fork", vm_index))], [theirs.fileno(), status_w])
+        except BaseException:
+            os.close(status_r)
+            raise
+        finally:
+            os.close(status_w)
+        return _ForkedVM(Channel(ours.detach()), vm_index, status_r)
+
+    def _spawn(self, ours: socket.socket, theirs: socket.socket, vm_index: int) -> VMProcess:
+        fd = theirs.fileno()
+        code = (
+            f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
+            f"from runtime._worker import run_spawned; run_spawned({fd})"
+        )
+        popen = subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
+        return _SpawnedVM(Channel(ours.detach()), vm_index, popen)
+
+    def _ensure_template(self) -> socket.socket:
+        if self._ctl is not None and self._template is not None and self._template.poll() is None:
+            return self._ctl
+        self._stop_template()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd = theirs.fileno()
+        code = (
+            f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
+            f"from runtime._template import main; main({fd})"
+        )
+        try:
+            self._template = subprocess.Popen(
+                [sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL
+            )
+        finally:
+            theirs.close()
+        config = {"owner_pid": self._owner_pid, "sys_path": list(sys.path), "preload": self.preload}
+        ours.send(pickle.dumps(config))
+        self._ctl = ours
+        return ours
+
+    def _stop_template(self) -> None:
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        if self._template is not None:
+            try:
+                self._template.wait(2.0)
+            except subprocess.TimeoutExpired:
+                self._template.kill()
+                self._template.wait()
+            self._template = None
+
+    def shutdown(self) -> None:
+        """Stop the template (it kills any VM it still has) and wait for it to exit."""
+        with self._lock:
+            self._stop_template()
+
+
+class Reaper:
+    """Finishes off VMs that VM 0 has let go: waits for exit (SIGKILL after a grace period), cleans up."""
+
+    GRACE = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[VMProcess, float]] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def adopt(self, vm: VMProcess, *, kill: bool) -> None:
+        """Take ``vm`` over: kill it now if ``kill``, else after the grace period if it has not exited."""
+        if kill:
+            vm.kill()
+        with self._lock:
+            self._pending.append((vm, time.monotonic() + self.GRACE))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="runtime-reaper", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def finish(self, vm: VMProcess, timeout: float) -> bool:
+        """Reap ``vm`` now if it exits within ``timeout`` seconds; return whether it did."""
+        if vm.wait_exit(timeout) is None:
+            return False
+        _finish(vm)
+        return True
+
+    def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for every adopted VM to be reaped."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending:
+                    return
+            time.sleep(0.005)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                pending = list(self._pending)
+            if not pending:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            now = time.monotonic()
+            for vm, deadline in pending:
+                if vm.poll_exit() is None:
+                    if now >= deadline:
+                        vm.kill()
+                    continue
+                _finish(vm)
+                with self._lock:
+                    self._pending = [item for item in self._pending if item[0] is not vm]
+            time.sleep(0.005)
+
+
+def _finish(vm: VMProcess) -> None:
+    with contextlib.suppress(Exception):
+        if vm.pid > 0:
+            _payload.sweep_segments(os.getpid(), vm.pid)
+    vm.release()
+
+
+LAUNCHER = Launcher()
+REAPER = Reaper()
