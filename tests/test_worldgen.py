@@ -1,0 +1,363 @@
+"""worldgen: API, determinism, seamless chunks, creatures, input checks and gen_world (fast tests)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import pickle
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import worldgen
+from worldgen import (
+    BIOMES,
+    CREATURE_DTYPE,
+    HABITATS,
+    MIN_CREATURE_SPACING,
+    SEA_LEVEL,
+    SPECIES,
+    WATER_BIOMES,
+    World,
+    gen_world,
+    generate,
+)
+from worldgen._biomes import reduction_table
+from worldgen._noise import fbm
+
+ROOT = Path(__file__).resolve().parent.parent
+FIELDS = ("elevation", "moisture", "temperature", "biome", "heights")
+
+
+def creature_set(world: World) -> set[tuple[int, int, int, int]]:
+    c = world.creatures
+    return set(zip(c["id"].tolist(), c["species"].tolist(), c["x"].tolist(), c["y"].tolist(), strict=True))
+
+
+def stitched(seed: int, x0: int, y0: int, width: int, height: int, chunk: int, shuffle: bool) -> World:
+    """The region built from chunk x chunk pieces (edge pieces smaller), optionally in shuffled order."""
+    boxes = [
+        (x, y, min(chunk, x0 + width - x), min(chunk, y0 + height - y))
+        for y in range(y0, y0 + height, chunk)
+        for x in range(x0, x0 + width, chunk)
+    ]
+    if shuffle:
+        random.Random(seed).shuffle(boxes)
+    parts = {f: np.zeros((height, width), dtype=getattr(generate(seed, 0, 0, 1, 1), f).dtype) for f in FIELDS}
+    creatures = []
+    for bx, by, bw, bh in boxes:
+        part = generate(seed, bx, by, bw, bh)
+        for f in FIELDS:
+            parts[f][by - y0 : by - y0 + bh, bx - x0 : bx - x0 + bw] = getattr(part, f)
+        creatures.append(part.creatures)
+    allc = np.concatenate(creatures)
+    allc = allc[np.argsort(allc["id"], kind="stable")]
+    return World(seed, x0, y0, creatures=allc, **parts)
+
+
+def assert_same_world(a: World, b: World) -> None:
+    for f in FIELDS:
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+    assert creature_set(a) == creature_set(b)
+
+
+# --- API surface -----------------------------------------------------------------------------------
+
+
+def test_public_names() -> None:
+    expected = {
+        "generate",
+        "gen_world",
+        "World",
+        "BIOMES",
+        "WATER_BIOMES",
+        "SPECIES",
+        "HABITATS",
+        "SEA_LEVEL",
+        "CREATURE_DTYPE",
+    }
+    assert expected <= set(worldgen.__all__)
+    assert all(hasattr(worldgen, name) for name in worldgen.__all__)
+    assert worldgen.__doc__
+
+
+def test_biome_and_species_tables() -> None:
+    assert BIOMES[:5] == ("forest", "desert", "ocean", "mountain", "swamp")
+    assert len(BIOMES) >= 12 and len(set(BIOMES)) == len(BIOMES)
+    for name in ("shallow_water", "beach", "grassland", "taiga", "tundra", "snow"):
+        assert name in BIOMES
+    assert {BIOMES.index("ocean"), BIOMES.index("shallow_water")} == WATER_BIOMES
+    assert {"wolf", "bear", "fish", "bird", "lizard"} <= set(SPECIES)
+    assert set(HABITATS) == set(SPECIES)
+    assert HABITATS["fish"] <= WATER_BIOMES
+    assert not HABITATS["lizard"] & WATER_BIOMES and BIOMES.index("desert") in HABITATS["lizard"]
+    # Every biome hosts some species.
+    assert set().union(*HABITATS.values()) == set(range(len(BIOMES)))
+    assert np.dtype([("id", "<u8"), ("species", "u1"), ("x", "<i4"), ("y", "<i4")]) == CREATURE_DTYPE
+    assert 0.0 < SEA_LEVEL < 1.0
+
+
+def test_worldgen_imports_numpy_and_stdlib_only() -> None:
+    allowed = set(sys.stdlib_module_names) | {"numpy", "__future__"}
+    for path in sorted((ROOT / "worldgen").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+
+
+# --- the World -------------------------------------------------------------------------------------
+
+
+def test_world_fields_shapes_and_ranges() -> None:
+    w = generate(3, -40, 25, 300, 200)
+    assert (w.seed, w.x0, w.y0, w.width, w.height) == (3, -40, 25, 300, 200)
+    for f, dtype in zip(FIELDS, ("float32",) * 3 + ("uint8",) * 2, strict=True):
+        arr = getattr(w, f)
+        assert arr.shape == (200, 300) and arr.dtype == dtype, f
+    for f in ("elevation", "moisture", "temperature"):
+        arr = getattr(w, f)
+        assert arr.min() >= 0.0 and arr.max() <= 1.0
+    assert w.biome.max() < len(BIOMES)
+    assert w.heights.min() >= 1 and w.heights.max() <= 10
+    assert np.array_equal(w.heights, np.clip(np.floor(w.elevation * 10).astype(int) + 1, 1, 10))
+    water = np.isin(w.biome, sorted(WATER_BIOMES))
+    assert np.array_equal(water, w.elevation < SEA_LEVEL)
+    assert w.creatures.dtype == CREATURE_DTYPE
+    with pytest.raises(AttributeError):
+        w.seed = 4  # type: ignore[misc]
+
+
+def test_world_pickles_compactly() -> None:
+    w = generate(1, 0, 0, 256, 256)
+    blob = pickle.dumps(w, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(blob) < 256 * 256 * 15 + 64 * 1024  # three float32 + two uint8 fields, no per-cell objects
+    back = pickle.loads(blob)
+    assert_same_world(w, back)
+
+
+def test_same_seed_same_world_and_seeds_differ() -> None:
+    a, b = generate(42, 10, 20, 128, 96), generate(42, 10, 20, 128, 96)
+    assert_same_world(a, b)
+    c = generate(43, 10, 20, 128, 96)
+    assert not np.array_equal(a.elevation, c.elevation)
+    # Huge and negative seeds are fine and distinct.
+    d, e = generate(-42, 10, 20, 32, 32), generate(2**100 + 42, 10, 20, 32, 32)
+    assert not np.array_equal(d.elevation, e.elevation)
+
+
+def test_progress_is_monotonic_and_ends_at_one() -> None:
+    calls: list[tuple[float, str]] = []
+    generate(5, 0, 0, 64, 64, progress=lambda f, s: calls.append((f, s)))
+    fractions = [f for f, _ in calls]
+    assert fractions == sorted(fractions) and fractions[0] >= 0.0 and fractions[-1] == 1.0
+    stages = [s for _, s in calls]
+    assert {"elevation", "moisture", "biomes", "creatures"} <= set(stages)
+
+
+# --- seamless chunks and determinism across processes ----------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "x0", "y0"), [(0, 0, 0), (7, -300, -200), (2**40 + 3, 1000, -517)])
+def test_chunks_match_the_whole_region(seed: int, x0: int, y0: int) -> None:
+    whole = generate(seed, x0, y0, 512, 512)
+    assert len(whole.creatures) > 100
+    assert_same_world(whole, stitched(seed, x0, y0, 512, 512, 256, shuffle=False))
+    assert_same_world(whole, stitched(seed, x0, y0, 512, 512, 100, shuffle=True))
+
+
+def test_neighbouring_chunks_line_up() -> None:
+    left, right = generate(9, 0, 0, 256, 256), generate(9, 256, 0, 256, 256)
+    both = generate(9, 0, 0, 512, 256)
+    assert np.array_equal(both.elevation[:, :256], left.elevation)
+    assert np.array_equal(both.elevation[:, 256:], right.elevation)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    x=st.integers(-(2**20), 2**20),
+    y=st.integers(-(2**20), 2**20),
+    dx=st.integers(0, 60),
+    dy=st.integers(0, 60),
+    w=st.integers(1, 70),
+    h=st.integers(1, 70),
+)
+def test_any_subregion_is_a_slice(x: int, y: int, dx: int, dy: int, w: int, h: int) -> None:
+    big = generate(11, x, y, 130, 130)
+    small = generate(11, x + dx, y + dy, w, h)
+    for f in FIELDS:
+        assert np.array_equal(getattr(small, f), getattr(big, f)[dy : dy + h, dx : dx + w]), f
+    inside = (
+        (big.creatures["x"] >= x + dx)
+        & (big.creatures["x"] < x + dx + w)
+        & (big.creatures["y"] >= y + dy)
+        & (big.creatures["y"] < y + dy + h)
+    )
+    assert np.array_equal(small.creatures, big.creatures[inside])
+
+
+def digest(world: World) -> str:
+    h = hashlib.sha256()
+    for f in FIELDS:
+        h.update(np.ascontiguousarray(getattr(world, f)).tobytes())
+    h.update(world.creatures.tobytes())
+    return h.hexdigest()
+
+
+def test_another_process_computes_the_same_world() -> None:
+    # Python's hash() is salted per process; a fresh interpreter catches any dependence on it.
+    code = (
+        "import hashlib, numpy as np, worldgen\n"
+        "w = worldgen.generate(123, -64, 77, 300, 200)\n"
+        "h = hashlib.sha256()\n"
+        "for f in ('elevation', 'moisture', 'temperature', 'biome', 'heights'):\n"
+        "    h.update(np.ascontiguousarray(getattr(w, f)).tobytes())\n"
+        "h.update(w.creatures.tobytes())\n"
+        "print(h.hexdigest())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == digest(generate(123, -64, 77, 300, 200))
+
+
+# --- creatures -------------------------------------------------------------------------------------
+
+
+def test_creatures_in_region_in_habitat_sorted_and_spaced() -> None:
+    w = generate(21, -100, 50, 400, 300)
+    c = w.creatures
+    assert len(c) > 50
+    assert np.all(c["id"][1:] > c["id"][:-1])  # sorted, unique
+    assert np.all((c["x"] >= w.x0) & (c["x"] < w.x0 + w.width))
+    assert np.all((c["y"] >= w.y0) & (c["y"] < w.y0 + w.height))
+    under = w.biome[c["y"] - w.y0, c["x"] - w.x0]
+    for s, b in zip(c["species"].tolist(), under.tolist(), strict=True):
+        assert b in HABITATS[SPECIES[s]], (SPECIES[s], BIOMES[b])
+    xs, ys = c["x"].astype(np.int64), c["y"].astype(np.int64)
+    cheb = np.maximum(abs(xs[:, None] - xs[None, :]), abs(ys[:, None] - ys[None, :]))
+    np.fill_diagonal(cheb, 10**9)
+    assert cheb.min() >= MIN_CREATURE_SPACING
+    assert len(set(c["species"].tolist())) >= 3
+
+
+# --- input checks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((1, 0, 0, 10.0, 10), TypeError, "width must be an int"),
+        ((1, 0, 0, True, 10), TypeError, "width must be an int"),
+        ((1, 0.5, 0, 10, 10), TypeError, "x0 must be an int"),
+        (("1", 0, 0, 10, 10), TypeError, "seed must be an int"),
+        ((1, 0, 0, 0, 10), ValueError, "width must be a positive int"),
+        ((1, 0, 0, 10, -3), ValueError, "height must be a positive int"),
+        ((1, 2**31 - 5, 0, 10, 10), ValueError, "must lie within"),
+        ((1, 0, -(2**31) - 1, 10, 10), ValueError, "must lie within"),
+        ((1, 0, 0, 100_000, 100_000), ValueError, "memory limit"),
+    ],
+)
+def test_generate_rejects_bad_input(args: tuple[object, ...], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        generate(*args)  # type: ignore[arg-type]
+
+
+def test_memory_limit_is_configurable() -> None:
+    with pytest.raises(ValueError, match="memory limit of 1 MiB"):
+        generate(1, 0, 0, 512, 512, memory_limit=2**20)
+    assert generate(1, 0, 0, 8, 8, memory_limit=2**20).width == 8
+    with pytest.raises(ValueError, match="memory limit"):
+        gen_world(3, (512, 512), 5, seed=1, memory_limit=2**20)
+    with pytest.raises(ValueError, match="memory limit"):
+        gen_world(3, (10, 10), 10**8, seed=1)
+
+
+# --- gen_world (the seed's entry point) ------------------------------------------------------------
+
+
+def test_gen_world_matches_the_seed_example() -> None:
+    r = gen_world(3, (100, 100), 10)
+    assert set(r) >= {"biomes", "terrain", "creatures", "seed"}
+    print("World Generation Complete", len(r["biomes"]), len(r["terrain"]), len(r["creatures"]))
+    assert (len(r["biomes"]), len(r["terrain"]), len(r["creatures"])) == (3, 10000, 10)
+    assert r["biomes"] == ["forest", "desert", "ocean"]
+    assert isinstance(r["seed"], int)
+    assert all(type(v) is int and 1 <= v <= 10 for v in r["terrain"])
+    pickle.loads(pickle.dumps(r))
+
+
+def gen_world_biome_map(biome_count: int, size: tuple[int, int], seed: int) -> np.ndarray:
+    return reduction_table(biome_count)[generate(seed, 0, 0, size[0], size[1]).biome]
+
+
+@pytest.mark.parametrize("biome_count", [1, 2, 3, 5, len(BIOMES)])
+def test_gen_world_creatures_stand_in_their_habitat(biome_count: int) -> None:
+    size = (120, 80)  # width, height: not square, so a swapped axis shows
+    r = gen_world(biome_count, size, 300, seed=8)
+    assert r["biomes"] == list(BIOMES[:biome_count])
+    assert len(r["terrain"]) == 120 * 80
+    bmap = gen_world_biome_map(biome_count, size, 8)
+    assert bmap.max() < biome_count
+    heights = np.array(r["terrain"]).reshape(80, 120)
+    assert np.array_equal(heights, generate(8, 0, 0, 120, 80).heights)
+    assert len(r["creatures"]) == 300
+    for c in r["creatures"]:
+        assert set(c) == {"name", "x", "y"}
+        assert 0 <= c["x"] < 120 and 0 <= c["y"] < 80
+        assert bmap[c["y"], c["x"]] in HABITATS[c["name"]], c
+
+
+def test_gen_world_is_deterministic_for_a_seed() -> None:
+    assert gen_world(4, (50, 40), 30, seed=77) == gen_world(4, (50, 40), 30, seed=77)
+    assert gen_world(4, (50, 40), 30, seed=77) != gen_world(4, (50, 40), 30, seed=78)
+    assert gen_world(3, (10, 10), 0, seed=1)["creatures"] == []
+    crowded = gen_world(3, (3, 2), 20, seed=1)  # more creatures than cells: cells are reused
+    assert len(crowded["creatures"]) == 20
+    assert all(0 <= c["x"] < 3 and 0 <= c["y"] < 2 for c in crowded["creatures"])
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((0, (10, 10), 1), ValueError, "biome_count must be between 1 and"),
+        ((len(BIOMES) + 1, (10, 10), 1), ValueError, "biome_count must be between 1 and"),
+        ((3.0, (10, 10), 1), TypeError, "biome_count must be an int"),
+        ((3, (10, 10), -1), ValueError, "creature_count must be >= 0"),
+        ((3, (10, 10), "5"), TypeError, "creature_count must be an int"),
+        ((3, (0, 10), 1), ValueError, "width must be a positive int"),
+        ((3, (10, -1), 1), ValueError, "height must be a positive int"),
+        ((3, (10, 10.5), 1), TypeError, "height must be an int"),
+        ((3, (10,), 1), TypeError, "terrain_size must be a \\(width, height\\) pair"),
+        ((3, 100, 1), TypeError, "terrain_size must be a \\(width, height\\) pair"),
+        ((3, (10, 10), 1, 1.5), TypeError, "seed must be an int"),
+    ],
+)
+def test_gen_world_rejects_bad_input(args: tuple[object, ...], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        gen_world(*args)  # type: ignore[arg-type]
+
+
+# --- the noise itself ------------------------------------------------------------------------------
+
+
+def test_fbm_is_bounded_varied_and_chunk_exact() -> None:
+    octaves = (256, 128, 64, 32, 16)
+    whole = fbm(99, -50, -50, 300, 300, octaves, 0.5)
+    assert whole.dtype == np.float32 and np.abs(whole).max() < 0.75
+    assert whole.std() > 0.03
+    part = fbm(99, 17, -3, 61, 29, octaves, 0.5)
+    assert np.array_equal(part, whole[47 : 47 + 29, 67 : 67 + 61])
+    # Neighbouring cells are close (continuity), far ones are not all equal.
+    assert np.abs(np.diff(whole, axis=1)).max() < 0.1
