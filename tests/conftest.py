@@ -27,8 +27,9 @@ def _every_vm_is_closed() -> Iterator[None]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After the suite, stop the template and check that no child process is left behind."""
-    import runtime
     from vmtools import children_of, wait_until
+
+    import runtime
 
     runtime.shutdown()
     if not wait_until(lambda: not children_of(os.getpid()), timeout=5.0):
