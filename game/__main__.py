@@ -1,13 +1,10 @@
-"""``python -m game``: the demo's command-line entry point."""
+"""``python -m game`` and the ``computethread-demo`` console script: see :mod:`game.cli`."""
 
 import sys
 
+from game.cli import main
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo. Not playable yet: the game issue builds it."""
-    print("The demo is not built yet; see the game issue.", file=sys.stderr)
-    return 2
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,178 @@
+"""The frame loop on VM 0: handle events, a fixed-timestep update, draw, then ``Clock.tick``.
+
+The app owns the window surface, the clock, the random generator (for new seeds), the world generator
+(VM 1) and the active scene; all are passed in, so tests fix the rng and the clock and script the input.
+Once a frame, ``update`` polls the generator (a non-blocking read) and hands any outcome to the scene.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pygame
+
+from game.generation import Finished, Generator, Request
+from game.hud import Hud
+from game.scenes.base import Scene
+from game.scenes.loading import LoadingScene
+from game.scenes.world import WorldScene
+from game.stats import FrameStats
+from game.ui import Text
+
+TICK = 1 / 60  # seconds per fixed update
+MAX_TICKS_PER_FRAME = 5  # after a long stall, catch up a little instead of spiralling
+
+
+class ClockLike(Protocol):
+    """What the loop needs from ``pygame.time.Clock``: ``tick(fps)`` waits and returns elapsed ms."""
+
+    def tick(self, framerate: float = 0, /) -> int: ...
+
+
+@dataclass
+class Settings:
+    """Options from the command line."""
+
+    seed: int | None = None
+    size: tuple[int, int] = (2048, 2048)
+    fps: int = 60
+    zoom: float | None = None
+    """Initial zoom (screen pixels per cell); None fits the whole world on screen."""
+
+
+class App:
+    """The game: a scene stack of one, the generator, the HUD and the frame statistics."""
+
+    def __init__(
+        self,
+        screen: pygame.Surface,
+        clock: ClockLike,
+        rng: random.Random,
+        generator: Generator,
+        settings: Settings,
+    ) -> None:
+        self.screen = screen
+        self.clock = clock
+        self.rng = rng
+        self.generator = generator
+        self.settings = settings
+        self.text = Text()
+        self.hud = Hud(self.text)
+        self.hud_visible = True
+        self.stats = FrameStats()
+        self.running = True
+        self.frame_no = 0
+        self.script: dict[int, list[pygame.event.Event]] = {}
+        self.world_arrived_frame: int | None = None
+        self._accumulator = 0.0
+        self._elapsed_ms = 0
+        self._last_frame_end = time.perf_counter()
+        self._swapped = False
+        seed = settings.seed if settings.seed is not None else self.new_seed()
+        self.first_request = Request(seed, *settings.size)
+        self.scene: Scene = LoadingScene(self, self.first_request)
+        self.scene.enter()
+
+    def new_seed(self) -> int:
+        """A fresh seed from the app's rng."""
+        return self.rng.randrange(1, 2**31)
+
+    def now_ms(self) -> int:
+        """Milliseconds of game time: the sum of the clock's ticks, so a fixed clock gives fixed pictures."""
+        return self._elapsed_ms
+
+    def switch(self, scene: Scene) -> None:
+        """Make ``scene`` the active one."""
+        self.scene.leave()
+        self.scene = scene
+        scene.enter()
+
+    def quit(self) -> None:
+        """End the loop after this frame."""
+        self.running = False
+
+    def post(self, events: Iterable[pygame.event.Event], frame: int | None = None) -> None:
+        """Script input: ``events`` are handled on ``frame`` (default: the next one) as if typed."""
+        self.script.setdefault(self.frame_no if frame is None else frame, []).extend(events)
+
+    # --- the three calls of a frame -----------------------------------------------------------------
+
+    def handle_events(self) -> None:
+        """Window and scripted events: quit and HUD toggles here, everything else to the scene."""
+        for event in [*pygame.event.get(), *self.script.pop(self.frame_no, [])]:
+            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                self.quit()
+                return
+            if event.type == pygame.KEYDOWN and event.key in (pygame.K_h, pygame.K_F1):
+                self.hud_visible = not self.hud_visible
+                continue
+            self.scene.handle_event(event)
+
+    def update(self, dt_ms: float) -> None:
+        """Poll VM 1 once, then run as many fixed ticks as the elapsed ``dt_ms`` calls for."""
+        outcome = self.generator.poll()
+        if outcome is not None:
+            self._swapped = isinstance(outcome, Finished)
+            if self._swapped and self.world_arrived_frame is None:
+                self.world_arrived_frame = self.frame_no
+            self.scene.on_generation(outcome)
+        self._accumulator = min(self._accumulator + dt_ms / 1000, MAX_TICKS_PER_FRAME * TICK)
+        while self._accumulator >= TICK:
+            self.scene.update(TICK)
+            self._accumulator -= TICK
+
+    def draw(self) -> None:
+        """Draw the scene and show it."""
+        self.scene.draw(self.screen)
+        pygame.display.flip()
+
+    # -----------------------------------------------------------------------------------------------
+
+    def frame(self, dt_ms: float) -> None:
+        """One frame of the loop (without the wait), given the time since the previous frame."""
+        generating = self.generator.busy
+        self._swapped = False
+        started = time.perf_counter()
+        self.handle_events()
+        if self.running:
+            self.update(dt_ms)
+            self.draw()
+        work_ms = (time.perf_counter() - started) * 1000
+        self.frame_no += 1
+        # Stats: the interval a player sees is from this frame's end to the next one's, see run().
+        self._last_work_ms = work_ms
+        self._last_phase = (
+            "swap" if self._swapped else "generating" if generating else "world" if self.in_world else "idle"
+        )
+
+    @property
+    def in_world(self) -> bool:
+        """True when a world is on screen."""
+        return isinstance(self.scene, WorldScene)
+
+    def run(self, max_frames: int | None = None) -> FrameStats:
+        """Loop until quit (or ``max_frames``), capped at ``settings.fps``; returns the frame times."""
+        dt_ms = 0.0
+        self._last_frame_end = time.perf_counter()
+        while self.running and (max_frames is None or self.frame_no < max_frames):
+            self.frame(dt_ms)
+            dt_ms = float(self.clock.tick(self.settings.fps))
+            self._elapsed_ms += round(dt_ms)
+            now = time.perf_counter()
+            self.stats.add((now - self._last_frame_end) * 1000, self._last_work_ms, self._last_phase)
+            self._last_frame_end = now
+        return self.stats
+
+    def step(self, frames: int = 1) -> None:
+        """Run ``frames`` frames (tests use this with a clock that does not sleep)."""
+        self.run(self.frame_no + frames)
+
+    def close(self) -> None:
+        """Leave the scene and stop VM 1. Safe to call twice."""
+        self.running = False
+        self.scene.leave()
+        self.generator.close()

@@ -1,0 +1,219 @@
+"""The world scene: terrain, wandering creatures, camera, minimap, tooltip, legend, regeneration.
+
+Input state (held keys, mouse position, drags) is built from events only, never from
+``pygame.key.get_pressed()`` or ``pygame.mouse.get_pos()``, so scripted events in tests drive the scene
+exactly as a player would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pygame
+
+from game import palette, ui
+from game.camera import Camera
+from game.generation import Failed, Finished, Outcome, Request
+from game.hud import Legend, Minimap, tooltip
+from game.render import WorldRenderer
+from game.scenes.base import Scene
+from game.sprites import Creatures
+from game.worlddata import WorldData
+
+if TYPE_CHECKING:
+    from game.app import App
+
+PAN_SPEED = 700.0  # screen pixels per second for the keyboard
+WHEEL_ZOOM = 1.25
+PAN_KEYS = {
+    pygame.K_LEFT: (-1, 0),
+    pygame.K_a: (-1, 0),
+    pygame.K_RIGHT: (1, 0),
+    pygame.K_d: (1, 0),
+    pygame.K_UP: (0, -1),
+    pygame.K_w: (0, -1),
+    pygame.K_DOWN: (0, 1),
+    pygame.K_s: (0, 1),
+}
+HELP = "WASD/arrows or drag: pan   wheel: zoom   R: new world   H/F1: HUD   L: legend   Esc: quit"
+
+
+class WorldScene(Scene):
+    """A playable world. A new world from R (or a retry) replaces it in place when it arrives."""
+
+    def __init__(self, app: App, world: WorldData) -> None:
+        super().__init__(app)
+        self.held: set[int] = set()
+        self.mouse: tuple[int, int] | None = None
+        self.dragging = False
+        self.minimap_drag = False
+        self.show_legend = True
+        self.swaps = 0
+        self.camera = Camera.fitting((world.width, world.height), app.screen.get_size())
+        self.set_world(world)
+        if app.settings.zoom is not None:
+            self.camera.zoom = app.settings.zoom
+            self.camera.clamp()
+
+    def set_world(self, world: WorldData) -> None:
+        """Show ``world``: new terrain Surfaces, creatures, minimap, legend. Cheap: the image is ready."""
+        self.world = world
+        self.renderer = WorldRenderer(world)
+        self.creatures = Creatures(world)
+        self.minimap = Minimap(self.renderer)
+        total = max(1, int(world.biome_counts.sum()))
+        shares = {i: int(c) / total for i, c in enumerate(world.biome_counts.tolist())}
+        self.legend = Legend(self.app.text, world.biome_names, shares)
+        if self.camera.world_size != (world.width, world.height):
+            self.camera = Camera.fitting((world.width, world.height), self.app.screen.get_size())
+
+    @property
+    def request(self) -> Request:
+        """The request that made the shown world."""
+        return Request(self.world.seed, self.world.width, self.world.height)
+
+    def regenerate(self) -> None:
+        """A new world with a fresh seed in VM 1; this one stays playable until it arrives."""
+        self.app.generator.start(Request(self.app.new_seed(), self.world.width, self.world.height))
+
+    def leave(self) -> None:
+        self.held.clear()
+        self.dragging = self.minimap_drag = False
+
+    def on_generation(self, outcome: Outcome) -> None:
+        from game.scenes.error import ErrorScene
+
+        if isinstance(outcome, Finished):
+            self.set_world(outcome.world)
+            self.swaps += 1
+        elif isinstance(outcome, Failed):
+            self.app.switch(ErrorScene(self.app, outcome.error, outcome.request, back=self))
+
+    def handle_event(self, event: pygame.event.Event) -> None:
+        kind = event.type
+        if kind == pygame.KEYDOWN:
+            if event.key in PAN_KEYS:
+                self.held.add(event.key)
+            elif event.key == pygame.K_r:
+                self.regenerate()
+            elif event.key == pygame.K_l:
+                self.show_legend = not self.show_legend
+            elif event.key in (pygame.K_PLUS, pygame.K_EQUALS, pygame.K_KP_PLUS):
+                self._zoom_keys(WHEEL_ZOOM)
+            elif event.key in (pygame.K_MINUS, pygame.K_KP_MINUS):
+                self._zoom_keys(1 / WHEEL_ZOOM)
+            elif event.key == pygame.K_HOME:
+                self.camera = Camera.fitting(self.camera.world_size, self.camera.view_size)
+        elif kind == pygame.KEYUP:
+            self.held.discard(event.key)
+        elif kind == pygame.WINDOWFOCUSLOST:
+            self.held.clear()
+            self.dragging = self.minimap_drag = False
+        elif kind == pygame.MOUSEMOTION:
+            self._mouse_to(event.pos)
+        elif kind == pygame.MOUSEBUTTONDOWN and event.button == 1:
+            self.mouse = event.pos
+            target = self.minimap.to_world(event.pos)
+            if target is not None:
+                self.minimap_drag = True
+                self.camera.centre_on(*target)
+            else:
+                self.dragging = True
+        elif kind == pygame.MOUSEBUTTONUP and event.button == 1:
+            self.dragging = self.minimap_drag = False
+        elif kind == pygame.MOUSEWHEEL and event.y:
+            pos = self.mouse or (self.camera.view_size[0] // 2, self.camera.view_size[1] // 2)
+            self.camera.zoom_at(WHEEL_ZOOM ** float(event.y), *pos)
+
+    def _zoom_keys(self, factor: float) -> None:
+        pos = self.mouse or (self.camera.view_size[0] // 2, self.camera.view_size[1] // 2)
+        self.camera.zoom_at(factor, *pos)
+
+    def _mouse_to(self, pos: tuple[int, int]) -> None:
+        # The relative motion comes from our own last position (scripted events need not carry `rel`).
+        if self.mouse is not None and self.dragging:
+            self.camera.pan_pixels(pos[0] - self.mouse[0], pos[1] - self.mouse[1])
+        if self.minimap_drag:
+            target = self.minimap.to_world(
+                (
+                    min(max(pos[0], self.minimap.rect.left), self.minimap.rect.right - 1),
+                    min(max(pos[1], self.minimap.rect.top), self.minimap.rect.bottom - 1),
+                )
+            )
+            if target is not None:
+                self.camera.centre_on(*target)
+        self.mouse = pos
+
+    def update(self, dt: float) -> None:
+        vx = sum(PAN_KEYS[key][0] for key in self.held)
+        vy = sum(PAN_KEYS[key][1] for key in self.held)
+        if vx or vy:
+            # Keys move the view (the world slides the other way), at a screen speed independent of zoom.
+            self.camera.pan_pixels(-vx * PAN_SPEED * dt, -vy * PAN_SPEED * dt)
+        self.creatures.update()
+
+    def hover_lines(self) -> list[str] | None:
+        """The tooltip for the cell under the mouse, or None when the mouse is off the world or on a panel."""
+        if self.mouse is None or self.minimap.rect.collidepoint(self.mouse):
+            return None
+        wx, wy = self.camera.screen_to_world(*self.mouse)
+        x, y = int(np.floor(wx)), int(np.floor(wy))
+        world = self.world
+        if not (0 <= x < world.width and 0 <= y < world.height):
+            return None
+        biome = int(world.biome[y, x])
+        name = world.biome_names[biome] if biome < len(world.biome_names) else f"biome {biome}"
+        lines = [
+            palette.pretty(name),
+            f"height {int(world.heights[y, x])}/10",
+            f"elevation {float(world.elevation[y, x]):.3f}   moisture {float(world.moisture[y, x]):.3f}",
+            f"x {x + world.x0}  y {y + world.y0}",
+        ]
+        found = self.creatures.at_screen(self.camera, *self.mouse)
+        if found is not None:
+            species = int(self.creatures.species[found])
+            kind = world.species_names[species] if species < len(world.species_names) else "creature"
+            lines.append(f"{palette.pretty(kind)} #{int(self.creatures.ids[found]) & 0xFFFFFF:06x}")
+        return lines
+
+    def draw(self, screen: pygame.Surface) -> None:
+        text = self.app.text
+        if self.camera.view_size != screen.get_size():
+            self.camera.resize(screen.get_size())
+        self.renderer.draw(screen, self.camera)
+        self.creatures.draw(screen, self.camera)
+        self.minimap.place(screen.get_size())
+        self.minimap.draw(screen, self.camera)
+        if self.show_legend:
+            self.legend.draw(screen)
+        if self.app.hud_visible:
+            self.app.hud.draw(
+                screen,
+                self.app.stats,
+                self.app.generator,
+                self.world.seed,
+                (self.world.width, self.world.height),
+            )
+        generator = self.app.generator
+        if generator.busy:
+            self._regen_banner(screen, generator.progress, generator.current)
+        lines = self.hover_lines()
+        if lines is not None and self.mouse is not None and not self.dragging:
+            tooltip(screen, text, lines, self.mouse)
+        hint = text.render(HELP, 18, palette.TEXT_DIM)
+        strip = pygame.Rect(0, screen.get_height() - 26, screen.get_width(), 26)
+        ui.panel(screen, strip, 170)
+        screen.blit(hint, hint.get_rect(center=strip.center))
+
+    def _regen_banner(
+        self, screen: pygame.Surface, progress: tuple[float, str], request: Request | None
+    ) -> None:
+        fraction, stage = progress
+        rect = pygame.Rect(0, 0, 360, 54)
+        rect.midtop = (screen.get_width() // 2, 10)
+        ui.panel(screen, rect, 225)
+        seed = f" (seed {request.seed})" if request else ""
+        label = self.app.text.render(f"New world{seed}: {fraction * 100:3.0f}% {stage}", 18, palette.ACCENT)
+        screen.blit(label, (rect.x + 12, rect.y + 8))
+        ui.progress_bar(screen, pygame.Rect(rect.x + 12, rect.y + 30, rect.width - 24, 12), fraction)

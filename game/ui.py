@@ -1,0 +1,79 @@
+"""Small drawing helpers shared by the scenes and the HUD: cached text, panels, progress bars."""
+
+from __future__ import annotations
+
+import pygame
+
+from game import palette
+
+
+class Text:
+    """Renders text with pygame's default font, caching each (string, size, colour) Surface.
+
+    Font rendering costs far more than a blit, and most HUD lines repeat from frame to frame.
+    """
+
+    def __init__(self, max_entries: int = 600) -> None:
+        self._fonts: dict[int, pygame.font.Font] = {}
+        self._cache: dict[tuple[str, int, tuple[int, int, int]], pygame.Surface] = {}
+        self._max = max_entries
+
+    def font(self, size: int) -> pygame.font.Font:
+        """The default font at ``size`` pixels."""
+        if size not in self._fonts:
+            self._fonts[size] = pygame.font.Font(None, size)
+        return self._fonts[size]
+
+    def render(
+        self, text: str, size: int = 20, colour: tuple[int, int, int] = palette.TEXT
+    ) -> pygame.Surface:
+        """``text`` as an anti-aliased Surface with a transparent background."""
+        key = (text, size, colour)
+        surface = self._cache.get(key)
+        if surface is None:
+            if len(self._cache) >= self._max:
+                self._cache.clear()  # cheaper than LRU bookkeeping; refills within a frame or two
+            surface = self.font(size).render(text, True, colour)
+            self._cache[key] = surface
+        return surface
+
+    def wrap(self, text: str, size: int, width: int) -> list[str]:
+        """Split ``text`` into lines no wider than ``width`` pixels (long words are cut)."""
+        font = self.font(size)
+        lines: list[str] = []
+        for paragraph in text.splitlines() or [""]:
+            line = ""
+            for word in paragraph.replace("\t", "    ").split(" "):
+                candidate = f"{line} {word}" if line else word
+                if font.size(candidate)[0] <= width:
+                    line = candidate
+                    continue
+                if line:
+                    lines.append(line)
+                while font.size(word)[0] > width and len(word) > 1:
+                    cut = max(1, len(word) * width // max(1, font.size(word)[0]))
+                    lines.append(word[:cut])
+                    word = word[cut:]
+                line = word
+            lines.append(line)
+        return lines
+
+
+def panel(target: pygame.Surface, rect: pygame.Rect, alpha: int = 215) -> None:
+    """A translucent dark panel with a thin edge, the backdrop of every HUD element."""
+    shade = pygame.Surface(rect.size, pygame.SRCALPHA)
+    shade.fill((*palette.PANEL, alpha))
+    target.blit(shade, rect.topleft)
+    pygame.draw.rect(target, palette.PANEL_EDGE, rect, 1, border_radius=3)
+
+
+def progress_bar(
+    target: pygame.Surface, rect: pygame.Rect, fraction: float, colour: tuple[int, int, int] = palette.ACCENT
+) -> None:
+    """A bar filled to ``fraction`` (clamped to 0..1)."""
+    fraction = min(1.0, max(0.0, fraction))
+    pygame.draw.rect(target, (40, 46, 62), rect, border_radius=4)
+    if fraction > 0:
+        filled = pygame.Rect(rect.x, rect.y, max(4, round(rect.width * fraction)), rect.height)
+        pygame.draw.rect(target, colour, filled, border_radius=4)
+    pygame.draw.rect(target, palette.PANEL_EDGE, rect, 1, border_radius=4)
