@@ -1,0 +1,255 @@
+"""Data across VMs: pickling rules, big numpy values through shared memory, and segment clean-up."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from vmtools import segments, wait_until
+
+from runtime import ComputeThread
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+
+
+@pytest.fixture
+def vm() -> Iterator[ComputeThread]:
+    with ComputeThread(1) as thread:
+        yield thread
+
+
+def test_lambdas_and_closures_cross_as_arguments_and_as_the_callable(vm: ComputeThread) -> None:
+    offset = 10
+
+    def add_offset(v: int) -> int:
+        return v + offset
+
+    vm.submit_call("lambda f, v: f(v)", add_offset, 5)
+    vm.wait_for_done(10)
+    assert vm.last_error() is None
+    assert vm.last_retval() == 15
+    vm.submit_call(lambda a, *, b: a * b, 6, b=7)  # a callable instead of eval_src
+    vm.wait_for_done(10)
+    assert vm.last_retval() == 42
+
+
+def test_an_argument_that_cannot_be_pickled_raises_and_starts_nothing(vm: ComputeThread) -> None:
+    vm.submit_eval("'before'")
+    vm.wait_for_done(10)
+    with pytest.raises(TypeError, match="cannot pickle '_thread.lock' object") as caught:
+        vm.submit_call("print", threading.Lock())
+    assert any("cannot be pickled" in note for note in caught.value.__notes__)
+    assert vm.is_done
+    assert vm.last_retval() == "before"  # nothing was started, nothing changed
+    with pytest.raises(TypeError, match="cannot pickle"):
+        vm.submit(print, threading.Lock())
+    assert vm.eval("1 + 1") == 2  # the VM stays usable
+
+
+def test_a_target_that_is_neither_source_nor_callable_is_a_type_error(vm: ComputeThread) -> None:
+    with pytest.raises(TypeError, match="^expected a str to evaluate in the VM or a callable, got int$"):
+        vm.submit_call(3)
+
+
+def test_a_return_value_that_cannot_be_pickled_ends_the_job_with_a_clear_error(vm: ComputeThread) -> None:
+    vm.submit_eval("__import__('threading').Lock()")
+    vm.wait_for_done(10)
+    error = vm.last_error()
+    assert error is not None
+    assert "return value of type _thread.lock cannot be pickled" in error
+    with pytest.raises(ValueError, match="^no retval available$"):
+        vm.last_retval()
+    assert vm.eval("'still usable'") == "still usable"
+
+
+def test_instances_of_classes_defined_in_the_vm_main_reach_vm0(vm: ComputeThread) -> None:
+    vm.exec(
+        "class Creature:\n"
+        "    def __init__(self, name):\n"
+        "        self.name = name\n"
+        "    def shout(self):\n"
+        "        return self.name.upper()\n"
+    )
+    vm.submit_eval("[Creature('wolf'), Creature('bear')]")
+    vm.wait_for_done(10)
+    assert vm.last_error() is None
+    creatures = vm.last_retval()
+    assert [c.shout() for c in creatures] == ["WOLF", "BEAR"]
+
+
+def test_functions_and_classes_of_vm0s_main_script_work_in_the_vm(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        from runtime import ComputeThread
+
+        class Point:
+            def __init__(self, x, y):
+                self.x, self.y = x, y
+
+        def norm1(p):
+            return abs(p.x) + abs(p.y)
+
+        with ComputeThread(1) as t:
+            t.submit_call(norm1, Point(3, -4))
+            t.wait_for_done()
+            print(t.last_error(), t.last_retval())
+            print(t.call(lambda p: Point(p.y, p.x), Point(1, 2)).x)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "7", "2"]
+
+
+ARRAYS = {
+    "float32 C 32 MiB": lambda: np.arange(8 * MiB, dtype=np.float32).reshape(2048, 4096),
+    "float64 Fortran": lambda: np.asfortranarray(np.random.default_rng(1).random((700, 300))),
+    "uint8 RGB": lambda: np.random.default_rng(2).integers(0, 255, (512, 512, 3), dtype=np.uint8),
+    "structured": lambda: np.array(
+        [(i, i % 5, i * 2, -i) for i in range(100_000)],
+        dtype=[("id", "<u8"), ("species", "u1"), ("x", "<i4"), ("y", "<i4")],
+    ),
+    "non-contiguous": lambda: np.arange(4 * MiB, dtype=np.int32).reshape(2048, 2048)[::3, 1::2],
+    "zero-size": lambda: np.zeros((0, 17), dtype=np.float32),
+    "bool": lambda: np.arange(300_000) % 3 == 0,
+}
+
+
+@pytest.mark.parametrize("name", list(ARRAYS))
+def test_arrays_cross_both_ways_keeping_dtype_shape_order_values(vm: ComputeThread, name: str) -> None:
+    original = ARRAYS[name]()
+    vm.exec("import numpy as np")
+    # VM 0 -> VM 1 -> VM 0: the VM echoes it with a checksum it computed on its side.
+    vm.exec("def echo(a):\n    return a, 0.0 if a.dtype.names else float(a.astype(np.float64).sum())")
+    got, vm_sum = vm.call("echo", original)
+    assert got.dtype == original.dtype
+    assert got.shape == original.shape
+    assert got.flags.f_contiguous == original.flags.f_contiguous
+    assert got.flags.c_contiguous == original.flags.c_contiguous or not original.flags.c_contiguous
+    assert np.array_equal(got, original)
+    assert got.flags.writeable
+    if original.dtype.names is None:
+        assert vm_sum == pytest.approx(float(np.asarray(original, dtype=np.float64).sum()))
+
+
+def test_big_results_arrive_as_writable_views_of_shared_memory(vm: ComputeThread) -> None:
+    vm.exec("import numpy as np")
+    vm.submit_eval("np.full((4096, 4096), 1.5, dtype=np.float32)")  # 64 MiB
+    vm.wait_for_done(30)
+    value = vm.last_retval()
+    assert value.shape == (4096, 4096) and value.dtype == np.float32
+    assert float(value[123, 456]) == 1.5 and float(value.sum(dtype=np.float64)) == 1.5 * 4096 * 4096
+    value[0, 0] = 7.0  # writable
+    assert value[0, 0] == 7.0
+    base = value
+    while isinstance(getattr(base, "base", None), np.ndarray | memoryview):
+        base = base.base
+    assert isinstance(base, memoryview) or isinstance(getattr(base, "obj", None), memoryview)
+
+
+def test_bytes_bytearray_and_memoryview_cross(vm: ComputeThread) -> None:
+    blob = os.urandom(3 * MiB)
+    got_bytes, got_array, got_view = vm.call(
+        "lambda b, a, v: (bytes(b), bytearray(a), memoryview(bytes(v)).cast('I'))",
+        blob,
+        bytearray(blob),
+        memoryview(blob),
+    )
+    assert type(got_bytes) is bytes and got_bytes == blob
+    assert type(got_array) is bytearray and got_array == blob
+    assert type(got_view) is memoryview and got_view.format == "I" and got_view.tobytes() == blob
+    small = vm.call("lambda v: v", memoryview(b"abcd").cast("B", (2, 2)))
+    assert small.shape == (2, 2) and small.tobytes() == b"abcd"
+
+
+def test_values_of_many_python_objects_work(vm: ComputeThread) -> None:
+    world = vm.call("lambda n: {'terrain': list(range(n)), 'names': [str(i) for i in range(99)]}", 400_000)
+    assert world["terrain"][-1] == 399_999 and len(world["names"]) == 99
+
+
+# -- no segment is left behind ------------------------------------------------------------------------
+
+
+def test_no_segment_left_after_the_value_is_collected(vm: ComputeThread) -> None:
+    before = segments(os.getpid())
+    vm.exec("import numpy as np")
+    value = vm.call("lambda: np.ones(4 * 1024 * 1024, dtype=np.float32)")
+    sent = vm.call("lambda a: a.nbytes", np.ones(4 * MiB, dtype=np.uint8))
+    assert sent == 4 * MiB
+    del value
+    gc.collect()
+    assert segments(os.getpid()) == before
+
+
+def test_no_segment_left_after_close_or_a_crash_mid_transfer() -> None:
+    owner = os.getpid()
+    with ComputeThread(1) as vm:
+        vm.exec("import numpy as np, os, runtime._payload as p")
+        # The VM writes a 64 MiB result into a segment and dies before VM 0 reads it.
+        vm.submit_call(f"lambda: (p.encode(np.ones(1 << 24, np.float32), owner_pid={owner}), os._exit(9))")
+        vm.wait_for_done(30)
+        assert "exited with code 9" in (vm.last_error() or "")
+        assert wait_until(lambda: not segments(owner), timeout=5)
+        # An argument segment written by VM 0 for a job that is then cancelled before it is read.
+        vm.exec("import threading; gate = threading.Event()")
+        vm.submit_call("lambda a: gate.wait(30)", np.ones(8 * MiB, dtype=np.uint8))
+        assert vm.cancel()
+        vm.exec("import numpy as np, runtime._payload as p")  # a fresh VM after cancel()
+        vm.submit_call(f"lambda: p.encode(np.ones(1 << 23, np.uint8), owner_pid={owner})[1]")
+        vm.wait_for_done(30)
+        made = vm.last_retval()
+        assert len(made) == 1 and made[0] in segments(owner)  # a segment nobody will read...
+    assert wait_until(lambda: not segments(owner), timeout=5)  # ...gone after close()
+
+
+def test_no_segment_left_after_vm0_is_sigkilled(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import os, sys, numpy as np
+        from runtime import ComputeThread
+        t = ComputeThread(1)
+        t.exec("import numpy as np, runtime._payload as p, time")
+        # Leave segments in flight both ways (one the VM made, one queued in VM 0), then wait to die.
+        t.submit("lambda: (p.encode(np.ones(1 << 22, np.float32), owner_pid=%d), time.sleep(60))"
+                 % os.getpid())
+        t.submit("len", np.ones(1 << 23, np.uint8))
+        import time
+        time.sleep(0.5)
+        print(t.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            vm_pid = int(child.stdout.readline())
+            assert wait_until(lambda: len(segments(child.pid)) >= 2, timeout=10)
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(10)
+            assert wait_until(lambda: not segments(child.pid), timeout=5)
+            assert wait_until(lambda: not os.path.exists(f"/proc/{vm_pid}"), timeout=5)
+        finally:
+            child.kill()
+
+
+def test_small_values_take_the_plain_pickle_path() -> None:
+    from runtime import _payload
+
+    payload, made = _payload.encode({"a": [1, 2, 3]}, owner_pid=os.getpid())
+    assert payload[0] == "p" and made == []
+    assert pickle.loads(payload[1]) == {"a": [1, 2, 3]}
+    payload, made = _payload.encode(np.ones(10, np.float32), owner_pid=os.getpid())
+    assert payload[0] == "b" and made == []  # small buffers travel inline
