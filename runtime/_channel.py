@@ -64,12 +64,21 @@ class Channel:
         return message
 
     def readable(self) -> bool:
-        """Return whether a message (or end-of-file) is waiting, without blocking."""
+        """Return whether a message (or end-of-file) is waiting, without blocking.
+
+        Callers serialise this (VM 0 calls it under the ComputeThread's lock): a poll object cannot be
+        polled by two threads at once.
+        """
         return bool(self._poller.poll(0))
 
     def wait_readable(self, timeout: float | None, *, spin: float = SPIN_SECONDS) -> bool:
-        """Wait until a message (or end-of-file) is waiting, at most ``timeout`` seconds (None: forever)."""
-        return wait_fd(self._poller, timeout, spin=spin)
+        """Wait until a message (or end-of-file) is waiting, at most ``timeout`` seconds (None: forever).
+
+        Safe to call from several threads at once (each wait uses its own poll object).
+        """
+        poller = select.poll()
+        poller.register(self.fd, _READABLE)
+        return wait_fd(poller, timeout, spin=spin)
 
     def close(self) -> None:
         """Close this end; the peer sees end-of-file."""

@@ -182,6 +182,8 @@ class _Core:
         elif kind == "err":
             job.error_text = message[3]
             job.error = _rebuild_exception(message[2], message[3])
+            if message[4:] == ("retire",):
+                self.drop_proc(kill=False)  # the VM exits by itself; the next job gets a fresh one
             self.finish(job)
 
     def on_exit(self, code: int) -> None:

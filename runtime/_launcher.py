@@ -211,6 +211,19 @@ class Launcher:
         return self._template is not None
 
     def configure(self, preload: Iterable[str] | None, start_method: str | None) -> None:
+        if start_method is not None:
+            if start_method not in START_METHODS:
+                raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
+            if start_method == "template" and not hasattr(os, "fork"):
+                raise ValueError("start_method 'template' needs os.fork, which this platform lacks")
+        names: list[str] | None = None
+        if preload is not None:
+            if isinstance(preload, str):
+                raise TypeError("preload must be a list of module names, not a str")
+            names = list(preload)
+            for name in names:
+                if not isinstance(name, str) or importlib.util.find_spec(name) is None:
+                    raise ValueError(f"preload module {name!r} cannot be found on sys.path")
         with self._lock:
             if self._template is not None:
                 raise RuntimeError(
@@ -218,18 +231,8 @@ class Launcher:
                     "(or after runtime.shutdown())"
                 )
             if start_method is not None:
-                if start_method not in START_METHODS:
-                    raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
-                if start_method == "template" and not hasattr(os, "fork"):
-                    raise ValueError("start_method 'template' needs os.fork, which this platform lacks")
                 self.start_method = start_method
-            if preload is not None:
-                if isinstance(preload, str):
-                    raise TypeError("preload must be a list of module names, not a str")
-                names = list(preload)
-                for name in names:
-                    if not isinstance(name, str) or importlib.util.find_spec(name) is None:
-                        raise ValueError(f"preload module {name!r} cannot be found on sys.path")
+            if names is not None:
                 self.preload = names
 
     def launch(self, vm_index: int, setup: str | None) -> VMProcess:

@@ -104,8 +104,9 @@ def _serve(channel: Channel) -> int:
             return 0
         op, seq = message[0], message[1]
         if setup_error is not None:
-            channel.send(("err", seq, None, setup_error))
-            return 1  # a fresh VM runs the setup again for the next job
+            # "retire": VM 0 replaces this VM, so the next job runs the setup again in a fresh one.
+            channel.send(("err", seq, None, setup_error, "retire"))
+            return 1
         publisher.begin(seq)
         reply: tuple[Any, ...]
         try:
