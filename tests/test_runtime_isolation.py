@@ -278,9 +278,8 @@ def test_configure_is_checked_and_only_before_the_first_vm() -> None:
         runtime.configure(preload=["no_such_module_xyz"])
     with pytest.raises(TypeError, match="^preload must be a list of module names, not a str$"):
         runtime.configure(preload="numpy")
-    with ComputeThread(1):
-        with pytest.raises(RuntimeError, match="must be called before the first ComputeThread"):
-            runtime.configure(preload=["json"])
+    with ComputeThread(1), pytest.raises(RuntimeError, match="must be called before the first ComputeThread"):
+        runtime.configure(preload=["json"])
 
 
 @pytest.mark.slow
