@@ -19,12 +19,12 @@ from game.camera import Camera
 from game.worlddata import WorldData
 
 
-def surface_from_rgb(image: npt.NDArray[np.uint8]) -> pygame.Surface:
-    """Wrap an (H, W, 3) C-contiguous uint8 array as a 24-bit Surface without copying it."""
+def surface_from_rgbx(image: npt.NDArray[np.uint8]) -> pygame.Surface:
+    """Wrap an (H, W, 4) C-contiguous uint8 RGBX array as a 32-bit Surface without copying it."""
     if not image.flags.c_contiguous:
         image = np.ascontiguousarray(image)
     height, width = image.shape[:2]
-    return pygame.image.frombuffer(image.data, (width, height), "RGB")
+    return pygame.image.frombuffer(image.data, (width, height), "RGBX")
 
 
 class WorldRenderer:
@@ -33,7 +33,7 @@ class WorldRenderer:
     def __init__(self, world: WorldData) -> None:
         self.world = world
         # The arrays stay referenced by self.world, so the wrapped buffers outlive the Surfaces.
-        self.levels = [surface_from_rgb(level) for level in world.levels]
+        self.levels = [surface_from_rgbx(level) for level in world.levels]
         self._cache_key: tuple[int, ...] | None = None
         self._cache: pygame.Surface | None = None
         self.scaled_this_frame = False

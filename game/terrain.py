@@ -1,4 +1,4 @@
-"""Terrain colouring: biome colours, hillshade and water depth as a uint8 RGB image, plus its mip levels.
+"""Terrain colouring: biome colours, hillshade and water depth as a uint8 RGBX image, plus its mip levels.
 
 This module is numpy only (no pygame) because it runs in VM 1 right after the world is generated: the
 expensive whole-world image work happens off the frame loop, and VM 0 just wraps the finished bytes in a
@@ -16,21 +16,49 @@ Image = npt.NDArray[np.uint8]
 
 # Vertical exaggeration for the hillshade: elevation is in [0, 1] over thousands of cells, so raw slopes
 # are tiny; this makes hills read at 1 pixel per cell without turning plains noisy.
-RELIEF = 90.0
-# Light comes from the north-west, the cartographic convention, so hills do not look like valleys.
-LIGHT = np.array([-1.0, -1.0, 1.4], dtype=np.float32)
-LIGHT /= np.linalg.norm(LIGHT)
+RELIEF = 60.0
+# Brightness is quantised to this many steps (1.6% apart: no visible banding) so that colouring the whole
+# world is one table lookup per cell instead of a dozen float passes per colour channel.
+STEPS = 128
+MIN_LIGHT, MAX_LIGHT = 0.5, 1.5
 
 
 def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Brightness factors (about 0.55..1.3) from the slope of ``elevation`` lit from the north-west."""
-    padded = np.pad(elevation, 1, mode="edge")
-    dx = (padded[1:-1, 2:] - padded[1:-1, :-2]) * (RELIEF / 2)
-    dy = (padded[2:, 1:-1] - padded[:-2, 1:-1]) * (RELIEF / 2)
-    # Lambert shading of the surface normal (-dx, -dy, 1) against LIGHT, normalised so flat ground is 1.
-    lit = (-dx * LIGHT[0] - dy * LIGHT[1] + LIGHT[2]) / np.sqrt(dx * dx + dy * dy + 1.0)
-    shade: npt.NDArray[np.float32] = np.clip(lit / LIGHT[2], 0.55, 1.3).astype(np.float32)
+    """Brightness factors (about 0.55..1.35, flat ground 1) from the slope, lit from the north-west.
+
+    A linearised Lambert term: a slope rising towards the south-east faces the light and is brighter.
+    Light from the north-west is the cartographic convention, so hills never read as valleys.
+    """
+    gy, gx = np.gradient(elevation)
+    slope = gx
+    slope += gy
+    slope *= np.float32(RELIEF * 0.7)
+    slope += np.float32(1.0)
+    shade: npt.NDArray[np.float32] = np.clip(slope, np.float32(0.55), np.float32(1.35), out=slope)
     return shade
+
+
+def _colour_table(biome_names: tuple[str, ...], water_ids: frozenset[int]) -> npt.NDArray[np.uint32]:
+    """RGBX colours packed in uint32, indexed by ``biome_id * STEPS + step``.
+
+    For land the step is the brightness (``MIN_LIGHT``..``MAX_LIGHT``), for water the depth (shallow to
+    deep), so one lookup gives each cell its final colour.
+    """
+    base = palette.biome_lut(biome_names).astype(np.float32)  # (256, 3)
+    steps = np.arange(STEPS, dtype=np.float32) / (STEPS - 1)
+    light = MIN_LIGHT + (MAX_LIGHT - MIN_LIGHT) * steps  # (STEPS,)
+    table = base[:, None, :] * light[None, :, None]  # (256, STEPS, 3)
+    shallow = np.array(palette.SHALLOW_WATER, dtype=np.float32)
+    deep = np.array(palette.DEEP_WATER, dtype=np.float32)
+    water_by_depth = shallow + (deep - shallow) * steps[:, None]  # (STEPS, 3)
+    for index in water_ids:
+        if 0 <= index < 256:
+            # Keep a hint of the biome's own colour, so shallow water and ocean still differ.
+            table[index] = 0.75 * water_by_depth + 0.25 * base[index]
+    rgb = np.clip(np.rint(table), 0, 255).astype(np.uint32)
+    opaque = np.uint32(0xFF << 24)
+    packed: npt.NDArray[np.uint32] = rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16) | opaque
+    return packed.reshape(-1)
 
 
 def colour_terrain(
@@ -40,24 +68,37 @@ def colour_terrain(
     water_ids: frozenset[int],
     sea_level: float,
 ) -> Image:
-    """The world as an (H, W, 3) uint8 RGB image: land lit by hillshade, water darkened with depth."""
-    base = palette.biome_lut(biome_names)[biome].astype(np.float32)
+    """The world as an (H, W, 4) uint8 RGBX image: land lit by hillshade, water darkened with depth.
+
+    Byte order R, G, B, X (X = 255) matches ``pygame.image.frombuffer(..., "RGBX")``.
+    """
     shade = hillshade(elevation)
-    # Higher land within a biome is slightly lighter, so a large plateau still shows its relief.
-    land_tint = 0.92 + 0.16 * np.clip((elevation - sea_level) / max(1.0 - sea_level, 1e-6), 0.0, 1.0)
-    out = base * (shade * land_tint)[..., None]
+    # Higher land is slightly lighter, so a large plateau still shows its relief.
+    rise = np.subtract(elevation, np.float32(sea_level))
+    rise *= np.float32(0.16 / max(1.0 - sea_level, 1e-6))
+    np.clip(rise, 0.0, 0.16, out=rise)
+    rise += np.float32(0.92)
+    shade *= rise
+    light = shade
+    light -= np.float32(MIN_LIGHT)
+    light *= np.float32((STEPS - 1) / (MAX_LIGHT - MIN_LIGHT))
+    np.clip(light, 0, STEPS - 1, out=light)
+    step = light.astype(np.uint16)
     water_lut = np.zeros(256, dtype=bool)
-    water_lut[list(water_ids)] = True
+    water_lut[[i for i in water_ids if 0 <= i < 256]] = True
     water = water_lut[biome]
     if water.any():
-        depth = np.clip((sea_level - elevation[water]) / max(sea_level, 1e-6), 0.0, 1.0) ** 0.6
-        shallow = np.array(palette.SHALLOW_WATER, dtype=np.float32)
-        deep = np.array(palette.DEEP_WATER, dtype=np.float32)
-        water_rgb = shallow + (deep - shallow) * depth[:, None]
-        # Keep a hint of the biome's own colour and a faint ripple of the sea floor's shading.
-        water_rgb = 0.75 * water_rgb + 0.25 * base[water]
-        out[water] = water_rgb * (0.94 + 0.06 * shade[water])[:, None]
-    image: Image = np.clip(out, 0, 255).astype(np.uint8)
+        depth = np.subtract(np.float32(sea_level), elevation)
+        depth *= np.float32(1.0 / max(sea_level, 1e-6))
+        np.clip(depth, 0.0, 1.0, out=depth)
+        np.sqrt(depth, out=depth)  # deepen quickly off the coast, then slowly
+        depth *= np.float32(STEPS - 1)
+        np.copyto(step, depth.astype(np.uint16), where=water)
+    key = biome.astype(np.uint16)
+    key <<= np.uint16(7)  # STEPS == 128
+    key |= step
+    packed = _colour_table(biome_names, water_ids)[key]
+    image: Image = packed.view(np.uint8).reshape(*biome.shape, 4)
     return image
 
 
@@ -71,6 +112,11 @@ def mip_levels(image: Image, smallest: int = 96) -> list[Image]:
     while max(levels[-1].shape[:2]) >= 2 * smallest and min(levels[-1].shape[:2]) >= 4:
         prev = levels[-1]
         h, w = (prev.shape[0] // 2) * 2, (prev.shape[1] // 2) * 2
-        quads = prev[:h, :w].reshape(h // 2, 2, w // 2, 2, 3).astype(np.uint16)
-        levels.append(np.ascontiguousarray((quads.sum(axis=(1, 3)) + 2) // 4).astype(np.uint8))
+        total = prev[0:h:2, 0:w:2].astype(np.uint16)
+        total += prev[1:h:2, 0:w:2]
+        total += prev[0:h:2, 1:w:2]
+        total += prev[1:h:2, 1:w:2]
+        total += np.uint16(2)
+        total >>= np.uint16(2)
+        levels.append(total.astype(np.uint8))
     return levels
