@@ -30,12 +30,11 @@ def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     Light from the north-west is the cartographic convention, so hills never read as valleys.
     """
     gy, gx = np.gradient(elevation)
-    slope = gx
-    slope += gy
+    slope: npt.NDArray[np.float32] = np.add(gx, gy, dtype=np.float32)
     slope *= np.float32(RELIEF * 0.7)
     slope += np.float32(1.0)
-    shade: npt.NDArray[np.float32] = np.clip(slope, np.float32(0.55), np.float32(1.35), out=slope)
-    return shade
+    np.clip(slope, np.float32(0.55), np.float32(1.35), out=slope)
+    return slope
 
 
 def _colour_table(biome_names: tuple[str, ...], water_ids: frozenset[int]) -> npt.NDArray[np.uint32]:
@@ -57,8 +56,9 @@ def _colour_table(biome_names: tuple[str, ...], water_ids: frozenset[int]) -> np
             table[index] = 0.75 * water_by_depth + 0.25 * base[index]
     rgb = np.clip(np.rint(table), 0, 255).astype(np.uint32)
     opaque = np.uint32(0xFF << 24)
-    packed: npt.NDArray[np.uint32] = rgb[..., 0] | (rgb[..., 1] << 8) | (rgb[..., 2] << 16) | opaque
-    return packed.reshape(-1)
+    packed = rgb[..., 0] | (rgb[..., 1] << np.uint32(8)) | (rgb[..., 2] << np.uint32(16)) | opaque
+    flat: npt.NDArray[np.uint32] = packed.reshape(-1).astype(np.uint32)
+    return flat
 
 
 def colour_terrain(
