@@ -30,7 +30,7 @@ MAX_TICKS_PER_FRAME = 5  # after a long stall, catch up a little instead of spir
 class ClockLike(Protocol):
     """What the loop needs from ``pygame.time.Clock``: ``tick(fps)`` waits and returns elapsed ms."""
 
-    def tick(self, framerate: float = 0, /) -> int: ...
+    def tick(self, framerate: float = 0, /) -> float: ...
 
 
 @dataclass
@@ -69,7 +69,7 @@ class App:
         self.script: dict[int, list[pygame.event.Event]] = {}
         self.world_arrived_frame: int | None = None
         self._accumulator = 0.0
-        self._elapsed_ms = 0
+        self._elapsed_ms = 0.0
         self._last_frame_end = time.perf_counter()
         self._swapped = False
         seed = settings.seed if settings.seed is not None else self.new_seed()
@@ -81,7 +81,7 @@ class App:
         """A fresh seed from the app's rng."""
         return self.rng.randrange(1, 2**31)
 
-    def now_ms(self) -> int:
+    def now_ms(self) -> float:
         """Milliseconds of game time: the sum of the clock's ticks, so a fixed clock gives fixed pictures."""
         return self._elapsed_ms
 
@@ -121,7 +121,8 @@ class App:
                 self.world_arrived_frame = self.frame_no
             self.scene.on_generation(outcome)
         self._accumulator = min(self._accumulator + dt_ms / 1000, MAX_TICKS_PER_FRAME * TICK)
-        while self._accumulator >= TICK:
+        # The epsilon lets a clock that reports exactly 1000/60 ms run exactly one tick per frame.
+        while self._accumulator >= TICK - 1e-9:
             self.scene.update(TICK)
             self._accumulator -= TICK
 
@@ -161,7 +162,7 @@ class App:
         while self.running and (max_frames is None or self.frame_no < max_frames):
             self.frame(dt_ms)
             dt_ms = float(self.clock.tick(self.settings.fps))
-            self._elapsed_ms += round(dt_ms)
+            self._elapsed_ms += dt_ms
             now = time.perf_counter()
             self.stats.add((now - self._last_frame_end) * 1000, self._last_work_ms, self._last_phase)
             self._last_frame_end = now

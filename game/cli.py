@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     import pygame
 
+    import runtime
     from game.app import App, Settings
     from game.clock import FrameClock
     from game.generation import VMGenerator
@@ -68,6 +69,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pygame.display.set_icon(load_image("ui/icon.png"))
         flags = 0 if args.headless else pygame.RESIZABLE
         screen = pygame.display.set_mode(args.window, flags)
+        try:
+            # VMs fork from a template that has these imported, so a fresh VM (after R cancels a job)
+            # is ready in milliseconds instead of importing numpy again.
+            runtime.configure(preload=["numpy", "worldgen", "game.worlddata"])
+        except RuntimeError:
+            pass  # VMs already run in this process; the generator's setup imports the same modules
         generator = VMGenerator(1)
         settings = Settings(seed=args.seed, size=args.size, zoom=args.zoom)
         app = App(screen, FrameClock(), random.Random(), generator, settings)
@@ -97,6 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     finally:
         pygame.quit()
+        runtime.shutdown()  # no VM and no template process outlives the game
 
 
 def main(argv: list[str] | None = None) -> int:

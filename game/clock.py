@@ -29,7 +29,7 @@ class FrameClock:
         self._deadline: float | None = None
         self._last = now()
 
-    def tick(self, framerate: float = 0, /) -> int:
+    def tick(self, framerate: float = 0, /) -> float:
         """Wait for the next frame deadline (no wait when ``framerate`` is 0); return elapsed ms."""
         now = self._now()
         if framerate > 0:
@@ -46,4 +46,4 @@ class FrameClock:
             now = self._now()
         elapsed = now - self._last
         self._last = now
-        return round(elapsed * 1000)
+        return elapsed * 1000

@@ -30,7 +30,7 @@ class LoadingScene(Scene):
         self.request = request
         self.frames = 0
         self.ticks = 0
-        self.started_ms = 0
+        self.started_ms = 0.0
         self.parade = [pygame.transform.scale_by(s, 3) for s in load_sprites(PARADE)]
 
     def enter(self) -> None:
