@@ -41,8 +41,8 @@ DEEP_LEVEL = 0.33  # below: ocean (deep water); SEA_LEVEL above it: shallow wate
 BEACH_LEVEL = 0.43  # land below this and within BEACH_REACH cells of water is beach
 BEACH_REACH = 2
 SWAMP_LEVEL = 0.47  # swamps are wet lowlands
-MOUNTAIN_LEVEL = 0.7
-SNOW_LEVEL = 0.82  # snow only at or above this elevation
+MOUNTAIN_LEVEL = 0.74
+SNOW_LEVEL = 0.86  # snow only at or above this elevation
 
 # Temperature and moisture thresholds of the land table.
 COLD, HOT = 0.25, 0.6

@@ -14,6 +14,7 @@ from ._hash import derive_key
 from ._noise import fbm
 
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 
 # Lattice spacings in cells, coarsest first (one octave each).
 ELEVATION_OCTAVES = (256, 128, 64, 32, 16)
@@ -21,12 +22,20 @@ MOISTURE_OCTAVES = (256, 128, 64, 32)
 TEMPERATURE_OCTAVES = (256, 128, 64)
 PERSISTENCE = 0.5
 
-# Raw fBm has a standard deviation of about 0.1; these gains spread the fields over [0, 1].
-ELEVATION_GAIN = 1.7
+# Raw fBm has a standard deviation of about 0.1 (and stays within about +-0.7).
+#
+# Elevation: raw values above SEA_NOISE are land, mapped onto [SEA_LEVEL, 1] by the cubic
+# h(u) = a u + (3 - 2a) u^2 + (a - 2) u^3 of u = (n - SEA_NOISE) / (TOP_NOISE - SEA_NOISE) clipped to
+# [0, 1]: slope a = PLAINS at the coast (wide plains), steep in the middle (hills, mountains), slope 0
+# at the top (rounded peaks, no hard-clipped plateaus). Water is mapped onto [0, SEA_LEVEL] the same way
+# with a = 1 (a shelf that deepens steadily, then a smooth ocean floor below BOTTOM_NOISE).
+SEA_NOISE = -0.06  # about 33% of cells lie below
+TOP_NOISE = 0.36
+BOTTOM_NOISE = -0.40
+PLAINS = 0.5
+# Moisture and temperature: 0.5 + gain * n, clipped to [0, 1].
 MOISTURE_GAIN = 1.8
 TEMPERATURE_GAIN = 1.8
-# Land flattens near the coast and steepens towards the peaks: plains, hills and peaks all occur.
-PLAINS = 0.45
 LAPSE = 0.4  # temperature drop per unit of elevation above sea level
 
 _ELEVATION, _MOISTURE, _TEMPERATURE = 1, 2, 3  # salts
@@ -62,33 +71,52 @@ class World:
         return int(self.elevation.shape[0])
 
 
-def _elevation(seed: int, x0: int, y0: int, width: int, height: int) -> F32:
-    e = fbm(derive_key(seed, _ELEVATION), x0, y0, width, height, ELEVATION_OCTAVES, PERSISTENCE)
-    e *= np.float32(ELEVATION_GAIN)
-    e += np.float32(0.5)
-    np.clip(e, 0.0, 1.0, out=e)
-    # Above sea level, t -> t * (PLAINS + (1 - PLAINS) * t) on t = (e - SEA) / (1 - SEA): monotonic,
-    # slope PLAINS at the coast (wide plains), 2 - PLAINS at the top (sharp peaks); water unchanged.
-    t = e - np.float32(SEA_LEVEL)
-    np.maximum(t, 0.0, out=t)
-    inv = np.float32(1.0 / (1.0 - SEA_LEVEL))
-    t *= inv
-    shaped = t * np.float32(1.0 - PLAINS)
-    shaped += np.float32(PLAINS)
-    shaped *= t
-    shaped -= t
-    shaped *= np.float32(1.0 - SEA_LEVEL)
-    e += shaped
+def _hermite(u: F64, a: float) -> F64:
+    """Cubic from 0 to 1 on [0, 1] with slope ``a`` at 0 and 0 at 1, in place on ``u``."""
+    # Horner form of a u + (3 - 2a) u^2 + (a - 2) u^3.
+    v = u * (a - 2.0)
+    v += 3.0 - 2.0 * a
+    v *= u
+    v += a
+    v *= u
+    return v
+
+
+def _shape_elevation(n: F64) -> F64:
+    """Raw fBm -> elevation in [0, 1], elementwise (see SEA_NOISE above)."""
+    land = n - SEA_NOISE
+    land *= 1.0 / (TOP_NOISE - SEA_NOISE)
+    np.clip(land, 0.0, 1.0, out=land)
+    water = n - SEA_NOISE
+    water *= 1.0 / (BOTTOM_NOISE - SEA_NOISE)
+    np.clip(water, 0.0, 1.0, out=water)
+    # One of the two is 0 for every cell, and h(0) = 0, so the sum needs no select.
+    e = _hermite(land, PLAINS)
+    e *= 1.0 - SEA_LEVEL
+    e += SEA_LEVEL
+    e -= _hermite(water, 1.0) * SEA_LEVEL
     return e
+
+
+def _unit_shaper(gain: float) -> Callable[[F64], F64]:
+    """Raw fBm -> 0.5 + gain * n clipped to [0, 1], elementwise and in place."""
+
+    def shape(n: F64) -> F64:
+        n *= gain
+        n += 0.5
+        return np.clip(n, 0.0, 1.0, out=n)
+
+    return shape
+
+
+def _elevation(seed: int, x0: int, y0: int, width: int, height: int) -> F32:
+    key = derive_key(seed, _ELEVATION)
+    return fbm(key, x0, y0, width, height, ELEVATION_OCTAVES, PERSISTENCE, _shape_elevation)
 
 
 def _field(seed: int, salt: int, octaves: tuple[int, ...], gain: float, region: tuple[int, ...]) -> F32:
     x0, y0, width, height = region
-    f = fbm(derive_key(seed, salt), x0, y0, width, height, octaves, PERSISTENCE)
-    f *= np.float32(gain)
-    f += np.float32(0.5)
-    np.clip(f, 0.0, 1.0, out=f)
-    return f
+    return fbm(derive_key(seed, salt), x0, y0, width, height, octaves, PERSISTENCE, _unit_shaper(gain))
 
 
 def estimated_bytes(width: int, height: int) -> int:

@@ -9,8 +9,9 @@ so a sample is ``(1-sy) * (P_j + fy Q_j) + sy * (P_{j+1} + (fy-1) Q_{j+1})``: pe
 per-column rows, i.e. a small matrix product. We compute ``P``/``Q`` once per lattice row
 (O(lattice rows x width)) and the grid with one matrix product per band of rows, all octaves at once.
 
-Why it is exact: weights and basis are rounded to integers (2**20 and 2**28 steps, far finer than
-float32) and the product is done in float64, where every partial sum is an integer below 2**53. So the
+Why it is exact: weights and basis are rounded to multiples of 2**-20 and 2**-28 (far finer than
+float32) and the product is done in float64, where every product and partial sum is then a multiple of
+2**-48 below 2 in magnitude (amplitudes sum to 1), which float64's 53-bit significand holds exactly. So the
 result does not depend on BLAS blocking, FMA use, band layout or chunk offsets: each cell is a pure
 function of its world coordinates, bit for bit. Lattice spacings are integers (in cells), so the
 fractional positions are exact dyadic numbers too.
@@ -19,7 +20,7 @@ fractional positions are exact dyadic numbers too.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +32,7 @@ F64 = npt.NDArray[np.float64]
 
 _WEIGHT_BITS = 20
 _BASIS_BITS = 28
-# At most 4 non-zero terms per octave of at most 2**48 each, so 8 octaves keep sums below 2**53.
+# Any count stays exact (partial sums stay below 2); this bound only catches mistakes.
 MAX_OCTAVES = 8
 _BAND_ROWS = 32
 _BLOCK_COLS = 256
@@ -75,12 +76,14 @@ class _Octave:
         scale = amplitude * float(1 << _BASIS_BITS)
         p = (gx[:, col] * fx) * (1.0 - sx) + (gx[:, col + 1] * (fx - 1.0)) * sx
         q = gy[:, col] * (1.0 - sx) + gy[:, col + 1] * sx
-        self.p = np.rint(p * scale)
-        self.q = np.rint(q * scale)
+        # Rounded to multiples of 2**-28 (scaling by powers of two is exact, so no later unscaling pass).
+        self.p = np.rint(p * scale) * (1.0 / (1 << _BASIS_BITS))
+        self.q = np.rint(q * scale) * (1.0 / (1 << _BASIS_BITS))
         sy, fy = ya.fade, ya.frac
         w = float(1 << _WEIGHT_BITS)
         # Weights of P_j, Q_j, P_{j+1}, Q_{j+1} for each output row.
-        self.weights = np.rint(np.stack([(1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0)], axis=1) * w)
+        weights = np.stack([(1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0)], axis=1)
+        self.weights = np.rint(weights * w) * (1.0 / w)  # multiples of 2**-20
         self.row = ya.cell - ya.first  # local lattice row of each output row
 
 
@@ -92,13 +95,15 @@ def fbm(
     height: int,
     spacings: Sequence[int],
     persistence: float,
-    out: F32 | None = None,
+    shape: Callable[[F64], F64] | None = None,
 ) -> F32:
     """Fractal Brownian motion of gradient noise over world cells [x0, x0+width) x [y0, y0+height).
 
     ``spacings`` are the lattice spacings in cells, coarsest first (one octave each). Amplitudes are
     ``persistence**octave`` normalised to sum to 1, so values lie in about [-0.7, 0.7]. Returns float32
     of shape (height, width), bit-identical for a cell whatever region it is generated in.
+    ``shape``, if given, maps each band of rows of raw float64 values elementwise (in place is fine)
+    before it is stored as float32: done per band, it runs while the band is still in cache.
     """
     if not 1 <= len(spacings) <= MAX_OCTAVES:
         raise ValueError(f"fbm needs 1..{MAX_OCTAVES} octaves, got {len(spacings)}")
@@ -108,9 +113,8 @@ def fbm(
         _Octave(derive_key(key, i), x0, y0, width, height, s, a / total)
         for i, (s, a) in enumerate(zip(spacings, amps, strict=True))
     ]
-    if out is None:
-        out = np.empty((height, width), dtype=np.float32)
-    unscale = 1.0 / float(1 << (_WEIGHT_BITS + _BASIS_BITS))
+    out = np.empty((height, width), dtype=np.float32)
+    band_buffer = np.empty((_BAND_ROWS, width), dtype=np.float64)
     for r0 in range(0, height, _BAND_ROWS):
         r1 = min(r0 + _BAND_ROWS, height)
         n = r1 - r0
@@ -136,9 +140,10 @@ def fbm(
             coef[rows, k0 + nl + local + 1] = wts[:, 3]
         # Column blocks keep each product under OpenBLAS's threading threshold (m*n*k < 262144): its
         # worker threads spin, which on a busy machine (a game's frame loop) costs more than they save.
+        band = band_buffer[:n]
         for c0 in range(0, width, _BLOCK_COLS):
             c1 = min(c0 + _BLOCK_COLS, width)
-            block = coef @ basis[:, c0:c1]
-            block *= unscale
-            out[r0:r1, c0:c1] = block
+            np.matmul(coef, basis[:, c0:c1], out=band[:, c0:c1])
+        # The whole band at once: few numpy calls, and it is still in cache.
+        out[r0:r1] = band if shape is None else shape(band)
     return out
