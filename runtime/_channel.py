@@ -9,6 +9,7 @@ bounded, so a long wait still sleeps in the kernel and burns no CPU.
 
 from __future__ import annotations
 
+import os
 import pickle
 import select
 import socket
@@ -98,6 +99,8 @@ def wait_fd(poller: select.poll, timeout: float | None, *, spin: float = SPIN_SE
         while time.perf_counter() < end:
             if poller.poll(0):
                 return True
+            # If the peer shares this core (a busy machine), let it run instead of spinning against it.
+            os.sched_yield()
         if timeout is not None:
             timeout -= spin
     if timeout is not None and timeout <= 0:

@@ -14,6 +14,9 @@ _vm_index = 0
 # and sends it to VM 0 at a bounded rate, so reporting costs one tuple store: "the latest value wins".
 _latest: tuple[float, str] | None = None
 _in_vm = False
+# Called on the first report in this VM (it starts the publisher thread), then cleared: a VM whose jobs
+# never report progress runs no extra thread, and a round trip never wakes one.
+_on_first_report: Callable[[], None] | None = None
 
 
 def currentvm() -> int:
@@ -39,13 +42,23 @@ def report_progress(fraction: float, message: str = "") -> None:
         raise TypeError(f"message must be a str, got {type(message).__name__}")
     if _in_vm:
         _latest = (fraction, message)
+        if _on_first_report is not None:
+            _start_publisher()
 
 
-def _enter_vm(vm_index: int) -> None:
+def _enter_vm(vm_index: int, on_first_report: Callable[[], None]) -> None:
     """Mark this process as worker VM ``vm_index`` (called once by the worker entry point)."""
-    global _vm_index, _in_vm
+    global _vm_index, _in_vm, _on_first_report
     _vm_index = vm_index
     _in_vm = True
+    _on_first_report = on_first_report
+
+
+def _start_publisher() -> None:
+    global _on_first_report
+    start, _on_first_report = _on_first_report, None
+    if start is not None:
+        start()
 
 
 def _take_latest() -> tuple[float, str] | None:
@@ -55,6 +68,3 @@ def _take_latest() -> tuple[float, str] | None:
     if latest is None:
         return None
     return float(latest[0]), latest[1]
-
-
-ProgressCallback = Callable[[float, str], object]

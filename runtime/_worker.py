@@ -73,7 +73,8 @@ def _serve(channel: Channel) -> int:
     _tag, init = channel.recv()
     vm_index: int = init["vm_index"]
     owner_pid: int = init["owner_pid"]
-    _context._enter_vm(vm_index)
+    publisher = _ProgressPublisher(channel)
+    _context._enter_vm(vm_index, publisher.start)
     os.chdir(init["cwd"])
     sys.path[:] = init["sys_path"]
     # Ctrl+C in the terminal reaches the whole process group; VM 0 decides what it means.
@@ -86,7 +87,6 @@ def _serve(channel: Channel) -> int:
     _start_parent_watch(owner_pid)
 
     namespace = _fresh_main()
-    publisher = _ProgressPublisher(channel)
     setup_error = None
     if init["setup"]:
         try:
@@ -186,25 +186,25 @@ def _type_name(value: object) -> str:
 class _ProgressPublisher:
     """Sends the latest ``report_progress`` value to VM 0 at a bounded rate, from its own thread.
 
-    ``report_progress`` only stores a tuple; this thread wakes ~60 times a second while a job runs
-    (never while the VM is idle) and sends the value if it changed and the pipe has room.
+    ``report_progress`` only stores a tuple; this thread, started by the first report in this VM, wakes
+    ~60 times a second and sends the value if it changed and the pipe has room. ``begin``/``end`` bracket
+    each job so that a value is never sent under the wrong job's number, and the last one is flushed.
     """
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._lock = threading.Lock()
-        self._running = threading.Event()
         self._seq: int | None = None
+
+    def start(self) -> None:
         threading.Thread(target=self._loop, name="progress-publisher", daemon=True).start()
 
     def begin(self, seq: int) -> None:
         with self._lock:
             self._seq = seq
-            _context._take_latest()
-        self._running.set()
+            _context._latest = None
 
     def end(self) -> None:
-        self._running.clear()
         with self._lock:
             latest = _context._take_latest()
             if latest is not None and self._seq is not None:
@@ -213,7 +213,6 @@ class _ProgressPublisher:
 
     def _loop(self) -> None:
         while True:
-            self._running.wait()
             time.sleep(PROGRESS_INTERVAL)
             with self._lock:
                 latest = _context._take_latest()
