@@ -13,7 +13,6 @@ import os
 import statistics
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime import ComputeThread  # noqa: E402
+from runtime import ComputeThread
 
 MiB = 1 << 20
 FRAME = 1 / 60
@@ -414,7 +413,7 @@ def bench_transfer(size: int, repeat: int) -> None:
         ["np.copy in one process", ms(copy_time), gbs(copy_time), f"{queue_time / copy_time:6.1f}x"],
     ]
     table(
-        f"(6) moving a {size // MiB} MiB float32 array, median of {repeat} (target: >= 10x faster than Queue)",
+        f"(6) moving a {size // MiB} MiB float32 array, median of {repeat} (target: >= 10x vs Queue)",
         ["how", "time", "rate", "vs Queue"],
         rows,
     )
@@ -429,7 +428,7 @@ def bench_transfer(size: int, repeat: int) -> None:
     )
 
 
-# -- (7) VM start ----------------------------------------------------------------------------------------------
+# -- (7) VM start ----------------------------------------------------------------------------------
 
 START_SCRIPT = """
 import time, sys
