@@ -147,6 +147,7 @@ def generate(
     x0, y0, width, height = _checks.region(x0, y0, width, height)
     _checks.memory(estimated_bytes(width, height), memory_limit, f"a {width}x{height} region")
     report = progress if progress is not None else _ignore
+    report(0.0, "start")  # at once, so a progress bar appears before the first stage ends
 
     r = BEACH_REACH  # beaches look this far past the edge, so compute elevation with a halo
     elevation_halo = _elevation(seed, x0 - r, y0 - r, width + 2 * r, height + 2 * r)
