@@ -208,6 +208,16 @@ def test_any_subregion_is_a_slice(x: int, y: int, dx: int, dy: int, w: int, h: i
     assert np.array_equal(small.creatures, big.creatures[inside])
 
 
+@pytest.mark.parametrize(("x0", "y0"), [(-(2**31), -(2**31)), (2**31 - 96, 2**31 - 80)])
+def test_the_edges_of_the_coordinate_range_work(x0: int, y0: int) -> None:
+    w = generate(6, x0, y0, 96, 80)
+    assert np.array_equal(w.elevation[10:20, 30:50], generate(6, x0 + 30, y0 + 10, 20, 10).elevation)
+    c = w.creatures
+    assert np.all((c["x"].astype(np.int64) >= x0) & (c["x"].astype(np.int64) < x0 + 96))
+    assert np.all((c["y"].astype(np.int64) >= y0) & (c["y"].astype(np.int64) < y0 + 80))
+    assert len(np.unique(c["id"])) == len(c)
+
+
 def digest(world: World) -> str:
     h = hashlib.sha256()
     for f in FIELDS:
