@@ -62,7 +62,9 @@ def shutdown() -> None:
     """Close every ComputeThread and stop the template process; VMs start afresh on next use."""
     from ._compute_thread import close_all
     from ._launcher import LAUNCHER, REAPER
+    from ._payload import POOL
 
     close_all()
     REAPER.drain(2.0)
     LAUNCHER.shutdown()
+    POOL.trim()

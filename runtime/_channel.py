@@ -1,27 +1,35 @@
 """A private, duplex, message-framed pipe between VM 0 and one worker VM.
 
-Built on ``multiprocessing.connection.Connection`` over a Unix socket pair (a private channel: no port is
-opened anywhere). Adds what a frame loop needs: a readiness check that costs one ``poll`` system call, and
-a wait that spins for a few tens of microseconds before it sleeps. Waking a sleeping process on the
-other core costs ~25-30 us each way, while a short spin catches a quick reply in ~2 us; the spin is
-bounded, so a long wait still sleeps in the kernel and burns no CPU.
+A Unix socket pair (private: no port is opened anywhere). Each message is a pickled tuple behind an
+8-byte length, and may carry file descriptors (the shared-memory segments of big values) as
+``SCM_RIGHTS`` ancillary data on its first byte. ``multiprocessing.connection.Connection`` frames
+messages the same way but cannot pass descriptors, hence this small class.
+
+Adds what a frame loop needs: a readiness check that costs one ``poll`` system call, and a wait that
+spins for a few tens of microseconds before it sleeps. Waking a sleeping process on the other core costs
+~25-30 us each way, while a short spin catches a quick reply in a few microseconds; the spin is bounded
+(and yields the core each turn), so a long wait still sleeps in the kernel and burns no CPU.
 """
 
 from __future__ import annotations
 
+import array
 import os
 import pickle
 import select
 import socket
+import struct
 import threading
 import time
-from multiprocessing.connection import Connection
+from collections.abc import Sequence
 from typing import Any
 
 SPIN_SECONDS = 50e-6
+MAX_FDS = 8  # per message: at most one segment per payload, and a message has at most three
 
+_HEADER = struct.Struct("!Q")
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
-_WRITABLE = select.POLLOUT
+_FD_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
 
 def socket_pair() -> tuple[socket.socket, socket.socket]:
@@ -30,20 +38,21 @@ def socket_pair() -> tuple[socket.socket, socket.socket]:
 
 
 class Channel:
-    """One end of the pipe: send and receive whole messages (pickled tuples)."""
+    """One end of the pipe: send and receive whole messages, with descriptors attached."""
 
-    def __init__(self, fd: int) -> None:
-        self._conn = Connection(fd)
-        self.fd = fd
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(True)
+        self._sock = sock
+        self.fd = sock.fileno()
         self._poller = select.poll()
-        self._poller.register(fd, _READABLE)
+        self._poller.register(self.fd, _READABLE)
         self._send_lock = threading.Lock()
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
         data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
-            self._conn.send_bytes(data)
+            self._send(data, fds)
 
     def try_send(self, message: tuple[Any, ...]) -> bool:
         """Send one message only if that cannot block; return whether it was sent."""
@@ -51,18 +60,55 @@ class Channel:
             return False
         try:
             poller = select.poll()
-            poller.register(self.fd, _WRITABLE)
+            poller.register(self.fd, select.POLLOUT)
             if not poller.poll(0):
                 return False
-            self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+            self._send(pickle.dumps(message, pickle.HIGHEST_PROTOCOL), ())
             return True
         finally:
             self._send_lock.release()
 
-    def recv(self) -> tuple[Any, ...]:
-        """Receive one message; raises ``EOFError`` once the peer has gone."""
-        message: tuple[Any, ...] = pickle.loads(self._conn.recv_bytes())
-        return message
+    def _send(self, data: bytes, fds: Sequence[int]) -> None:
+        frame = _HEADER.pack(len(data)) + data
+        if fds:
+            ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+            sent = self._sock.sendmsg([frame], ancillary)
+            frame = frame[sent:]
+        if frame:
+            self._sock.sendall(frame)
+
+    def recv(self) -> tuple[tuple[Any, ...], list[int]]:
+        """Receive one message and the descriptors that came with it; ``EOFError`` once the peer has gone.
+
+        The caller owns the descriptors (and must close them).
+        """
+        header = bytearray()
+        fds: list[int] = []
+        while len(header) < _HEADER.size:
+            chunk, ancillary, _flags, _addr = self._sock.recvmsg(_HEADER.size - len(header), _FD_SPACE)
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    received = array.array("i")
+                    received.frombytes(data[: len(data) - len(data) % received.itemsize])
+                    fds.extend(received)
+            if not chunk:
+                for fd in fds:
+                    os.close(fd)
+                raise EOFError("the other VM closed the channel")
+            header += chunk
+        (size,) = _HEADER.unpack(header)
+        body = bytearray(size)
+        view = memoryview(body)
+        got = 0
+        while got < size:
+            n = self._sock.recv_into(view[got:])
+            if n == 0:
+                for fd in fds:
+                    os.close(fd)
+                raise EOFError("the other VM closed the channel mid-message")
+            got += n
+        message: tuple[Any, ...] = pickle.loads(body)
+        return message, fds
 
     def readable(self) -> bool:
         """Return whether a message (or end-of-file) is waiting, without blocking.
@@ -87,7 +133,7 @@ class Channel:
             self._poller.unregister(self.fd)
         except (KeyError, ValueError):
             pass
-        self._conn.close()
+        self._sock.close()
 
 
 def wait_fd(poller: select.poll, timeout: float | None, *, spin: float = SPIN_SECONDS) -> bool:

@@ -18,11 +18,11 @@ queue behind whatever runs and never touch ``last_error``/``last_retval``.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -43,16 +43,35 @@ JobKind = Literal["slot", "blocking", "future"]
 
 
 @dataclass(eq=False)
+class _Value:
+    """A value received from the VM and not decoded yet: its payload, descriptors, and release hook."""
+
+    payload: _payload.Payload
+    fds: list[int]
+    release_to: Callable[[int], object]
+
+    def decode(self) -> Any:
+        fds, self.fds = self.fds, []
+        return _payload.decode(self.payload, iter(fds), self.release_to)
+
+    def discard(self) -> None:
+        fds, self.fds = self.fds, []
+        if fds:
+            _payload.discard(self.payload, iter(fds), self.release_to)
+
+
+@dataclass(eq=False)
 class _Job:
     """One unit of work for the VM, and, once it ends, its outcome."""
 
     kind: JobKind
     message: list[Any]  # ["exec" | "eval" | "call", seq (set when it starts), ...]
-    segments: list[str] = field(default_factory=list)  # VM 0's segments for the arguments
+    fds: list[int] = field(default_factory=list)  # descriptors of the arguments' segments, to send
+    segments: list[int] = field(default_factory=list)  # their ids in VM 0's segment pool
     future: Future[Any] | None = None
     seq: int = 0
     done: bool = False
-    payload: _payload.Payload | None = None  # the value, still encoded
+    result: _Value | None = None  # the return value, still encoded
     error: BaseException | None = None  # what to raise in VM 0
     error_text: str | None = None  # what last_error() says
 
@@ -70,7 +89,7 @@ class _Core:
         self.closed = False
         self.seq = 0
         self.last_error: str | None = None
-        self.retval_payload: _payload.Payload | None = None
+        self.retval_value: _Value | None = None  # the last slot job's value, until decoded
         self.retval: tuple[Any] | None = None  # the decoded value, once last_retval() has run
         self.progress: tuple[float, str] = (0.0, "")
         self.pump: threading.Thread | None = None
@@ -104,14 +123,12 @@ class _Core:
         while self.current is None and self.queue and not self.closed:
             job = self.queue.popleft()
             if job.future is not None and not job.future.set_running_or_notify_cancel():
-                _payload.unlink_segments(job.segments)
+                _reclaim(job)
                 continue  # cancelled while it waited
             self.seq += 1
             job.seq = job.message[1] = self.seq
             if job.kind == "slot":
-                self.last_error = None
-                self.retval_payload = None
-                self.retval = None
+                self.clear_retval()
             self.progress = (0.0, "")
             self.current = job
             self.started_at = time.perf_counter()
@@ -120,7 +137,7 @@ class _Core:
             except BaseException as exc:
                 # No VM could be started or reached: the job fails, the next one may have more luck.
                 self.current = None
-                _payload.unlink_segments(job.segments)
+                _reclaim(job)
                 if job.future is None:
                     raise
                 job.future.set_exception(exc)
@@ -131,13 +148,36 @@ class _Core:
             if self.proc is None:
                 self.proc = LAUNCHER.launch(self.vm_index, self.setup)
             try:
-                self.proc.channel.send(message)
+                self.flush_releases()
+                self.proc.channel.send(message, job.fds)
                 return
             except OSError:
                 # The VM died while idle (nobody was watching): replace it and send again.
                 self.drop_proc(kill=True)
                 if attempt == 2:
                     raise
+
+    def clear_retval(self) -> None:
+        self.last_error = None
+        self.retval = None
+        if self.retval_value is not None:
+            self.retval_value.discard()
+            self.retval_value = None
+
+    def flush_releases(self) -> None:
+        """Hand back the VM's segments that VM 0 no longer maps (never blocks: retried next time)."""
+        proc = self.proc
+        if proc is None or not proc.releases:
+            return
+        ids = []
+        while proc.releases:
+            ids.append(proc.releases.popleft())
+        try:
+            sent = proc.channel.try_send(("release", ids))
+        except OSError:
+            return  # the VM is gone, and its segments with it
+        if not sent:
+            proc.releases.extend(ids)
 
     def drop_proc(self, *, kill: bool) -> None:
         proc, self.proc = self.proc, None
@@ -153,36 +193,44 @@ class _Core:
             if proc is None:
                 return
             if not proc.eof:
+                if proc.releases:
+                    self.flush_releases()
                 if not proc.channel.readable():
                     return
                 try:
-                    message = proc.channel.recv()
+                    message, fds = proc.channel.recv()
                 except (EOFError, OSError):
                     proc.eof = True
                     continue
-                self.on_message(message)
+                self.on_message(message, _Value(message[2], fds, proc.releases.append))
             else:
                 code = proc.poll_exit()
                 if code is None:
                     return
                 self.on_exit(code)
 
-    def on_message(self, message: tuple[Any, ...]) -> None:
+    def on_message(self, message: tuple[Any, ...], value: _Value) -> None:
+        """Handle one message; ``value`` wraps its third field and the descriptors that came with it."""
         kind, seq = message[0], message[1]
+        if kind == "release":
+            for segment in message[2]:
+                _payload.POOL.release(segment)
+            return
         job = self.current
         if job is None or seq != job.seq:
-            if kind == "ok":
-                _payload.discard(message[2])  # the reply of a job that ended otherwise meanwhile
+            if kind in ("ok", "err") and value.payload is not None:
+                value.discard()  # the reply of a job that ended otherwise meanwhile
             return
         if kind == "progress":
             self.progress = (message[2], message[3])
         elif kind == "ok":
-            job.payload = message[2]
+            job.result = value
             self.finish(job)
         elif kind == "err":
             job.error_text = message[3]
-            job.error = _rebuild_exception(message[2], message[3])
+            job.error = _rebuild_exception(value, message[3])
             if message[4:] == ("retire",):
+                _reclaim(job)  # it never looked at the arguments
                 self.drop_proc(kill=False)  # the VM exits by itself; the next job gets a fresh one
             self.finish(job)
 
@@ -196,6 +244,7 @@ class _Core:
             text = f"VM {self.vm_index} died during the job: {describe_exit(code)}"
             job.error_text = f"VMDiedError: {text}\n"
             job.error = VMDiedError(text)
+            _reclaim(job)
             self.finish(job)
 
     def finish(self, job: _Job) -> None:
@@ -203,10 +252,9 @@ class _Core:
         job.done = True
         self.current = None
         self.last_job_seconds = time.perf_counter() - self.started_at
-        _payload.unlink_segments(job.segments)
         if job.kind == "slot":
             self.last_error = job.error_text
-            self.retval_payload = job.payload if job.error is None else None
+            self.retval_value = job.result
         elif job.future is not None:
             _resolve(job)
         self.dispatch()
@@ -256,6 +304,7 @@ class _Core:
             text = f"the job was cancelled: VM {self.vm_index} was stopped by cancel() and will be replaced"
             job.error_text = f"JobCancelledError: {text}\n"
             job.error = JobCancelledError(text)
+            _reclaim(job)
             self.finish(job)
             return True
 
@@ -271,13 +320,16 @@ class _Core:
             jobs = [self.current, *self.queue] if self.current is not None else list(self.queue)
             self.current = None
             self.queue.clear()
+            self.clear_retval()
             proc, self.proc = self.proc, None
+            if not _owners:
+                _payload.POOL.trim()  # no VM left to send big values to: free the kept segments
         for job in jobs:
             text = f"ComputeThread({self.vm_index}) was closed before the job finished"
             job.error_text = f"VMClosedError: {text}\n"
             job.error = VMClosedError(text)
             job.done = True
-            _payload.unlink_segments(job.segments)
+            _reclaim(job)
             if job.future is not None and not job.future.done():
                 _resolve(job)
         if proc is None:
@@ -313,20 +365,27 @@ def _resolve(job: _Job) -> None:
         future.set_exception(job.error)
         return
     try:
-        assert job.payload is not None
-        value = _payload.decode(job.payload)
+        assert job.result is not None
+        value = job.result.decode()
     except BaseException as exc:
         future.set_exception(exc)
     else:
         future.set_result(value)
 
 
-def _rebuild_exception(payload: _payload.Payload | None, text: str) -> BaseException:
+def _reclaim(job: _Job) -> None:
+    """Take back the job's argument segments: the VM never got them, or died with them mapped."""
+    for segment in job.segments:
+        _payload.POOL.release(segment)
+    job.segments = []
+
+
+def _rebuild_exception(value: _Value, text: str) -> BaseException:
     """The VM's exception as itself when it unpickles, with the remote traceback as ``__cause__``."""
     exc: BaseException | None = None
-    if payload is not None:
+    if value.payload is not None:
         try:
-            exc = _payload.decode(payload)
+            exc = value.decode()
         except Exception:
             exc = None
     if not isinstance(exc, BaseException):
@@ -417,10 +476,10 @@ class ComputeThread:
         with core.lock:
             core.check_idle()
             if core.retval is None:
-                if core.retval_payload is None:
+                if core.retval_value is None:
                     raise ValueError("no retval available")
-                core.retval = (_payload.decode(core.retval_payload),)
-                core.retval_payload = None
+                value, core.retval_value = core.retval_value, None
+                core.retval = (value.decode(),)
             return core.retval[0]
 
     def submit_exec(self, source: str) -> None:
@@ -441,8 +500,7 @@ class ComputeThread:
         with core.lock:
             core.check_open()
             core.check_idle()
-            message, segments = self._call_message(eval_src, args, kwargs)
-            core.enqueue(_Job("slot", message, segments=segments))
+            core.enqueue(self._call_job("slot", eval_src, args, kwargs))
 
     def exec(self, source: str) -> None:
         """Run ``source`` in the VM's ``__main__`` and wait; raises ``RuntimeError`` with the VM's traceback.
@@ -468,23 +526,22 @@ class ComputeThread:
         core = self._core
         with core.lock:
             core.check_open()
-            message, segments = self._call_message(fn_or_eval_src, args, kwargs)
-            future: Future[Any] = Future()
-            core.enqueue(_Job("future", message, segments=segments, future=future))
+            job = self._call_job("future", fn_or_eval_src, args, kwargs)
+            core.enqueue(job)
             core.ensure_pump()
-        return future
+        assert job.future is not None
+        return job.future
 
     def call(self, fn_or_eval_src: str | Any, /, *args: Any, **kwargs: Any) -> Any:
         """Queue a call and wait for its value: ``submit(...).result()``, driven by the calling thread."""
         core = self._core
         with core.lock:
             core.check_open()
-            message, segments = self._call_message(fn_or_eval_src, args, kwargs)
-            future: Future[Any] = Future()
-            job = _Job("future", message, segments=segments, future=future)
+            job = self._call_job("future", fn_or_eval_src, args, kwargs)
             core.enqueue(job)
         core.wait_until(lambda: job.done, None)
-        return future.result()
+        assert job.future is not None
+        return job.future.result()
 
     @property
     def progress(self) -> tuple[float, str]:
@@ -567,34 +624,33 @@ class ComputeThread:
             if isinstance(job.error, VMDiedError | VMClosedError | JobCancelledError):
                 raise job.error
             raise JobError(f"{op}() failed in VM {core.vm_index}:\n{job.error_text}")
-        assert job.payload is not None
-        return _payload.decode(job.payload)
+        assert job.result is not None
+        return job.result.decode()
 
-    def _call_message(
-        self, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> tuple[list[Any], list[str]]:
-        owner = os.getpid()
-        segments: list[str] = []
-        if isinstance(target, str):
-            encoded_target: Any = target
-        elif callable(target):
-            encoded_target, segments = _payload.encode(target, owner_pid=owner)
-        else:
+    def _call_job(self, kind: JobKind, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Job:
+        """A call job, its arguments (and a callable target) pickled now, in the caller's thread."""
+        if not isinstance(target, str) and not callable(target):
             raise TypeError(
                 f"expected a str to evaluate in the VM or a callable, got {type(target).__name__}"
             )
+        encoded: list[_payload.Encoded] = []
         try:
-            encoded_args, arg_segments = _payload.encode((args, kwargs), owner_pid=owner)
+            encoded.append(_payload.encode((args, kwargs)))
+            if not isinstance(target, str):
+                encoded.append(_payload.encode(target))
         except BaseException as exc:
-            _payload.unlink_segments(segments)
+            for item in encoded:
+                if (segment := _payload.segment_id(item.payload)) is not None:
+                    _payload.POOL.release(segment)
             exc.add_note("runtime: an argument of this call cannot be pickled, so the job was not started")
             raise
-        return [  # a list: dispatch() fills in the job's sequence number
-            "call",
-            0,
-            encoded_target,
-            encoded_args,
-        ], segments + arg_segments
+        message = ["call", 0, target if isinstance(target, str) else encoded[1].payload, encoded[0].payload]
+        job = _Job(kind, message, future=Future() if kind == "future" else None)
+        for item in encoded:  # in the order the worker decodes them: arguments, then the target
+            if item.fd is not None:
+                job.fds.append(item.fd)
+                job.segments.append(item.payload[1])
+        return job
 
 
 def close_all() -> None:

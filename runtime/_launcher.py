@@ -9,7 +9,7 @@ Two ways to start a VM, chosen automatically (``configure(start_method=...)`` ov
 Either way the new VM gets one end of a private socket pair and VM 0 keeps the other; VM 0 writes the
 init message (VM index, ``sys.path``, working directory, setup source) at once, so starting a VM never
 blocks on the child. ``VMProcess`` is VM 0's handle on one worker; ``Reaper`` finishes off the ones VM 0
-no longer needs (waits for their exit, escalating to SIGKILL, and sweeps their segments) off the caller's
+no longer needs (waits for their exit, escalating to SIGKILL, and closes VM 0's ends) off the caller's
 thread.
 """
 
@@ -27,10 +27,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import _payload
 from ._channel import Channel, socket_pair
 from ._template import STATUS_FORMAT
 
@@ -63,6 +63,9 @@ class VMProcess:
         self.vm_index = vm_index
         self.eof = False  # the channel reached end-of-file: the process is exiting or gone
         self.exit_code: int | None = None
+        # Ids of this VM's segments that VM 0 no longer maps, queued by garbage-collection callbacks
+        # (which may run in any thread) and sent back to the VM at the next safe point.
+        self.releases: deque[int] = deque()
 
     @property
     def pid(self) -> int:
@@ -203,7 +206,6 @@ class Launcher:
         self._template: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
         self._owner_pid = os.getpid()
-        self._swept = False
 
     @property
     def started(self) -> bool:
@@ -240,9 +242,6 @@ class Launcher:
         if os.getpid() != self._owner_pid:
             # A fork of VM 0 (not made by us) must not share VM 0's template.
             self.__init__()  # type: ignore[misc]
-        if not self._swept:
-            _payload.sweep_stale_segments()
-            self._swept = True
         ours, theirs = socket_pair()
         try:
             if self.start_method == "template":
@@ -256,7 +255,6 @@ class Launcher:
                 "init",
                 {
                     "vm_index": vm_index,
-                    "owner_pid": self._owner_pid,
                     "sys_path": list(sys.path),
                     "cwd": os.getcwd(),
                     "setup": setup,
@@ -282,7 +280,7 @@ class Launcher:
             raise
         finally:
             os.close(status_w)
-        return _ForkedVM(Channel(ours.detach()), vm_index, status_r)
+        return _ForkedVM(Channel(ours), vm_index, status_r)
 
     def _spawn(self, ours: socket.socket, theirs: socket.socket, vm_index: int) -> VMProcess:
         fd = theirs.fileno()
@@ -291,7 +289,7 @@ class Launcher:
             f"from runtime._worker import run_spawned; run_spawned({fd})"
         )
         popen = subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
-        return _SpawnedVM(Channel(ours.detach()), vm_index, popen)
+        return _SpawnedVM(Channel(ours), vm_index, popen)
 
     def _ensure_template(self) -> socket.socket:
         if self._ctl is not None and self._template is not None and self._template.poll() is None:
@@ -309,7 +307,7 @@ class Launcher:
             )
         finally:
             theirs.close()
-        config = {"owner_pid": self._owner_pid, "sys_path": list(sys.path), "preload": self.preload}
+        config = {"sys_path": list(sys.path), "preload": self.preload}
         ours.send(pickle.dumps(config))
         self._ctl = ours
         return ours
@@ -391,9 +389,6 @@ class Reaper:
 
 
 def _finish(vm: VMProcess) -> None:
-    with contextlib.suppress(Exception):
-        if vm.pid > 0:
-            _payload.sweep_segments(os.getpid(), vm.pid)
     vm.release()
 
 

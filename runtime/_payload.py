@@ -1,63 +1,135 @@
-"""How values cross between VMs: pickle protocol 5, with big buffers in shared memory.
+"""How values cross between VMs: pickle protocol 5, with big buffers in shared-memory segments.
 
-``encode(value)`` turns a value into a small, picklable *payload*; ``decode(payload)`` gives the value
+``encode(value)`` turns a value into a small, picklable *payload*; ``decode(payload, ...)`` gives the value
 back in the other VM. Three shapes, chosen by size:
 
-* ``("p", data)``: a plain pickle, for small values (the fast path: nothing but ``pickle.dumps``);
+* ``("p", data)``: a plain pickle, for small values (the fast path: one ``pickle.dumps`` call);
 * ``("b", data, buffers)``: a pickle plus its protocol-5 out-of-band buffers inline, when they are small;
-* ``("s", name, size, data_span, data, buffer_spans)``: the buffers (and the pickle itself, when it is
-  big) written once into a shared-memory segment. The receiver maps the segment and unpickles straight
-  from it, so a numpy array arrives as a view of the mapping: no copy through the pipe and no copy in
-  the receiving VM. The receiver unlinks the segment as soon as it has mapped it; the memory goes back
-  to the system when the last array that views it is garbage collected.
+* ``("s", segment_id, size, data_span, data, buffer_spans)``: the buffers (and the pickle itself, when
+  it is big) written once into a shared-memory *segment*, whose file descriptor travels with the
+  message (``SCM_RIGHTS``). The receiver maps it and unpickles straight from the mapping, so a numpy
+  array arrives as a view of shared memory: no copy through the pipe and none in the receiving VM.
 
-Received arrays and memoryviews are writable (the mapping is read-write and private to the receiver
-once unlinked). ``bytes`` and ``bytearray`` values are rebuilt by pickle, which copies them once.
+Segments are anonymous (``memfd_create``; elsewhere a temporary file unlinked at once): they have no
+name in ``/dev/shm`` or anywhere, so nothing can be left behind, whatever dies how: the kernel frees a
+segment when the last descriptor and mapping of it are gone. The writer keeps each segment's descriptor
+in a pool: when the receiver's mapping is garbage collected it sends the segment id back ("release") and
+the writer reuses the segment for the next big value, writing into pages that already exist instead of
+asking the kernel for tens of thousands of fresh zeroed pages (the slow part of a first transfer).
 
-Plain ``pickle`` is tried first; cloudpickle is used when plain pickle fails (lambdas, closures) or
-when the pickle refers to ``__main__`` (a function or class defined in the sending VM's main script or
+Received arrays and memoryviews are writable; the receiver's mapping is its own (a later value never
+reuses a segment until the receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by
+pickle, which copies them once.
+
+Plain ``pickle`` is tried first; cloudpickle is used when plain pickle fails (lambdas, closures) or when
+the pickle refers to ``__main__`` (a function or class defined in the sending VM's main script or
 namespace, which the other VM does not have): cloudpickle pickles those by value.
-
-Segments are files named ``pyct-<VM 0 pid>-<creator pid>-<n>`` in ``/dev/shm`` (or the temporary
-directory where there is no ``/dev/shm``), so whoever outlives a creator can sweep what it left behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import mmap
 import os
 import pickle
 import tempfile
-from collections.abc import Iterable
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 PROTOCOL = 5
-SEGMENT_PREFIX = "pyct"
-# Out-of-band buffers totalling less than this travel inline in the message: creating and mapping a
-# segment costs tens of microseconds, more than copying a few kilobytes through the pipe.
+# Out-of-band buffers totalling less than this travel inline in the message: a segment costs a few
+# system calls on each side, more than copying a few kilobytes through the pipe.
 INLINE_BUFFER_LIMIT = 64 * 1024
 # A pickle bigger than this (a value made of many Python objects) goes into the segment too, so the
 # messages on the pipe stay small and never stall the reader.
 INLINE_PICKLE_LIMIT = 256 * 1024
+# Released segments kept for reuse, in bytes; beyond this the oldest are closed.
+POOL_LIMIT = 512 * 1024 * 1024
 _ALIGN = 64  # keeps every buffer cache-line aligned in the segment, which numpy likes
+_GRAIN = 1 << 20  # segment capacities are whole MiB, so that similar sizes can reuse each other
 
 Payload = tuple[Any, ...]
 
-_counter = itertools.count()
+
+@dataclass(frozen=True)
+class Encoded:
+    """A payload, and the descriptor of its segment (to send beside it) if it has one."""
+
+    payload: Payload
+    fd: int | None = None
 
 
-def segment_dir() -> str:
-    """Return the directory that holds shared-memory segments (``/dev/shm`` where it exists)."""
-    shm = "/dev/shm"
-    if os.path.isdir(shm) and os.access(shm, os.W_OK):
-        return shm
-    return tempfile.gettempdir()
+@dataclass(eq=False)
+class _Segment:
+    id: int
+    fd: int
+    capacity: int
 
 
-_SEGMENT_DIR = segment_dir()
+class _SegmentPool:
+    """The segments this process has written: in use by a receiver, or released and kept for reuse."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._busy: dict[int, _Segment] = {}
+        self._free: list[_Segment] = []
+
+    def acquire(self, size: int) -> _Segment:
+        capacity = max(_GRAIN, -(-size // _GRAIN) * _GRAIN)
+        with self._lock:
+            # The smallest released segment that fits and wastes at most half of itself.
+            fits = [s for s in self._free if capacity <= s.capacity <= 2 * capacity]
+            if fits:
+                segment = min(fits, key=lambda s: s.capacity)
+                self._free.remove(segment)
+            else:
+                segment = _Segment(next(self._ids), _anonymous_fd(capacity), capacity)
+            self._busy[segment.id] = segment
+        return segment
+
+    def release(self, segment_id: int) -> None:
+        with self._lock:
+            segment = self._busy.pop(segment_id, None)
+            if segment is None:
+                return
+            self._free.append(segment)
+            while sum(s.capacity for s in self._free) > POOL_LIMIT:
+                os.close(self._free.pop(0).fd)
+
+    def trim(self) -> None:
+        """Close every released segment (the kernel frees their memory)."""
+        with self._lock:
+            for segment in self._free:
+                os.close(segment.fd)
+            self._free.clear()
+
+    def counts(self) -> tuple[int, int]:
+        """(segments in use by a receiver, segments kept for reuse)."""
+        with self._lock:
+            return len(self._busy), len(self._free)
+
+
+POOL = _SegmentPool()
+
+
+def _anonymous_fd(size: int) -> int:
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("pyct-segment", os.MFD_CLOEXEC)
+    else:
+        # No memfd: a temporary file, unlinked at once so that it has no name either.
+        fd, path = tempfile.mkstemp(prefix="pyct-segment-")
+        os.unlink(path)
+    try:
+        os.ftruncate(fd, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class _Pickler(pickle.Pickler):
@@ -127,38 +199,66 @@ def _dumps_with_memoryviews(value: Any, buffers: list[pickle.PickleBuffer]) -> b
     return out.getvalue()
 
 
-def encode(value: Any, *, owner_pid: int) -> tuple[Payload, list[str]]:
-    """Serialise ``value`` into a payload; also return the names of the segments it created.
+def encode(value: Any) -> Encoded:
+    """Serialise ``value`` into a payload (and a segment, for big buffers).
 
-    ``owner_pid`` is VM 0's pid, part of every segment's name. Raises whatever pickling raises
-    (``TypeError`` or ``pickle.PicklingError`` naming the type that cannot be pickled).
+    Raises whatever pickling raises (``TypeError`` or ``pickle.PicklingError`` naming the type that
+    cannot be pickled).
     """
     data, buffers = _dumps(value)
     if not buffers and len(data) <= INLINE_PICKLE_LIMIT:
-        return ("p", data), []
+        return Encoded(("p", data))
     raws = [buffer.raw() for buffer in buffers]
     total = sum(raw.nbytes for raw in raws)
     if total < INLINE_BUFFER_LIMIT and len(data) <= INLINE_PICKLE_LIMIT:
-        return ("b", data, [raw.tobytes() for raw in raws]), []
+        return Encoded(("b", data, [raw.tobytes() for raw in raws]))
     pieces: list[memoryview] = list(raws)
     inline_data: bytes | None = data
     if len(data) > INLINE_PICKLE_LIMIT:
         pieces.append(memoryview(data))
         inline_data = None
-    name, size, spans = _write_segment(pieces, owner_pid)
+    spans = []
+    offset = 0
+    for piece in pieces:
+        spans.append((offset, piece.nbytes))
+        offset += -(-piece.nbytes // _ALIGN) * _ALIGN
+    size = max(offset, 1)
+    segment = POOL.acquire(size)
+    try:
+        for (start, length), piece in zip(spans, pieces, strict=True):
+            raw = piece.cast("B")
+            done = 0
+            while done < length:
+                # pwrite copies into the segment's pages in the kernel: no mapping, no page faults here.
+                done += os.pwrite(segment.fd, raw[done:], start + done)
+    except BaseException:
+        POOL.release(segment.id)
+        raise
     data_span = spans.pop() if inline_data is None else None
-    return ("s", name, size, data_span, inline_data, spans), [name]
+    return Encoded(("s", segment.id, size, data_span, inline_data, spans), segment.fd)
 
 
-def decode(payload: Payload) -> Any:
-    """Rebuild the value a payload describes (and unlink its segment, if it has one)."""
+def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> Any:
+    """Rebuild the value a payload describes.
+
+    ``fds`` yields the descriptors that came with the message, in payload order; a segment payload takes
+    one (and closes it). ``on_release(segment_id)`` is called, from whatever thread the garbage collector
+    runs in, once nothing in this VM refers to the segment any more: it must only queue the id.
+    """
     kind = payload[0]
     if kind == "p":
         return pickle.loads(payload[1])
     if kind == "b":
         return pickle.loads(payload[1], buffers=[bytearray(raw) for raw in payload[2]])
-    _, name, size, data_span, data, spans = payload
-    view = _map_segment(name, size)
+    _, segment_id, size, data_span, data, spans = payload
+    fd = next(fds)
+    try:
+        mapping = mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+    if on_release is not None:
+        weakref.finalize(mapping, on_release, segment_id)
+    view = memoryview(mapping)
     buffers = [view[offset : offset + length] for offset, length in spans]
     if data_span is not None:
         offset, length = data_span
@@ -166,83 +266,14 @@ def decode(payload: Payload) -> Any:
     return pickle.loads(data, buffers=buffers)
 
 
-def discard(payload: Payload) -> None:
-    """Free what a payload holds without decoding it (its segment, if any)."""
+def discard(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> None:
+    """Let go of a payload without decoding it (close its descriptor, release its segment)."""
     if payload[0] == "s":
-        unlink_segments([payload[1]])
+        os.close(next(fds))
+        if on_release is not None:
+            on_release(payload[1])
 
 
-def _write_segment(pieces: list[memoryview], owner_pid: int) -> tuple[str, int, list[tuple[int, int]]]:
-    spans: list[tuple[int, int]] = []
-    offset = 0
-    for piece in pieces:
-        spans.append((offset, piece.nbytes))
-        offset += (piece.nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-    size = max(offset, 1)
-    name = f"{SEGMENT_PREFIX}-{owner_pid}-{os.getpid()}-{next(_counter)}"
-    path = os.path.join(_SEGMENT_DIR, name)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.ftruncate(fd, size)
-        # pwrite copies straight into the file's pages: no page faults in this process, and a full
-        # tmpfs raises ENOSPC here rather than SIGBUS on a write through a mapping.
-        for (start, length), piece in zip(spans, pieces, strict=True):
-            raw = piece.cast("B")
-            done = 0
-            while done < length:
-                done += os.pwrite(fd, raw[done:], start + done)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
-    finally:
-        os.close(fd)
-    return name, size, spans
-
-
-def _map_segment(name: str, size: int) -> memoryview:
-    path = os.path.join(_SEGMENT_DIR, name)
-    fd = os.open(path, os.O_RDWR)
-    try:
-        mapping = mmap.mmap(fd, size)
-    finally:
-        os.close(fd)
-        # The mapping keeps the memory alive; the name is no longer needed by anyone.
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-    return memoryview(mapping)
-
-
-def unlink_segments(names: Iterable[str]) -> None:
-    """Remove the named segments; names already gone are ignored."""
-    for name in names:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(_SEGMENT_DIR, name))
-
-
-def sweep_segments(owner_pid: int, creator_pid: int | None = None) -> None:
-    """Remove the segments of VM 0 ``owner_pid`` (only those made by ``creator_pid``, if given)."""
-    prefix = f"{SEGMENT_PREFIX}-{owner_pid}-" + ("" if creator_pid is None else f"{creator_pid}-")
-    with contextlib.suppress(OSError):
-        unlink_segments(n for n in os.listdir(_SEGMENT_DIR) if n.startswith(prefix))
-
-
-def sweep_stale_segments() -> None:
-    """Remove segments whose VM 0 no longer runs (left by a process tree that was SIGKILLed whole)."""
-    with contextlib.suppress(OSError):
-        for name in os.listdir(_SEGMENT_DIR):
-            parts = name.split("-")
-            if len(parts) != 4 or parts[0] != SEGMENT_PREFIX or not parts[1].isdigit():
-                continue
-            if not _pid_alive(int(parts[1])):
-                unlink_segments([name])
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def segment_id(payload: Payload | None) -> int | None:
+    """The id of the segment a payload of this process wrote, if it has one."""
+    return payload[1] if payload is not None and payload[0] == "s" else None

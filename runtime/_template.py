@@ -9,7 +9,7 @@ the child's pid, and later its exit code, to the status pipe::
     VM 0 ◀────────────── pid, then exit code ─────────────── template (reaps VM i)
 
 When VM 0 goes away, for any reason, the control socket reaches end-of-file: the template kills every VM
-it forked, removes their shared-memory segments and exits. The VMs die with the template too (Linux
+it forked and exits. The VMs die with the template too (Linux
 ``PR_SET_PDEATHSIG``), so nothing outlives VM 0. The same idea as ``multiprocessing``'s forkserver.
 """
 
@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
-from . import _payload, _worker
+from . import _worker
 
 STATUS_FORMAT = "q"  # the pid, then the exit code (negative: killed by that signal)
 
@@ -40,7 +40,6 @@ def main(ctl_fd: int) -> NoReturn:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctl = socket.socket(fileno=ctl_fd)
     config = pickle.loads(ctl.recv(1 << 16))
-    owner_pid: int = config["owner_pid"]
     sys.path[:] = config["sys_path"]
     _preload(config["preload"])
 
@@ -72,7 +71,6 @@ def main(ctl_fd: int) -> NoReturn:
                 os.kill(pid, signal.SIGKILL)
         while children:
             _reap(children, block=True)
-        _payload.sweep_segments(owner_pid)
     os._exit(0)
 
 

@@ -20,11 +20,14 @@ import itertools
 import linecache
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
 import types
+from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from . import _context, _payload
@@ -37,12 +40,12 @@ _names = itertools.count(1)
 
 def run_forked(fd: int) -> NoReturn:
     """Serve as a VM on socket ``fd``, in a process forked from the template; never returns."""
-    _exit(lambda: _serve(Channel(fd)))
+    _exit(lambda: _serve(Channel(socket.socket(fileno=fd))))
 
 
 def run_spawned(fd: int) -> NoReturn:
     """Serve as a VM on socket ``fd``, in a freshly spawned interpreter; never returns."""
-    _exit(lambda: _serve(Channel(fd)))
+    _exit(lambda: _serve(Channel(socket.socket(fileno=fd))))
 
 
 def _exit(serve: Any) -> NoReturn:
@@ -70,9 +73,8 @@ def _exit(serve: Any) -> NoReturn:
 
 
 def _serve(channel: Channel) -> int:
-    _tag, init = channel.recv()
+    (_tag, init), _fds = channel.recv()
     vm_index: int = init["vm_index"]
-    owner_pid: int = init["owner_pid"]
     publisher = _ProgressPublisher(channel)
     _context._enter_vm(vm_index, publisher.start)
     os.chdir(init["cwd"])
@@ -84,7 +86,9 @@ def _serve(channel: Channel) -> int:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(line_buffering=True)
-    _start_parent_watch(owner_pid)
+    _start_parent_watch()
+    # Segments of VM 0's arguments that this VM no longer maps, to hand back (see _payload).
+    releases: deque[int] = deque()
 
     namespace = _fresh_main()
     setup_error = None
@@ -97,53 +101,95 @@ def _serve(channel: Channel) -> int:
     while True:
         channel.wait_readable(None)
         try:
-            message = channel.recv()
+            message, fds = channel.recv()
         except (EOFError, OSError):
             return 0  # VM 0 closed the channel or is gone
-        if message[0] == "quit":
+        op = message[0]
+        if op == "quit":
             return 0
-        op, seq = message[0], message[1]
+        if op == "release":
+            for segment in message[1]:
+                _payload.POOL.release(segment)
+            continue
+        seq = message[1]
         if setup_error is not None:
+            for fd in fds:
+                os.close(fd)
             # "retire": VM 0 replaces this VM, so the next job runs the setup again in a fresh one.
             channel.send(("err", seq, None, setup_error, "retire"))
             return 1
         publisher.begin(seq)
         reply: tuple[Any, ...]
+        out: _payload.Encoded | None = None
         try:
-            value = _run(op, message, namespace, vm_index)
+            value = _run(op, message, iter(fds), releases.append, namespace, vm_index)
         except Exception as exc:
             text = _format(exc)
-            reply = ("err", seq, _encode_exception(exc, owner_pid), text)
+            out = _encode_exception(exc)
+            reply = ("err", seq, None if out is None else out.payload, text)
         else:
             try:
-                payload, _segments = _payload.encode(value, owner_pid=owner_pid)
+                out = _payload.encode(value)
             except Exception as exc:
                 text = f"the job's return value of type {_type_name(value)} cannot be pickled: {exc}"
                 reply = ("err", seq, None, f"{type(exc).__name__}: {text}\n")
             else:
-                reply = ("ok", seq, payload)
+                reply = ("ok", seq, out.payload)
             del value
         publisher.end()
         sys.stdout.flush()
         sys.stderr.flush()
-        channel.send(reply)
+        if releases:
+            channel.send(("release", None, _drain(releases)))
+        channel.send(reply, () if out is None or out.fd is None else (out.fd,))
 
 
-def _run(op: str, message: tuple[Any, ...], namespace: dict[str, Any], vm_index: int) -> Any:
+def _run(
+    op: str,
+    message: tuple[Any, ...],
+    fds: Iterator[int],
+    on_release: Callable[[int], object],
+    namespace: dict[str, Any],
+    vm_index: int,
+) -> Any:
     if op == "exec":
         exec(_compile(message[2], "exec", vm_index), namespace)
         return None
     if op == "eval":
         return eval(_compile(message[2], "eval", vm_index), namespace)
     if op == "call":
-        target = message[2]
+        target, arguments = message[2], message[3]
+        payloads = [arguments] if isinstance(target, str) else [arguments, target]
+        decoded = _decode_all(payloads, fds, on_release)
+        args, kwargs = decoded[0]
         if isinstance(target, str):
             function = eval(_compile(target, "eval", vm_index), namespace)
         else:
-            function = _payload.decode(target)
-        args, kwargs = _payload.decode(message[3])
+            function = decoded[1]
         return function(*args, **kwargs)
     raise ValueError(f"unknown job kind {op!r}")
+
+
+def _decode_all(
+    payloads: list[_payload.Payload], fds: Iterator[int], on_release: Callable[[int], object]
+) -> list[Any]:
+    """Decode every payload; if one fails, let go of the rest (their segments) before raising."""
+    values = []
+    for index, payload in enumerate(payloads):
+        try:
+            values.append(_payload.decode(payload, fds, on_release))
+        except BaseException:
+            for rest in payloads[index + 1 :]:
+                _payload.discard(rest, fds, on_release)
+            raise
+    return values
+
+
+def _drain(queue: deque[int]) -> list[int]:
+    items = []
+    while queue:
+        items.append(queue.popleft())
+    return items
 
 
 @functools.lru_cache(maxsize=512)
@@ -170,12 +216,11 @@ def _format(exc: BaseException) -> str:
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
-def _encode_exception(exc: BaseException, owner_pid: int) -> _payload.Payload | None:
+def _encode_exception(exc: BaseException) -> _payload.Encoded | None:
     try:
-        payload, _segments = _payload.encode(exc, owner_pid=owner_pid)
+        return _payload.encode(exc)
     except Exception:
         return None  # VM 0 raises a JobError with the traceback text instead
-    return payload
 
 
 def _type_name(value: object) -> str:
@@ -225,7 +270,7 @@ class _ProgressPublisher:
                     _context._latest = latest
 
 
-def _start_parent_watch(owner_pid: int) -> None:
+def _start_parent_watch() -> None:
     """Exit when this VM's parent goes away (a fallback; on Linux the kernel kills it first)."""
     parent = os.getppid()
 
@@ -233,7 +278,6 @@ def _start_parent_watch(owner_pid: int) -> None:
         while True:
             time.sleep(_PARENT_CHECK_INTERVAL)
             if os.getppid() != parent:
-                _payload.sweep_segments(owner_pid)
                 os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vmtools import segments, wait_until
+from vmtools import alive, held_segments, mapped_segments, shm_names, wait_until
 
 from runtime import ComputeThread
 
@@ -180,67 +180,90 @@ def test_values_of_many_python_objects_work(vm: ComputeThread) -> None:
     assert world["terrain"][-1] == 399_999 and len(world["names"]) == 99
 
 
-# -- no segment is left behind ------------------------------------------------------------------------
+# -- shared-memory segments: reused, never named, never left behind -----------------------------------------
 
 
-def test_no_segment_left_after_the_value_is_collected(vm: ComputeThread) -> None:
-    before = segments(os.getpid())
-    vm.exec("import numpy as np")
+def test_a_released_segment_goes_back_to_the_writer_and_is_reused(vm: ComputeThread) -> None:
+    vm.exec("import numpy as np, runtime._payload as p")
+    before = mapped_segments()
     value = vm.call("lambda: np.ones(4 * 1024 * 1024, dtype=np.float32)")
-    sent = vm.call("lambda a: a.nbytes", np.ones(4 * MiB, dtype=np.uint8))
-    assert sent == 4 * MiB
+    assert mapped_segments() == before + 1  # a view of the VM's segment, no copy
+    assert vm.eval("p.POOL.counts()") == (1, 0)  # in use by VM 0
     del value
     gc.collect()
-    assert segments(os.getpid()) == before
+    assert mapped_segments() == before
+    assert wait_until(lambda: vm.eval("p.POOL.counts()") == (0, 1), timeout=5)  # handed back
+    again = vm.call("lambda: np.full(4 * 1024 * 1024, 2.0, dtype=np.float32)")
+    assert float(again[-1]) == 2.0
+    assert vm.eval("p.POOL.counts()") == (1, 0)  # the same segment, reused
 
 
-def test_no_segment_left_after_close_or_a_crash_mid_transfer() -> None:
-    owner = os.getpid()
+def test_argument_segments_are_handed_back_after_the_job(vm: ComputeThread) -> None:
+    from runtime import _payload
+
+    busy_before = _payload.POOL.counts()[0]
+    assert vm.call("lambda a: int(a.sum())", np.ones(4 * MiB, dtype=np.uint8)) == 4 * MiB
+    assert wait_until(lambda: vm.is_done and _payload.POOL.counts()[0] == busy_before, timeout=5)
+    # A job that keeps its argument keeps the segment in use; dropping it hands it back.
+    vm.exec("kept = []")
+    vm.call("kept.append", np.ones(4 * MiB, dtype=np.uint8))
+    assert _payload.POOL.counts()[0] == busy_before + 1
+    vm.exec("kept.clear()")
+    assert wait_until(lambda: vm.is_done and _payload.POOL.counts()[0] == busy_before, timeout=5)
+
+
+def test_nothing_is_left_after_close_or_a_crash_mid_transfer() -> None:
+    from runtime import _payload
+
+    shm = shm_names()
+    busy_before = _payload.POOL.counts()[0]
     with ComputeThread(1) as vm:
         vm.exec("import numpy as np, os, runtime._payload as p")
         # The VM writes a 64 MiB result into a segment and dies before VM 0 reads it.
-        vm.submit_call(f"lambda: (p.encode(np.ones(1 << 24, np.float32), owner_pid={owner}), os._exit(9))")
+        vm.submit_call("lambda: (p.encode(np.ones(1 << 24, np.float32)), os._exit(9))")
         vm.wait_for_done(30)
         assert "exited with code 9" in (vm.last_error() or "")
-        assert wait_until(lambda: not segments(owner), timeout=5)
-        # An argument segment written by VM 0 for a job that is then cancelled before it is read.
+        # An argument segment of VM 0's, for a job that is cancelled while it holds it.
         vm.exec("import threading; gate = threading.Event()")
         vm.submit_call("lambda a: gate.wait(30)", np.ones(8 * MiB, dtype=np.uint8))
+        assert _payload.POOL.counts()[0] == busy_before + 1
         assert vm.cancel()
-        vm.exec("import numpy as np, runtime._payload as p")  # a fresh VM after cancel()
-        vm.submit_call(f"lambda: p.encode(np.ones(1 << 23, np.uint8), owner_pid={owner})[1]")
+        assert _payload.POOL.counts()[0] == busy_before  # reclaimed: the VM died with it
+        # A result VM 0 never takes, then close().
+        vm.submit_eval("__import__('numpy').ones(1 << 22)")
         vm.wait_for_done(30)
-        made = vm.last_retval()
-        assert len(made) == 1 and made[0] in segments(owner)  # a segment nobody will read...
-    assert wait_until(lambda: not segments(owner), timeout=5)  # ...gone after close()
+        pid = vm.pid
+        assert pid is not None and held_segments(pid) == 1
+    assert wait_until(lambda: not alive(pid), timeout=2)
+    assert mapped_segments() == 0 and shm_names() == shm
 
 
-def test_no_segment_left_after_vm0_is_sigkilled(tmp_path: Path) -> None:
+def test_nothing_is_left_after_vm0_is_sigkilled(tmp_path: Path) -> None:
     script = textwrap.dedent(
         """
-        import os, sys, numpy as np
+        import os, sys, time, numpy as np
         from runtime import ComputeThread
         t = ComputeThread(1)
         t.exec("import numpy as np, runtime._payload as p, time")
         # Leave segments in flight both ways (one the VM made, one queued in VM 0), then wait to die.
-        t.submit("lambda: (p.encode(np.ones(1 << 22, np.float32), owner_pid=%d), time.sleep(60))"
-                 % os.getpid())
+        t.submit("lambda: (p.encode(np.ones(1 << 22, np.float32)), time.sleep(60))")
         t.submit("len", np.ones(1 << 23, np.uint8))
-        import time
         time.sleep(0.5)
         print(t.pid, flush=True)
         time.sleep(60)
         """
     )
+    shm = shm_names()
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as child:
         try:
             assert child.stdout is not None
             vm_pid = int(child.stdout.readline())
-            assert wait_until(lambda: len(segments(child.pid)) >= 2, timeout=10)
+            assert held_segments(child.pid) >= 1 and held_segments(vm_pid) >= 1
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
-            assert wait_until(lambda: not segments(child.pid), timeout=5)
-            assert wait_until(lambda: not os.path.exists(f"/proc/{vm_pid}"), timeout=5)
+            assert wait_until(lambda: not alive(vm_pid), timeout=2)
+            # Anonymous segments die with the last process that holds them: nothing can be left.
+            assert held_segments(vm_pid) == 0 and shm_names() == shm
         finally:
             child.kill()
 
@@ -248,8 +271,8 @@ def test_no_segment_left_after_vm0_is_sigkilled(tmp_path: Path) -> None:
 def test_small_values_take_the_plain_pickle_path() -> None:
     from runtime import _payload
 
-    payload, made = _payload.encode({"a": [1, 2, 3]}, owner_pid=os.getpid())
-    assert payload[0] == "p" and made == []
-    assert pickle.loads(payload[1]) == {"a": [1, 2, 3]}
-    payload, made = _payload.encode(np.ones(10, np.float32), owner_pid=os.getpid())
-    assert payload[0] == "b" and made == []  # small buffers travel inline
+    encoded = _payload.encode({"a": [1, 2, 3]})
+    assert encoded.payload[0] == "p" and encoded.fd is None
+    assert pickle.loads(encoded.payload[1]) == {"a": [1, 2, 3]}
+    encoded = _payload.encode(np.ones(10, np.float32))
+    assert encoded.payload[0] == "b" and encoded.fd is None  # small buffers travel inline

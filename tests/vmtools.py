@@ -6,8 +6,6 @@ import os
 import time
 from collections.abc import Callable
 
-from runtime import _payload
-
 
 def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.005) -> bool:
     """Poll ``condition`` until it is true or ``timeout`` seconds pass; return whether it became true."""
@@ -53,7 +51,29 @@ def children_of(pid: int) -> list[int]:
     return sorted(found)
 
 
-def segments(owner_pid: int | None = None) -> set[str]:
-    """Names of the runtime's shared-memory segments (of one VM 0, if given)."""
-    prefix = f"{_payload.SEGMENT_PREFIX}-" + ("" if owner_pid is None else f"{owner_pid}-")
-    return {name for name in os.listdir(_payload.segment_dir()) if name.startswith(prefix)}
+def shm_names() -> set[str]:
+    """What is in /dev/shm (the runtime's segments are anonymous and must never appear there)."""
+    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+
+
+def mapped_segments(pid: int | str = "self") -> int:
+    """How many mappings of the runtime's shared-memory segments process ``pid`` has."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return sum(1 for line in f if "pyct-segment" in line)
+    except FileNotFoundError:
+        return 0
+
+
+def held_segments(pid: int | str = "self") -> int:
+    """How many descriptors of the runtime's segments process ``pid`` holds open."""
+    count = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                count += "pyct-segment" in os.readlink(f"/proc/{pid}/fd/{fd}")
+            except FileNotFoundError:
+                continue
+    except FileNotFoundError:
+        return 0
+    return count
