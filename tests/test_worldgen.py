@@ -243,6 +243,18 @@ def test_another_process_computes_the_same_world() -> None:
     assert done.stdout.strip() == digest(generate(123, -64, 77, 300, 200))
 
 
+def test_a_compute_thread_vm_generates_the_same_world() -> None:
+    from runtime import ComputeThread
+
+    with ComputeThread(1, setup="import worldgen") as vm:
+        remote = vm.call("worldgen.generate", 77, -300, 1000, 512, 384)
+    local = generate(77, -300, 1000, 512, 384)
+    for f in FIELDS:
+        assert np.array_equal(getattr(remote, f), getattr(local, f)), f
+    assert np.array_equal(remote.creatures, local.creatures)
+    assert digest(remote) == digest(local)
+
+
 # --- creatures -------------------------------------------------------------------------------------
 
 
