@@ -20,7 +20,7 @@ from runtime import ComputeThread, report_progress
 
 # What VM 1 imports in every fresh process (the first start and after a crash or a cancel), so the first
 # job does not pay for importing numpy and worldgen.
-VM_SETUP = "import numpy\nimport worldgen\nimport game.worlddata\n"
+VM_SETUP = "import numpy\nimport worldgen\nimport game.worlddata\ngame.worlddata.tune_vm()\n"
 DEFAULT_JOB = "game.worlddata.build_world_data"
 
 

@@ -75,7 +75,10 @@ class WorldRenderer:
         key = (level_index, px0, py0, px1, py1, dest_w, dest_h)
         if key != self._cache_key or self._cache is None:
             piece = level.subsurface((px0, py0, px1 - px0, py1 - py0))
-            if pixel >= 1.0:
+            if piece.get_size() == (dest_w, dest_h):
+                # One level pixel per screen pixel (zoom 1, 1/2, ...): no scaling, blit the piece itself.
+                self._cache = piece
+            elif pixel >= 1.0:
                 # Zoomed in: crisp square cells.
                 self._cache = pygame.transform.scale(piece, (dest_w, dest_h))
             else:

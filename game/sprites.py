@@ -9,6 +9,7 @@ always moves the same way and no creature's path depends on any other's.
 
 from __future__ import annotations
 
+import functools
 import io
 from importlib import resources
 
@@ -47,8 +48,13 @@ def load_image(relative: str) -> pygame.Surface:
     return pygame.image.load(io.BytesIO(data), relative)
 
 
+@functools.cache
 def load_sprites(species: tuple[str, ...]) -> list[pygame.Surface]:
-    """One sprite per species, in ``species`` order; a species without a PNG gets the ``unknown`` one."""
+    """One sprite per species, in ``species`` order; a species without a PNG gets the ``unknown`` one.
+
+    Cached: a new world reuses the decoded PNGs, which keeps the frame a world arrives in short.
+    The Surfaces are shared, so callers must copy before drawing on them.
+    """
     folder = resources.files("game.assets").joinpath("sprites")
     sprites = []
     for name in species:

@@ -16,6 +16,7 @@ from game import palette, ui
 from game.camera import Camera
 from game.generation import Failed, Finished, Outcome, Request
 from game.hud import Legend, Minimap, tooltip
+from game.release import release_later
 from game.render import WorldRenderer
 from game.scenes.base import Scene
 from game.sprites import Creatures
@@ -51,20 +52,26 @@ class WorldScene(Scene):
         self.show_legend = True
         self.swaps = 0
         self.camera = Camera.fitting((world.width, world.height), app.screen.get_size())
-        self.set_world(world)
+        self.world, self.renderer, self.creatures, self.minimap, self.legend = self._build(world)
         if app.settings.zoom is not None:
             self.camera.zoom = app.settings.zoom
             self.camera.clamp()
 
-    def set_world(self, world: WorldData) -> None:
-        """Show ``world``: new terrain Surfaces, creatures, minimap, legend. Cheap: the image is ready."""
-        self.world = world
-        self.renderer = WorldRenderer(world)
-        self.creatures = Creatures(world)
-        self.minimap = Minimap(self.renderer)
+    def _build(self, world: WorldData) -> tuple[WorldData, WorldRenderer, Creatures, Minimap, Legend]:
+        """Everything drawn for ``world``. Cheap: VM 1 already coloured the image and made the levels."""
+        renderer = WorldRenderer(world)
         total = max(1, int(world.biome_counts.sum()))
         shares = {i: int(c) / total for i, c in enumerate(world.biome_counts.tolist())}
-        self.legend = Legend(self.app.text, world.biome_names, shares)
+        legend = Legend(self.app.text, world.biome_names, shares)
+        return world, renderer, Creatures(world), Minimap(renderer), legend
+
+    def set_world(self, world: WorldData) -> None:
+        """Show ``world`` in place of the current one, keeping the view if the size is the same."""
+        old = (self.world, self.renderer, self.creatures, self.minimap)
+        self.world, self.renderer, self.creatures, self.minimap, self.legend = self._build(world)
+        # The old world's memory is released on a background thread, not on this (swap) frame.
+        release_later(*old)
+        del old
         if self.camera.world_size != (world.width, world.height):
             self.camera = Camera.fitting((world.width, world.height), self.app.screen.get_size())
 
