@@ -442,9 +442,12 @@ t2 = time.perf_counter()
 b = runtime.ComputeThread(2)
 b.exec("pass")
 t3 = time.perf_counter()
-a.submit_exec("import os; os._exit(0)")
+a.exec("import os, time")
+died = time.perf_counter()
+a.submit_exec("time.sleep(0.05); died = time.monotonic(); os._exit(0)")
 a.wait_for_done()
 t4 = time.perf_counter()
+noticed = t4 - died - 0.05
 a.exec("pass")
 t5 = time.perf_counter()
 a.submit_exec("while True: pass")
@@ -452,7 +455,7 @@ a.cancel()
 t6 = time.perf_counter()
 a.exec("pass")
 t7 = time.perf_counter()
-print(t1 - t0, t2 - t1, t3 - t2, t5 - t4, t7 - t6)
+print(t1 - t0, t2 - t1, t3 - t2, t5 - t4, t7 - t6, noticed)
 """
 
 POOL_SCRIPT = """
@@ -489,6 +492,7 @@ def bench_start(repeat: int) -> None:
         ["second VM ready", ms(med(plain, 2)), ms(med(numpy, 2)), "<= 15 ms"],
         ["VM restarted after os._exit", ms(med(plain, 3)), ms(med(numpy, 3)), "<= 15 ms"],
         ["VM restarted after cancel()", ms(med(plain, 4)), ms(med(numpy, 4)), "<= 15 ms"],
+        ["VM death noticed (os._exit -> is_done)", ms(med(plain, 5)), ms(med(numpy, 5)), "<= 100 ms"],
         ["ProcessPoolExecutor(spawn) first result", ms(statistics.median(pool)), "", ""],
     ]
     table(

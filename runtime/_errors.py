@@ -50,8 +50,9 @@ class RemoteTraceback(Exception):
 
 
 class JobError(ComputeThreadError):
-    """A job failed with an exception that could not be carried to VM 0 as itself.
+    """A job failed in the VM; the message holds the VM's formatted traceback.
 
-    Raised in place of an exception whose class cannot be pickled; the message holds the VM's
-    formatted traceback.
+    ``exec()`` and ``eval()`` raise it for any failure of their source (pocketpy raises a
+    ``RuntimeError`` there), and ``Future.result()``/``call()`` raise it in place of an exception
+    whose class cannot be pickled.
     """
