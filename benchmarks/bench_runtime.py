@@ -333,6 +333,18 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def time_in_worker(
+    process: mp.process.BaseProcess, once: Callable[[], object], stop: Callable[[], object], repeat: int
+) -> float:
+    """Start ``process``, time ``once()`` (after one warm-up), then ``stop()`` it."""
+    process.start()
+    once()
+    took = timed(once, repeat)
+    stop()
+    process.join()
+    return took
+
+
 def bench_transfer(size: int, repeat: int) -> None:
     array = np.ones(size // 4, dtype=np.float32)
     ctx = mp.get_context("spawn")
@@ -340,31 +352,26 @@ def bench_transfer(size: int, repeat: int) -> None:
 
     requests, answer = ctx.Pipe()
     queue = ctx.Queue()
-    proc = ctx.Process(target=_queue_worker, args=(answer, queue, size), daemon=True)
-    proc.start()
-    requests.send(True)
-    queue.get()
-    queue_time = timed(lambda: (requests.send(True), queue.get()), repeat)
-    requests.send(False)
-    proc.join()
-
+    queue_time = time_in_worker(
+        ctx.Process(target=_queue_worker, args=(answer, queue, size), daemon=True),
+        lambda: (requests.send(True), queue.get()),
+        lambda: requests.send(False),
+        repeat,
+    )
     here, there = ctx.Pipe()
-    proc = ctx.Process(target=_pipe_worker, args=(there, size), daemon=True)
-    proc.start()
-    here.send(True)
-    here.recv()
-    pipe_time = timed(lambda: (here.send(True), here.recv()), repeat)
-    here.send(False)
-    proc.join()
-
+    pipe_time = time_in_worker(
+        ctx.Process(target=_pipe_worker, args=(there, size), daemon=True),
+        lambda: (here.send(True), here.recv()),
+        lambda: here.send(False),
+        repeat,
+    )
     here, there = ctx.Pipe()
-    proc = ctx.Process(target=_sink_worker, args=(there,), daemon=True)
-    proc.start()
-    here.send(b"")
-    here.recv()
-    pipe_send_time = timed(lambda: (here.send(array), here.recv()), repeat)
-    here.send(None)
-    proc.join()
+    pipe_send_time = time_in_worker(
+        ctx.Process(target=_sink_worker, args=(there,), daemon=True),
+        lambda: (here.send(array), here.recv()),
+        lambda: here.send(None),
+        repeat,
+    )
 
     copy_time = timed(lambda: np.copy(array), repeat)
 
