@@ -24,7 +24,6 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal
 
@@ -42,13 +41,17 @@ _owners: dict[int, _Core] = {}
 JobKind = Literal["slot", "blocking", "future"]
 
 
-@dataclass(eq=False)
 class _Value:
     """A value received from the VM and not decoded yet: its payload, descriptors, and release hook."""
 
-    payload: _payload.Payload
-    fds: list[int]
-    release_to: Callable[[int], object]
+    __slots__ = ("fds", "payload", "release_to")
+
+    def __init__(
+        self, payload: _payload.Payload, fds: list[int], release_to: Callable[[int], object]
+    ) -> None:
+        self.payload = payload
+        self.fds = fds
+        self.release_to = release_to
 
     def decode(self) -> Any:
         fds, self.fds = self.fds, []
@@ -60,20 +63,33 @@ class _Value:
             _payload.discard(self.payload, iter(fds), self.release_to)
 
 
-@dataclass(eq=False)
 class _Job:
     """One unit of work for the VM, and, once it ends, its outcome."""
 
-    kind: JobKind
-    message: list[Any]  # ["exec" | "eval" | "call", seq (set when it starts), ...]
-    fds: list[int] = field(default_factory=list)  # descriptors of the arguments' segments, to send
-    segments: list[int] = field(default_factory=list)  # their ids in VM 0's segment pool
-    future: Future[Any] | None = None
-    seq: int = 0
-    done: bool = False
-    result: _Value | None = None  # the return value, still encoded
-    error: BaseException | None = None  # what to raise in VM 0
-    error_text: str | None = None  # what last_error() says
+    __slots__ = (
+        "done",
+        "error",
+        "error_text",
+        "fds",
+        "future",
+        "kind",
+        "message",
+        "result",
+        "segments",
+        "seq",
+    )
+
+    def __init__(self, kind: JobKind, message: list[Any], future: Future[Any] | None = None) -> None:
+        self.kind = kind
+        self.message = message  # ["exec" | "eval" | "call", seq (set when it starts), ...]
+        self.future = future
+        self.fds: list[int] = []  # descriptors of the arguments' segments, to send
+        self.segments: list[int] = []  # their ids in VM 0's segment pool
+        self.seq = 0
+        self.done = False
+        self.result: _Value | None = None  # the return value, still encoded
+        self.error: BaseException | None = None  # what to raise in VM 0
+        self.error_text: str | None = None  # what last_error() says
 
 
 class _Core:

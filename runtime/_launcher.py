@@ -16,7 +16,6 @@ thread.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import pickle
 import select
@@ -29,13 +28,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from pathlib import Path
 
 from ._channel import Channel, socket_pair
 from ._template import STATUS_FORMAT
 
 _STATUS_SIZE = struct.calcsize(STATUS_FORMAT)
-_PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 START_METHODS = ("template", "spawn")
 
 
@@ -222,6 +220,8 @@ class Launcher:
         if preload is not None:
             if isinstance(preload, str):
                 raise TypeError("preload must be a list of module names, not a str")
+            import importlib.util  # only here: it is slow to import, and most games never configure
+
             names = list(preload)
             for name in names:
                 if not isinstance(name, str) or importlib.util.find_spec(name) is None:

@@ -33,12 +33,10 @@ import itertools
 import mmap
 import os
 import pickle
-import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 PROTOCOL = 5
 # Out-of-band buffers totalling less than this travel inline in the message: a segment costs a few
@@ -55,16 +53,14 @@ _GRAIN = 1 << 20  # segment capacities are whole MiB, so that similar sizes can 
 Payload = tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class Encoded:
+class Encoded(NamedTuple):
     """A payload, and the descriptor of its segment (to send beside it) if it has one."""
 
     payload: Payload
     fd: int | None = None
 
 
-@dataclass(eq=False)
-class _Segment:
+class _Segment(NamedTuple):
     id: int
     fd: int
     capacity: int
@@ -121,6 +117,8 @@ def _anonymous_fd(size: int) -> int:
     if hasattr(os, "memfd_create"):
         fd = os.memfd_create("pyct-segment", os.MFD_CLOEXEC)
     else:
+        import tempfile
+
         # No memfd: a temporary file, unlinked at once so that it has no name either.
         fd, path = tempfile.mkstemp(prefix="pyct-segment-")
         os.unlink(path)
