@@ -204,7 +204,11 @@ def test_modules_are_imported_separately_in_each_vm() -> None:
 
 
 def test_two_vms_run_cpu_loops_at_the_same_time() -> None:
-    """True parallelism: both jobs burn CPU over overlapping wall-clock intervals."""
+    """True parallelism: both jobs burn CPU over the same wall-clock second.
+
+    Other load on the machine can only hide parallelism, never fake it, so a run that falls short is
+    tried again (three times at most); the speed-up itself is measured in benchmarks/bench_runtime.py.
+    """
     job = (
         "def burn(seconds):\n"
         "    import time\n"
@@ -213,15 +217,21 @@ def test_two_vms_run_cpu_loops_at_the_same_time() -> None:
         "        sum(i * i for i in range(1000))\n"
         "    return start, time.monotonic(), time.process_time() - cpu\n"
     )
+    seen = []
     with ComputeThread(1, setup=job) as one, ComputeThread(2, setup=job) as two:
-        one.submit_call("burn", 1.0)
-        two.submit_call("burn", 1.0)
-        assert one.wait_for_done(30) and two.wait_for_done(30)
-        (start1, end1, cpu1), (start2, end2, cpu2) = one.last_retval(), two.last_retval()
-    overlap = min(end1, end2) - max(start1, start2)
-    assert overlap > 0.5
-    # Two cores' worth of CPU inside ~1 s of wall clock (one shared core would give at most ~1.0 s).
-    assert cpu1 + cpu2 > 1.2, f"CPU seconds {cpu1:.2f} + {cpu2:.2f}; load average {os.getloadavg()}"
+        for _attempt in range(3):
+            one.submit_call("burn", 1.0)
+            two.submit_call("burn", 1.0)
+            assert one.wait_for_done(30) and two.wait_for_done(30)
+            (start1, end1, cpu1), (start2, end2, cpu2) = one.last_retval(), two.last_retval()
+            overlap = min(end1, end2) - max(start1, start2)
+            seen.append((round(overlap, 2), round(cpu1, 2), round(cpu2, 2)))
+            # Two cores' worth of CPU in ~1 s of shared wall clock (one core gives at most ~1.0 s).
+            if overlap > 0.5 and cpu1 + cpu2 > 1.2:
+                return
+    pytest.fail(
+        f"no attempt ran both VMs in parallel: (overlap, cpu1, cpu2) = {seen}, load {os.getloadavg()}"
+    )
 
 
 def test_no_tcp_port_is_opened(vm: ComputeThread) -> None:
