@@ -40,7 +40,7 @@ from game.clock import FrameClock
 from game.generation import Failed, Finished, Generator, Outcome, Request, VMGenerator
 from game.scenes import WorldScene
 from game.stats import percentile, summarise
-from game.worlddata import build_world_data, tune_vm
+from game.worlddata import build_world_data, no_huge_pages
 
 SEED = 20240601
 WINDOW = (1280, 720)
@@ -147,13 +147,15 @@ class ThreadGenerator:
 
 def run_variant(
     screen: pygame.Surface, generator: Generator, size: int, after: int, idle_frames: int
-) -> tuple[App, float]:
-    """Run the game until the world arrives, then ``after`` frames of panning; returns app and seconds."""
+) -> tuple[App, float, int]:
+    """Run the game until the world arrives, ``after`` frames of panning, then R (a second world replaces
+    the first while it is on screen) and 60 more frames. Returns the app, the seconds until the first
+    world arrived and the index of the first frame after R."""
     app = App(screen, FrameClock(), random.Random(1), generator, Settings(SEED, (size, size)))
     started = time.perf_counter()
     if isinstance(generator, IdleGenerator):
         app.run(idle_frames)
-        return app, 0.0
+        return app, 0.0, app.frame_no
     while not app.in_world:
         app.step()
         if time.perf_counter() - started > 300:
@@ -166,7 +168,16 @@ def run_variant(
     # Hold D: the camera pans 700 px/s, so the visible piece is re-cut and re-scaled on every frame.
     app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_d)])
     app.step(after)
-    return app, seconds
+    app.post(
+        [pygame.event.Event(pygame.KEYUP, key=pygame.K_d), pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r)]
+    )
+    mark = app.frame_no
+    while scene.swaps == 0:
+        app.step()
+        if time.perf_counter() - started > 600:
+            raise SystemExit("the second world did not arrive")
+    app.step(60)
+    return app, seconds, mark
 
 
 def row(name: str, phase: str, times: list[float]) -> str:
@@ -185,17 +196,17 @@ def main() -> int:
     args = parser.parse_args()
 
     runtime.configure(preload=["numpy", "worldgen", "game.worlddata"])
-    # VM 1 turns off numpy's huge-page advice (see game.worlddata.tune_vm); the thread and inline
-    # variants generate in this process, so they get the same setting: the comparison is about where
-    # the job runs, nothing else.
-    tune_vm()
+    # VM 1 turns off numpy's huge-page advice (game.worlddata.tune_vm); the thread and inline variants
+    # generate in this process, so they get the same setting. (VM 1 also lowers its own priority, which
+    # a thread of VM 0 cannot do without slowing the frame loop too.)
+    no_huge_pages()
     pygame.display.init()
     pygame.font.init()
     screen = pygame.display.set_mode(WINDOW)
     print(f"world {args.size}x{args.size}, window {WINDOW[0]}x{WINDOW[1]}, 60 FPS cap, dummy video driver")
     print(f"cpus {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}", flush=True)
 
-    results: dict[str, tuple[App, float]] = {}
+    results: dict[str, tuple[App, float, int]] = {}
     for name, make in (
         ("idle (no job)", IdleGenerator),
         ("VM 1 ComputeThread", VMGenerator),
@@ -216,17 +227,26 @@ def main() -> int:
     print(row("idle (no job)", "idle", results["idle (no job)"][0].stats.by_phase("idle")))
     verdicts = []
     for name in ("VM 1 ComputeThread", "threading.Thread", "inline in the loop"):
-        stats = results[name][0].stats
-        generating = stats.by_phase("generating")
-        swap = stats.by_phase("swap")
-        after = stats.by_phase("world")
+        app, _, mark = results[name]
+        stats = app.stats
+        first = list(zip(stats.times[:mark], stats.phases[:mark], strict=True))
+        second = list(zip(stats.times[mark:], stats.phases[mark:], strict=True))
+        generating = [t for t, p in first if p == "generating"]
+        swap = [t for t, p in first if p == "swap"]
+        after = [t for t, p in first if p == "world"]
         print(row(name, "generating", generating))
         print(row(name, "swap", swap))
         print(row(name, "after/pan", after))
-        ratio = percentile(generating, 99) / idle_p99 if idle_p99 else float("nan")
+        print(row(name, "R: gen", [t for t, p in second if p == "generating"]))
+        print(row(name, "R: swap", [t for t, p in second if p == "swap"]))
+        ratio = (
+            f"{percentile(generating, 99) / idle_p99:.2f}x"
+            if generating and idle_p99
+            else "n/a (the job ran inside the swap frame)"
+        )
         slow = sum(1 for t in generating + swap if t > 20.0)
         verdicts.append(
-            f"{name}: world in {results[name][1]:.2f} s; p99 generating / idle p99 = {ratio:.2f}x; "
+            f"{name}: world in {results[name][1]:.2f} s; p99 generating / idle p99 = {ratio}; "
             f"frames > 20 ms while generating + swap: {slow}; swap frame {max(swap, default=0):.1f} ms; "
             f"panning p99 {percentile(after, 99):.2f} ms"
         )
@@ -237,6 +257,7 @@ def main() -> int:
     vm_ratio = percentile(vm.by_phase("generating"), 99) / idle_p99 if idle_p99 else float("nan")
     vm_slow = sum(1 for t in vm.by_phase("generating", "swap") if t > 20.0)
     pan_p99 = percentile(vm.by_phase("world"), 99)
+    print("(VM 1 targets below count both generations: the first world and the one R made)")
     print()
     print(f"target p99 generating <= 1.10x idle: {'met' if vm_ratio <= 1.10 else 'MISSED'} ({vm_ratio:.2f}x)")
     print(f"target no frame > 20 ms incl. swap: {'met' if vm_slow == 0 else 'MISSED'} ({vm_slow} frames)")

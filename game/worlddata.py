@@ -8,6 +8,7 @@ imported here: VM 1 never loads pygame.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +60,18 @@ class WorldData:
 
 
 def tune_vm() -> None:
-    """Make this process's big numpy allocations kind to VM 0's frame pacing. VM 1 runs it at start.
+    """Make this process kind to VM 0's frame pacing: VM 1 runs it at start (see ``VM_SETUP``).
+
+    It turns off numpy's huge-page advice (:func:`no_huge_pages`) and lowers the process's priority a
+    little: background work yields to the frame loop when both want the same core.
+    """
+    no_huge_pages()
+    if hasattr(os, "nice"):
+        os.nice(5)
+
+
+def no_huge_pages() -> None:
+    """Stop numpy asking for transparent huge pages for this process's large arrays.
 
     numpy asks the kernel for transparent huge pages for large arrays (``madvise(MADV_HUGEPAGE)``).
     Measured here, while another process allocates and frees 64 MiB arrays that way, the frame loop's
