@@ -41,7 +41,7 @@ BIOME_COLOURS: dict[str, RGB] = {
     "taiga": (60, 104, 88),
     "boreal_forest": (60, 104, 88),
     "tundra": (158, 164, 140),
-    "snow": (240, 244, 250),
+    "snow": (222, 230, 240),
     "ice": (210, 232, 246),
     "glacier": (214, 234, 248),
     "mountain": (128, 118, 112),

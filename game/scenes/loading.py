@@ -14,7 +14,7 @@ import pygame
 from game import palette, ui
 from game.generation import Failed, Finished, Outcome, Request
 from game.scenes.base import Scene
-from game.sprites import load_sprites
+from game.sprites import load_image, load_sprites
 
 if TYPE_CHECKING:
     from game.app import App
@@ -32,6 +32,7 @@ class LoadingScene(Scene):
         self.ticks = 0
         self.started_ms = 0.0
         self.parade = [pygame.transform.scale_by(s, 3) for s in load_sprites(PARADE)]
+        self.icon = pygame.transform.scale_by(load_image("ui/icon.png"), 3)
 
     def enter(self) -> None:
         self.frames = 0
@@ -59,6 +60,9 @@ class LoadingScene(Scene):
         cx, cy = w // 2, h // 2
         t = self.app.now_ms() / 1000
 
+        # The island icon floats gently above the title.
+        bob = round(math.sin(t * 2.2) * 4)
+        screen.blit(self.icon, self.icon.get_rect(midbottom=(cx, cy - 150 + bob)))
         title = text.render("Generating a world in VM 1", 40)
         screen.blit(title, title.get_rect(center=(cx, cy - 130)))
         seed = text.render(
