@@ -72,6 +72,8 @@ class App:
         self._elapsed_ms = 0.0
         self._last_frame_end = time.perf_counter()
         self._swapped = False
+        self._last_work_ms = 0.0
+        self._last_phase = "idle"
         seed = settings.seed if settings.seed is not None else self.new_seed()
         self.first_request = Request(seed, *settings.size)
         self.scene: Scene = LoadingScene(self, self.first_request)

@@ -59,10 +59,18 @@ class Text:
         return lines
 
 
+_shades: dict[tuple[int, int, int], pygame.Surface] = {}
+
+
 def panel(target: pygame.Surface, rect: pygame.Rect, alpha: int = 215) -> None:
     """A translucent dark panel with a thin edge, the backdrop of every HUD element."""
-    shade = pygame.Surface(rect.size, pygame.SRCALPHA)
-    shade.fill((*palette.PANEL, alpha))
+    key = (rect.width, rect.height, alpha)
+    shade = _shades.get(key)
+    if shade is None:
+        if len(_shades) > 64:
+            _shades.clear()  # tooltips come in many sizes; keep the cache small
+        shade = _shades[key] = pygame.Surface(rect.size, pygame.SRCALPHA)
+        shade.fill((*palette.PANEL, alpha))
     target.blit(shade, rect.topleft)
     pygame.draw.rect(target, palette.PANEL_EDGE, rect, 1, border_radius=3)
 

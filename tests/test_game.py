@@ -25,6 +25,8 @@ from game.app import App, Settings
 from game.camera import Camera
 from game.generation import VMGenerator
 from game.scenes import ErrorScene, LoadingScene, WorldScene
+from game.sprites import Creatures
+from game.worlddata import build_world_data
 
 VIEW = (640, 360)
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,6 +300,27 @@ def test_quitting_stops_vm_1_and_leaves_no_process(make_app: MakeApp) -> None:
     while _descendants(os.getpid()) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _descendants(os.getpid()) == set()
+
+
+def test_creatures_wander_but_never_leave_their_habitat(screen: pygame.Surface) -> None:
+    world = build_world_data(8, 0, 0, 256, 256)
+    creatures = Creatures(world)
+    start_x, start_y = creatures.x.copy(), creatures.y.copy()
+
+    def at_home() -> np.ndarray:
+        cells = world.biome[creatures.y.astype(int), creatures.x.astype(int)]
+        return creatures.allowed[creatures.species, cells]
+
+    assert at_home().all()
+    for _ in range(300):
+        creatures.update()
+        assert at_home().all()
+    moved = np.hypot(creatures.x - start_x, creatures.y - start_y)
+    assert (moved > 1.0).mean() > 0.5  # most of them went somewhere
+    again = Creatures(world)
+    for _ in range(300):
+        again.update()
+    assert np.array_equal(again.x, creatures.x) and np.array_equal(again.y, creatures.y)  # deterministic
 
 
 def test_camera_zoom_keeps_the_point_under_the_cursor() -> None:
