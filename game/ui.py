@@ -42,13 +42,16 @@ class Text:
         font = self.font(size)
         lines: list[str] = []
         for paragraph in text.splitlines() or [""]:
-            line = ""
-            for word in paragraph.replace("\t", "    ").split(" "):
-                candidate = f"{line} {word}" if line else word
+            paragraph = paragraph.replace("\t", "    ").rstrip()
+            # Keep indentation (tracebacks read by it); the rest of the line wraps at spaces.
+            indent = paragraph[: len(paragraph) - len(paragraph.lstrip(" "))]
+            line = indent
+            for word in paragraph.lstrip(" ").split(" "):
+                candidate = f"{line} {word}" if line.strip() else line + word
                 if font.size(candidate)[0] <= width:
                     line = candidate
                     continue
-                if line:
+                if line.strip():
                     lines.append(line)
                 while font.size(word)[0] > width and len(word) > 1:
                     cut = max(1, len(word) * width // max(1, font.size(word)[0]))

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from game.app import App
     from game.scenes.world import WorldScene
 
-MAX_LINES = 22
+MAX_LINES = 18
 
 
 class ErrorScene(Scene):
@@ -49,14 +49,18 @@ class ErrorScene(Scene):
         screen.blit(title, (40, 36))
         what = f"seed {self.request.seed}, size {self.request.width}x{self.request.height}"
         screen.blit(text.render(what, 22, palette.TEXT_DIM), (40, 76))
-        box = pygame.Rect(32, 108, w - 64, h - 180)
+        # The exception's own message (a traceback's last line) is what a player needs first.
+        headline = [line for line in self.error.splitlines() if line.strip()][-1].strip()
+        for i, line in enumerate(text.wrap(headline, 26, w - 80)[:2]):
+            screen.blit(text.render(line, 26), (40, 108 + 26 * i))
+        box = pygame.Rect(32, 170, w - 64, h - 242)
         ui.panel(screen, box, 240)
         lines = text.wrap(self.error, 18, box.width - 24)
         if len(lines) > MAX_LINES:
             # A traceback's end says what went wrong; keep that part.
             lines = ["...", *lines[-(MAX_LINES - 1) :]]
         for i, line in enumerate(lines):
-            screen.blit(text.render(line, 18), (box.x + 12, box.y + 10 + 18 * i))
+            screen.blit(text.render(line, 18, palette.TEXT_DIM), (box.x + 12, box.y + 10 + 18 * i))
         keys = "Enter: retry    Esc: quit" + ("    B: back to the last world" if self.back else "")
         hint = text.render(keys, 24, palette.ACCENT)
         screen.blit(hint, hint.get_rect(center=(w // 2, h - 36)))
