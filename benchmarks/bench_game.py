@@ -38,8 +38,8 @@ import runtime
 from game.app import App, Settings
 from game.clock import FrameClock
 from game.generation import Failed, Finished, Generator, Outcome, Request, VMGenerator
-from game.scenes import WorldScene
 from game.stats import percentile, summarise
+from game.world_scene import WorldScene
 from game.worlddata import build_world_data, no_huge_pages
 
 SEED = 20240601

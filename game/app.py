@@ -17,11 +17,11 @@ import pygame
 
 from game.generation import Finished, Generator, Request
 from game.hud import Hud
-from game.scenes.base import Scene
-from game.scenes.loading import LoadingScene
-from game.scenes.world import WorldScene
+from game.loading_scene import LoadingScene
+from game.scene import Scene
 from game.stats import FrameStats
 from game.ui import Text
+from game.world_scene import WorldScene
 
 TICK = 1 / 60  # seconds per fixed update
 MAX_TICKS_PER_FRAME = 5  # after a long stall, catch up a little instead of spiralling

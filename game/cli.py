@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pygame.image.save(screen, args.screenshot)
         finally:
             app.close()
-        from game.scenes.error import ErrorScene
+        from game.error_scene import ErrorScene
 
         error = app.scene.error if isinstance(app.scene, ErrorScene) else None
         arrived = app.world_arrived_frame

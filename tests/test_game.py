@@ -23,9 +23,11 @@ import runtime
 from game import palette
 from game.app import App, Settings
 from game.camera import Camera
+from game.error_scene import ErrorScene
 from game.generation import VMGenerator
-from game.scenes import ErrorScene, LoadingScene, WorldScene
+from game.loading_scene import LoadingScene
 from game.sprites import Creatures
+from game.world_scene import WorldScene
 from game.worlddata import build_world_data
 
 VIEW = (640, 360)

@@ -18,7 +18,7 @@ from game.generation import Failed, Finished, Outcome, Request
 from game.hud import Legend, Minimap, tooltip
 from game.release import release_later
 from game.render import WorldRenderer
-from game.scenes.base import Scene
+from game.scene import Scene
 from game.sprites import Creatures
 from game.worlddata import WorldData
 
@@ -89,7 +89,7 @@ class WorldScene(Scene):
         self.dragging = self.minimap_drag = False
 
     def on_generation(self, outcome: Outcome) -> None:
-        from game.scenes.error import ErrorScene
+        from game.error_scene import ErrorScene
 
         if isinstance(outcome, Finished):
             self.set_world(outcome.world)

@@ -8,11 +8,11 @@ import pygame
 
 from game import palette, ui
 from game.generation import Request
-from game.scenes.base import Scene
+from game.scene import Scene
 
 if TYPE_CHECKING:
     from game.app import App
-    from game.scenes.world import WorldScene
+    from game.world_scene import WorldScene
 
 MAX_LINES = 18
 
@@ -28,7 +28,7 @@ class ErrorScene(Scene):
 
     def retry(self) -> None:
         """Submit the same request again and show its progress (over the old world if there is one)."""
-        from game.scenes.loading import LoadingScene
+        from game.loading_scene import LoadingScene
 
         self.app.generator.start(self.request)
         self.app.switch(self.back if self.back is not None else LoadingScene(self.app, self.request))

@@ -13,7 +13,7 @@ import pygame
 
 from game import palette, ui
 from game.generation import Failed, Finished, Outcome, Request
-from game.scenes.base import Scene
+from game.scene import Scene
 from game.sprites import load_image, load_sprites
 
 if TYPE_CHECKING:
@@ -41,8 +41,8 @@ class LoadingScene(Scene):
             self.app.generator.start(self.request)
 
     def on_generation(self, outcome: Outcome) -> None:
-        from game.scenes.error import ErrorScene
-        from game.scenes.world import WorldScene
+        from game.error_scene import ErrorScene
+        from game.world_scene import WorldScene
 
         if isinstance(outcome, Finished):
             self.app.switch(WorldScene(self.app, outcome.world))
