@@ -325,6 +325,12 @@ def test_creatures_wander_but_never_leave_their_habitat(screen: pygame.Surface) 
     assert np.array_equal(again.x, creatures.x) and np.array_equal(again.y, creatures.y)  # deterministic
 
 
+def test_vm_1_side_does_not_import_pygame() -> None:
+    code = "import sys, game.worlddata, game.generation; sys.exit('pygame' in sys.modules)"
+    # game.generation imports runtime but not pygame either; only the scenes and the renderer do.
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60).returncode == 0
+
+
 def test_camera_zoom_keeps_the_point_under_the_cursor() -> None:
     camera = Camera.fitting((1000, 800), (640, 360))
     assert camera.zoom == pytest.approx(360 / 800)
