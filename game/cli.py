@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.frames < 1:
         parser().error("--frames must be at least 1")
+    if min(args.window) < 64:
+        parser().error("--window must be at least 64x64 pixels")
     summary = run(args)
     if args.headless:
         print(json.dumps(summary), flush=True)

@@ -105,10 +105,11 @@ class VMGenerator:
         self._pending: Request | None = None
         self._submitted_at = 0.0
         self._last_seconds: float | None = None
+        self._failed: Failed | None = None  # a submit that failed in VM 0, reported by the next poll
 
     @property
     def busy(self) -> bool:
-        return self._running is not None or self._pending is not None
+        return self._running is not None or self._pending is not None or self._failed is not None
 
     @property
     def current(self) -> Request | None:
@@ -139,13 +140,20 @@ class VMGenerator:
         if self._pending is None or not self.thread.is_done:
             return
         request, self._pending = self._pending, None
-        self.thread.submit_call(
-            self.job, request.seed, 0, 0, request.width, request.height, progress=report_progress
-        )
+        try:
+            self.thread.submit_call(
+                self.job, request.seed, 0, 0, request.width, request.height, progress=report_progress
+            )
+        except Exception as exc:  # e.g. no VM could be started: the game shows it instead of crashing
+            self._failed = Failed(request, f"{type(exc).__name__}: could not start the job: {exc}")
+            return
         self._running = request
         self._submitted_at = time.perf_counter()
 
     def poll(self) -> Outcome | None:
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            return failed
         if self._pending is not None:
             self._submit_pending()
             return None
@@ -155,12 +163,15 @@ class VMGenerator:
         error = self.thread.last_error()
         if error is not None:
             return Failed(request, error)
-        world = self.thread.last_retval()
+        try:
+            world = self.thread.last_retval()
+        except Exception as exc:  # the value could not be rebuilt in VM 0
+            return Failed(request, f"{type(exc).__name__}: the world could not be received: {exc}")
         self._last_seconds = time.perf_counter() - self._submitted_at
         if not isinstance(world, WorldData):
             return Failed(request, f"the generation job returned {type(world).__name__}, not WorldData")
         return Finished(request, world, self._last_seconds)
 
     def close(self) -> None:
-        self._running = self._pending = None
+        self._running = self._pending = self._failed = None
         self.thread.close()

@@ -234,8 +234,9 @@ def test_regenerate_swaps_in_a_new_world_while_frames_keep_running(make_app: Mak
         ((0, 256), None, "ValueError"),
         ((256, 256), "lambda *args, **kwargs: 1 / 0", "ZeroDivisionError"),
         ((256, 256), "lambda *args, **kwargs: __import__('os')._exit(3)", "died"),
+        ((256, 256), "lambda *args, **kwargs: 42", "returned int"),
     ],
-    ids=["bad-size", "exception", "vm-dies"],
+    ids=["bad-size", "exception", "vm-dies", "not-a-world"],
 )
 def test_failed_generation_shows_the_error_scene(
     make_app: MakeApp, size: tuple[int, int], job: str | None, expected: str
