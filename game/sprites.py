@@ -21,6 +21,8 @@ from game.camera import Camera
 from game.worlddata import WorldData
 
 SPRITE_SIZE = 16
+# Zoomed out further than this, thousands of sprites would cover the map like confetti: none are drawn.
+SPRITE_MIN_ZOOM = 0.75
 
 # Cells per tick (60 ticks per second). Fish dart, bears amble.
 SPEEDS: dict[str, float] = {"wolf": 0.09, "bear": 0.04, "fish": 0.07, "bird": 0.14, "lizard": 0.05}
@@ -152,7 +154,7 @@ class Creatures:
             self._sprites = {key: pairs}
         return self._sprites[key]
 
-    def draw(self, target: pygame.Surface, camera: Camera, min_zoom: float = 0.75) -> int:
+    def draw(self, target: pygame.Surface, camera: Camera, min_zoom: float = SPRITE_MIN_ZOOM) -> int:
         """Draw the creatures in view with one ``fblits`` call; returns how many were drawn.
 
         Below ``min_zoom`` the sprites would cover the map like confetti, so none are drawn.

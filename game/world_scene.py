@@ -19,7 +19,7 @@ from game.hud import Legend, Minimap, tooltip
 from game.release import release_later
 from game.render import WorldRenderer
 from game.scene import Scene
-from game.sprites import Creatures
+from game.sprites import SPRITE_MIN_ZOOM, Creatures
 from game.worlddata import WorldData
 
 if TYPE_CHECKING:
@@ -208,6 +208,11 @@ class WorldScene(Scene):
         lines = self.hover_lines()
         if lines is not None and self.mouse is not None and not self.dragging:
             tooltip(screen, text, lines, self.mouse)
+        if self.creatures.count and self.camera.zoom < SPRITE_MIN_ZOOM:
+            note = text.render(f"Zoom in (wheel) to see the {self.creatures.count} creatures", 20)
+            where = note.get_rect(midbottom=(screen.get_width() // 2, screen.get_height() - 38))
+            ui.panel(screen, where.inflate(20, 10), 200)
+            screen.blit(note, where)
         hint = text.render(HELP, 18, palette.TEXT_DIM)
         strip = pygame.Rect(0, screen.get_height() - 26, screen.get_width(), 26)
         ui.panel(screen, strip, 170)
