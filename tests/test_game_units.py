@@ -1,0 +1,94 @@
+"""Unit tests of the demo's pure parts: palette, terrain colouring, frame clock, statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import worldgen
+from game import palette, terrain
+from game.clock import FrameClock
+from game.stats import FrameStats, percentile, summarise
+
+
+def test_every_worldgen_biome_has_its_own_palette_colour() -> None:
+    missing = [name for name in worldgen.BIOMES if name not in palette.BIOME_COLOURS]
+    assert missing == []
+    colours = [palette.biome_colour(name) for name in worldgen.BIOMES]
+    assert len(set(colours)) == len(colours)
+    lut = palette.biome_lut(worldgen.BIOMES)
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8
+    assert tuple(lut[0]) == palette.biome_colour(worldgen.BIOMES[0])
+    # An unknown name still gets a colour, the same one every time (no hash() randomisation).
+    assert palette.biome_colour("crystal_caves") == palette.biome_colour("crystal_caves")
+
+
+def test_terrain_image_is_rgbx_shaded_and_deeper_water_is_darker() -> None:
+    world = worldgen.generate(4, 0, 0, 256, 256)
+    image = terrain.colour_terrain(
+        world.biome, world.elevation, worldgen.BIOMES, worldgen.WATER_BIOMES, worldgen.SEA_LEVEL
+    )
+    assert image.shape == (256, 256, 4) and image.dtype == np.uint8
+    assert (image[..., 3] == 255).all()
+    water = np.isin(world.biome, list(worldgen.WATER_BIOMES))
+    assert water.any() and (~water).any()
+    depth = worldgen.SEA_LEVEL - world.elevation
+    brightness = image[..., :3].astype(int).sum(axis=2)
+    deep = water & (depth > np.quantile(depth[water], 0.8))
+    shallow = water & (depth < np.quantile(depth[water], 0.2))
+    assert brightness[deep].mean() < brightness[shallow].mean()
+    levels = terrain.mip_levels(image, smallest=16)
+    assert [level.shape[:2] for level in levels] == [(256, 256), (128, 128), (64, 64), (32, 32), (16, 16)]
+    assert levels[1][0, 0].tolist() == ((image[:2, :2].astype(int).sum(axis=(0, 1)) + 2) // 4).tolist()
+
+
+def test_hillshade_lights_slopes_facing_north_west() -> None:
+    ramp_down_to_nw = np.tile(np.linspace(0.0, 0.1, 32, dtype=np.float32), (32, 1))  # rises to the east
+    shade = terrain.hillshade(ramp_down_to_nw + ramp_down_to_nw.T)
+    flat = terrain.hillshade(np.zeros((32, 32), dtype=np.float32))
+    assert np.allclose(flat, 1.0)
+    assert shade[16, 16] > 1.0  # faces the light
+    assert terrain.hillshade(-(ramp_down_to_nw + ramp_down_to_nw.T))[16, 16] < 1.0
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        self.now += 1e-6  # reading the clock takes a little time, so a spin ends
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds + 0.002  # every sleep oversleeps by 2 ms
+
+
+def test_frame_clock_keeps_the_cadence_despite_oversleeping() -> None:
+    fake = FakeTime()
+    clock = FrameClock(now=fake.clock, sleep=fake.sleep)
+    start = fake.now
+    ticks = [clock.tick(60) for _ in range(120)]
+    # 2 ms late on every sleep, yet 120 frames take 2 s: each wait is shortened by the last overshoot.
+    assert fake.now - start == pytest.approx(2.0, abs=0.01)
+    assert sum(ticks) == pytest.approx(2000, abs=10)
+    fake.now += 1.0  # a long stall: the clock starts a fresh cadence instead of rushing frames out
+    assert clock.tick(60) > 900
+    assert clock.tick(60) == pytest.approx(1000 / 60, abs=2.5)
+    assert clock.tick(0) < 1  # no cap: no wait
+
+
+def test_percentiles_and_summary() -> None:
+    assert percentile([], 99) == 0.0
+    assert percentile([5.0], 50) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    values = [16.7] * 98 + [25.0, 40.0]
+    summary = summarise(values)
+    assert summary["frames"] == 100 and summary["over_20ms"] == 2 and summary["max_ms"] == 40.0
+    stats = FrameStats(graph_size=3)
+    for ms, phase in [(16.0, "idle"), (17.0, "generating"), (30.0, "swap"), (16.0, "world")]:
+        stats.add(ms, 1.0, phase)
+    assert list(stats.recent) == [17.0, 30.0, 16.0]
+    assert stats.by_phase("swap", "world") == [30.0, 16.0]
+    assert stats.fps() == pytest.approx(3000 / 63)
