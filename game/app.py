@@ -73,6 +73,7 @@ class App:
         self._last_frame_end = time.perf_counter()
         self._swapped = False
         self._last_work_ms = 0.0
+        self._dt_ms = 0.0
         self._last_phase = "idle"
         seed = settings.seed if settings.seed is not None else self.new_seed()
         self.first_request = Request(seed, *settings.size)
@@ -159,12 +160,11 @@ class App:
 
     def run(self, max_frames: int | None = None) -> FrameStats:
         """Loop until quit (or ``max_frames``), capped at ``settings.fps``; returns the frame times."""
-        dt_ms = 0.0
-        self._last_frame_end = time.perf_counter()
         while self.running and (max_frames is None or self.frame_no < max_frames):
-            self.frame(dt_ms)
-            dt_ms = float(self.clock.tick(self.settings.fps))
-            self._elapsed_ms += dt_ms
+            self.frame(self._dt_ms)
+            # The time this frame took, wait included, is what the next frame's update simulates.
+            self._dt_ms = float(self.clock.tick(self.settings.fps))
+            self._elapsed_ms += self._dt_ms
             now = time.perf_counter()
             self.stats.add((now - self._last_frame_end) * 1000, self._last_work_ms, self._last_phase)
             self._last_frame_end = now

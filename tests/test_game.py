@@ -102,7 +102,10 @@ def test_loading_scene_animates_every_frame_then_the_world_arrives(make_app: Mak
     scene = world_scene(app)
     assert (scene.world.width, scene.world.height) == (256, 256)
     assert scene.world.seed == 11
-    app.step(10)
+    ticks = scene.creatures.tick_count
+    for _ in range(10):
+        app.step()  # one frame at a time: each runs exactly one fixed tick with this clock
+    assert scene.creatures.tick_count == ticks + 10
     assert app.frame_no == app.world_arrived_frame + 11
     assert app.stats.phases.count("swap") == 1
     assert app.generator.last_seconds is not None
