@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import runtime
     from game.app import App, Settings
     from game.clock import FrameClock
+    from game.error_scene import ErrorScene
     from game.generation import VMGenerator
     from game.sprites import load_image
     from game.stats import summarise
@@ -65,10 +66,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pygame.display.init()
     pygame.font.init()
     try:
-        pygame.display.set_caption("ComputeThread demo: worlds from VM 1")
-        pygame.display.set_icon(load_image("ui/icon.png"))
-        flags = 0 if args.headless else pygame.RESIZABLE
-        screen = pygame.display.set_mode(args.window, flags)
         try:
             # VMs fork from a template that has these imported, so a fresh VM (after R cancels a job)
             # is ready in milliseconds instead of importing numpy again.
@@ -76,6 +73,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except RuntimeError:
             pass  # VMs already run in this process; the generator's setup imports the same modules
         generator = VMGenerator(1)
+        generator.warm_up()  # VM 1 boots before the window opens, not during the first frames
+        pygame.display.set_caption("ComputeThread demo: worlds from VM 1")
+        pygame.display.set_icon(load_image("ui/icon.png"))
+        flags = 0 if args.headless else pygame.RESIZABLE
+        screen = pygame.display.set_mode(args.window, flags)
         settings = Settings(seed=args.seed, size=args.size, zoom=args.zoom)
         app = App(screen, FrameClock(), random.Random(), generator, settings)
         app.hud_visible = not args.no_hud
@@ -85,8 +87,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 pygame.image.save(screen, args.screenshot)
         finally:
             app.close()
-        from game.error_scene import ErrorScene
-
         error = app.scene.error if isinstance(app.scene, ErrorScene) else None
         arrived = app.world_arrived_frame
         return {

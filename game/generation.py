@@ -107,6 +107,19 @@ class VMGenerator:
         self._last_seconds: float | None = None
         self._failed: Failed | None = None  # a submit that failed in VM 0, reported by the next poll
 
+    def warm_up(self) -> None:
+        """Block until VM 1 is up and its setup has run, as the seed does with ``thread.exec(...)``.
+
+        Call it before the first frame (the game does, before opening the window): starting the
+        template process and importing numpy and worldgen keep a core busy for a few hundred
+        milliseconds, and that is better spent before the loop than during its first frames.
+        A failing setup is not raised here; the first job reports it like any other failure.
+        """
+        try:
+            self.thread.exec("pass")
+        except RuntimeError:
+            pass
+
     @property
     def busy(self) -> bool:
         return self._running is not None or self._pending is not None or self._failed is not None
