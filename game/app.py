@@ -68,12 +68,14 @@ class App:
         self.frame_no = 0
         self.script: dict[int, list[pygame.event.Event]] = {}
         self.world_arrived_frame: int | None = None
+        """The first frame that showed a world."""
         self._accumulator = 0.0
         self._elapsed_ms = 0.0
         self._last_frame_end = time.perf_counter()
         self._swapped = False
         self._last_work_ms = 0.0
         self._dt_ms = 0.0
+        self._next_scene: Scene | None = None
         self._last_phase = "idle"
         seed = settings.seed if settings.seed is not None else self.new_seed()
         self.first_request = Request(seed, *settings.size)
@@ -93,6 +95,10 @@ class App:
         self.scene.leave()
         self.scene = scene
         scene.enter()
+
+    def switch_next_frame(self, scene: Scene) -> None:
+        """Make ``scene`` the active one at the start of the next frame's update."""
+        self._next_scene = scene
 
     def quit(self) -> None:
         """End the loop after this frame."""
@@ -117,11 +123,16 @@ class App:
 
     def update(self, dt_ms: float) -> None:
         """Poll VM 1 once, then run as many fixed ticks as the elapsed ``dt_ms`` calls for."""
-        outcome = self.generator.poll()
-        if outcome is not None:
-            self._swapped = isinstance(outcome, Finished)
+        if self._next_scene is not None:
+            scene, self._next_scene = self._next_scene, None
+            self.switch(scene)
+            # The first frame of a new world (its first full draw) counts as part of the swap.
+            self._swapped = isinstance(scene, WorldScene)
             if self._swapped and self.world_arrived_frame is None:
                 self.world_arrived_frame = self.frame_no
+        outcome = self.generator.poll()
+        if outcome is not None:
+            self._swapped = self._swapped or isinstance(outcome, Finished)
             self.scene.on_generation(outcome)
         self._accumulator = min(self._accumulator + dt_ms / 1000, MAX_TICKS_PER_FRAME * TICK)
         # The epsilon lets a clock that reports exactly 1000/60 ms run exactly one tick per frame.

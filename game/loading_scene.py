@@ -45,7 +45,9 @@ class LoadingScene(Scene):
         from game.world_scene import WorldScene
 
         if isinstance(outcome, Finished):
-            self.app.switch(WorldScene(self.app, outcome.world))
+            # Build the world scene now, show it next frame: the arrival's work is split over two
+            # frames (receive + build here, the first full world draw there), keeping both short.
+            self.app.switch_next_frame(WorldScene(self.app, outcome.world))
         elif isinstance(outcome, Failed):
             self.app.switch(ErrorScene(self.app, outcome.error, outcome.request))
 
