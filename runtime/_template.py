@@ -36,6 +36,8 @@ STATUS_FORMAT = "q"  # the pid, then the exit code (negative: killed by that sig
 def main(ctl_fd: int) -> NoReturn:
     """Serve fork requests on the control socket ``ctl_fd`` until VM 0 closes it."""
     global _prctl
+    # subprocess keeps the launching thread's signal mask; a blocked SIGCHLD would stop all reaping.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     _prctl = _load_prctl()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctl = socket.socket(fileno=ctl_fd)
