@@ -28,6 +28,7 @@ SPIN_SECONDS = 50e-6
 MAX_FDS = 8  # per message: at most one segment per payload, and a message has at most three
 
 _HEADER = struct.Struct("!Q")
+_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 _FD_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
@@ -70,12 +71,13 @@ class Channel:
 
     def _send(self, data: bytes, fds: Sequence[int]) -> None:
         frame = _HEADER.pack(len(data)) + data
+        # MSG_NOSIGNAL: a peer that died raises BrokenPipeError here instead of SIGPIPE killing this VM.
         if fds:
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-            sent = self._sock.sendmsg([frame], ancillary)
+            sent = self._sock.sendmsg([frame], ancillary, _NOSIGNAL)
             frame = frame[sent:]
         if frame:
-            self._sock.sendall(frame)
+            self._sock.sendall(frame, _NOSIGNAL)
 
     def recv(self) -> tuple[tuple[Any, ...], list[int]]:
         """Receive one message and the descriptors that came with it; ``EOFError`` once the peer has gone.
