@@ -14,6 +14,7 @@ spins for a few tens of microseconds before it sleeps. Waking a sleeping process
 from __future__ import annotations
 
 import array
+import contextlib
 import os
 import pickle
 import select
@@ -25,17 +26,28 @@ from collections.abc import Sequence
 from typing import Any
 
 SPIN_SECONDS = 50e-6
+SEND_BUFFER = 1 << 20
 MAX_FDS = 8  # per message: at most one segment per payload, and a message has at most three
 
 _HEADER = struct.Struct("!Q")
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
+_DONTWAIT = socket.MSG_DONTWAIT
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 _FD_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
 
 def socket_pair() -> tuple[socket.socket, socket.socket]:
-    """Return a connected pair of Unix stream sockets (VM 0's end first)."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    """Return a connected pair of Unix stream sockets (VM 0's end first).
+
+    Their send buffers are enlarged (as far as the system allows) so that a job message, which
+    ``_payload`` keeps under ~130 KiB, always fits: VM 0 can send a job to a VM that is still running
+    its setup without waiting for it to read.
+    """
+    pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    for sock in pair:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+    return pair
 
 
 class Channel:
@@ -48,6 +60,11 @@ class Channel:
         self._poller = select.poll()
         self._poller.register(self.fd, _READABLE)
         self._send_lock = threading.Lock()
+        # The message being received: its header so far, then its body and how much of it has come.
+        self._header = bytearray()
+        self._body: bytearray | None = None
+        self._got = 0
+        self._fds: list[int] = []
 
     def send(self, message: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
@@ -80,37 +97,68 @@ class Channel:
             self._sock.sendall(frame, _NOSIGNAL)
 
     def recv(self) -> tuple[tuple[Any, ...], list[int]]:
-        """Receive one message and the descriptors that came with it; ``EOFError`` once the peer has gone.
+        """Receive one message and the descriptors that came with it, waiting as long as it takes.
 
-        The caller owns the descriptors (and must close them).
+        Raises ``EOFError`` once the peer has gone. The caller owns the descriptors (and must close them).
         """
-        header = bytearray()
-        fds: list[int] = []
-        while len(header) < _HEADER.size:
-            chunk, ancillary, _flags, _addr = self._sock.recvmsg(_HEADER.size - len(header), _FD_SPACE)
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    received = array.array("i")
-                    received.frombytes(data[: len(data) - len(data) % received.itemsize])
-                    fds.extend(received)
-            if not chunk:
-                for fd in fds:
-                    os.close(fd)
-                raise EOFError("the other VM closed the channel")
-            header += chunk
-        (size,) = _HEADER.unpack(header)
-        body = bytearray(size)
-        view = memoryview(body)
-        got = 0
-        while got < size:
-            n = self._sock.recv_into(view[got:])
-            if n == 0:
-                for fd in fds:
-                    os.close(fd)
-                raise EOFError("the other VM closed the channel mid-message")
-            got += n
-        message: tuple[Any, ...] = pickle.loads(body)
-        return message, fds
+        while True:
+            received = self.recv_nowait()
+            if received is not None:
+                return received
+            self.wait_readable(None)
+
+    def recv_nowait(self) -> tuple[tuple[Any, ...], list[int]] | None:
+        """Receive one message if all of it has arrived, else keep what has and return None; never blocks.
+
+        A message that arrives in pieces is assembled over several calls, so a reader that is interrupted
+        (or a peer that stalls mid-message) never leaves the stream out of step. Raises ``EOFError`` once
+        the peer has gone.
+        """
+        try:
+            while True:
+                body = self._body
+                if body is None:
+                    missing = _HEADER.size - len(self._header)
+                    chunk, ancillary, _flags, _addr = self._sock.recvmsg(missing, _FD_SPACE, _DONTWAIT)
+                    self._take_fds(ancillary)
+                    if not chunk:
+                        self._reset_reader()
+                        raise EOFError("the other VM closed the channel")
+                    self._header += chunk
+                    if len(self._header) < _HEADER.size:
+                        continue
+                    (size,) = _HEADER.unpack(self._header)
+                    body = self._body = bytearray(size)
+                    self._got = 0
+                if self._got < len(body):
+                    n = self._sock.recv_into(memoryview(body)[self._got :], 0, _DONTWAIT)
+                    if n == 0:
+                        self._reset_reader()
+                        raise EOFError("the other VM closed the channel mid-message")
+                    self._got += n
+                    continue
+                fds = self._fds
+                self._fds = []
+                self._header = bytearray()
+                self._body = None
+                message: tuple[Any, ...] = pickle.loads(body)
+                return message, fds
+        except BlockingIOError:
+            return None
+
+    def _take_fds(self, ancillary: list[tuple[int, int, bytes]]) -> None:
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received = array.array("i")
+                received.frombytes(data[: len(data) - len(data) % received.itemsize])
+                self._fds.extend(received)
+
+    def _reset_reader(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        self._header = bytearray()
+        self._body = None
 
     def readable(self) -> bool:
         """Return whether a message (or end-of-file) is waiting, without blocking.
@@ -131,6 +179,7 @@ class Channel:
 
     def close(self) -> None:
         """Close this end; the peer sees end-of-file."""
+        self._reset_reader()
         try:
             self._poller.unregister(self.fd)
         except (KeyError, ValueError):

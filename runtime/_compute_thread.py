@@ -18,6 +18,8 @@ queue behind whatever runs and never touch ``last_error``/``last_retval``.
 
 from __future__ import annotations
 
+import atexit
+import os
 import threading
 import time
 import weakref
@@ -27,7 +29,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Literal
 
-from . import _payload
+from . import _launcher, _payload
 from ._errors import JobCancelledError, JobError, RemoteTraceback, VMClosedError, VMDiedError
 from ._launcher import LAUNCHER, REAPER, VMProcess, describe_exit
 
@@ -99,6 +101,10 @@ class _Core:
         self.vm_index = vm_index
         self.setup = setup
         self.lock = threading.RLock()
+        self._depth = 0  # how deeply the owning thread holds ``lock`` through ``with core:``
+        # Future jobs that have ended, resolved once the lock is released: a done-callback may then
+        # submit to another ComputeThread (or this one) without two locks being held in reverse order.
+        self.ended: deque[_Job] = deque()
         self.proc: VMProcess | None = None
         self.current: _Job | None = None
         self.queue: deque[_Job] = deque()
@@ -111,6 +117,36 @@ class _Core:
         self.pump: threading.Thread | None = None
         self.started_at = 0.0
         self.last_job_seconds: float | None = None
+
+    # -- locking ---------------------------------------------------------------------------------
+
+    def __enter__(self) -> _Core:
+        self.lock.acquire()
+        self._depth += 1
+        return self
+
+    def try_enter(self) -> bool:
+        """``__enter__`` if no other thread holds the lock; return whether it did."""
+        if not self.lock.acquire(blocking=False):
+            return False
+        self._depth += 1
+        return True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        outermost = self._depth == 0
+        self.lock.release()
+        if outermost and self.ended:
+            self.resolve_ended()
+
+    def resolve_ended(self) -> None:
+        """Resolve the futures of ended jobs; called without the lock (callbacks run here)."""
+        while True:
+            try:
+                job = self.ended.popleft()
+            except IndexError:
+                return
+            _resolve(job)
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -137,8 +173,9 @@ class _Core:
     def dispatch(self) -> None:
         """Start the next queued job, if the VM is free."""
         while self.current is None and self.queue and not self.closed:
-            job = self.queue.popleft()
+            job = self.queue[0]
             if job.future is not None and not job.future.set_running_or_notify_cancel():
+                self.queue.popleft()
                 _reclaim(job)
                 continue  # cancelled while it waited
             self.seq += 1
@@ -146,17 +183,21 @@ class _Core:
             if job.kind == "slot":
                 self.clear_retval()
             self.progress = (0.0, "")
+            # Current before it leaves the queue: a lock-free ``is_done`` never sees a gap.
             self.current = job
+            self.queue.popleft()
             self.started_at = time.perf_counter()
             try:
                 self.send(job)
             except BaseException as exc:
                 # No VM could be started or reached: the job fails, the next one may have more luck.
                 self.current = None
+                job.done = True
                 _reclaim(job)
                 if job.future is None:
                     raise
-                job.future.set_exception(exc)
+                job.error = exc
+                self.ended.append(job)
 
     def send(self, job: _Job) -> None:
         message = tuple(job.message)
@@ -166,12 +207,16 @@ class _Core:
             try:
                 self.flush_releases()
                 self.proc.channel.send(message, job.fds)
-                return
             except OSError:
                 # The VM died while idle (nobody was watching): replace it and send again.
                 self.drop_proc(kill=True)
                 if attempt == 2:
                     raise
+            else:
+                # The VM has the segments now; they come back when it says so, or when it ends.
+                self.proc.outstanding.update(job.segments)
+                job.segments = []
+                return
 
     def clear_retval(self) -> None:
         self.last_error = None
@@ -208,29 +253,35 @@ class _Core:
             proc = self.proc
             if proc is None:
                 return
+            if proc.releases and not proc.eof:
+                self.flush_releases()
+            if not proc.ready():
+                return
             if not proc.eof:
-                if proc.releases:
-                    self.flush_releases()
-                if not proc.channel.readable():
-                    return
                 try:
-                    message, fds = proc.channel.recv()
+                    received = proc.channel.recv_nowait()
                 except (EOFError, OSError):
                     proc.eof = True
                     continue
-                self.on_message(message, _Value(message[2], fds, proc.releases.append))
-            else:
-                code = proc.poll_exit()
-                if code is None:
-                    return
-                self.on_exit(code)
+                if received is not None:
+                    message, fds = received
+                    self.on_message(proc, message, _Value(message[2], fds, proc.releases.append))
+                    continue
+            # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
+            # process the job forked may hold the channel open, so the exit code decides.
+            code = proc.poll_exit()
+            if code is None:
+                return
+            self.on_exit(code)
 
-    def on_message(self, message: tuple[Any, ...], value: _Value) -> None:
+    def on_message(self, proc: VMProcess, message: tuple[Any, ...], value: _Value) -> None:
         """Handle one message; ``value`` wraps its third field and the descriptors that came with it."""
         kind, seq = message[0], message[1]
         if kind == "release":
             for segment in message[2]:
-                _payload.POOL.release(segment)
+                if segment in proc.outstanding:  # only what was sent to this VM, once
+                    proc.outstanding.discard(segment)
+                    _payload.POOL.release(segment)
             return
         job = self.current
         if job is None or seq != job.seq:
@@ -272,7 +323,7 @@ class _Core:
             self.last_error = job.error_text
             self.retval_value = job.result
         elif job.future is not None:
-            _resolve(job)
+            self.ended.append(job)  # resolved when the lock is released
         self.dispatch()
 
     # -- waiting ---------------------------------------------------------------------------------
@@ -282,11 +333,12 @@ class _Core:
         deadline = None if timeout is None else time.monotonic() + timeout
         spin = True
         while True:
-            with self.lock:
+            with self:
                 self.service()
-                if done():
-                    return True
+                finished = done()
                 proc = self.proc
+            if finished:
+                return True
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
@@ -311,7 +363,7 @@ class _Core:
     # -- ending ------------------------------------------------------------------------------------
 
     def cancel(self) -> bool:
-        with self.lock:
+        with self:
             self.service()
             job = self.current
             if job is None:
@@ -324,47 +376,53 @@ class _Core:
             self.finish(job)
             return True
 
-    def close(self) -> None:
-        with self.lock:
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the VM and end every job; with ``wait``, until the VM has exited (at most ~1 s)."""
+        # Kill a busy VM before taking the lock, which a thread in the middle of a call may hold.
+        proc, busy = self.proc, self.current is not None
+        if proc is not None and busy and not self.closed:
+            proc.kill()
+        with self:
             if self.closed:
                 return
             self.closed = True
             with _registry_lock:
                 if _owners.get(self.vm_index) is self:
                     del _owners[self.vm_index]
+                _payload.POOL.retain = bool(_owners)  # no VM left to send big values to: keep none
             busy = self.current is not None
             jobs = [self.current, *self.queue] if self.current is not None else list(self.queue)
             self.current = None
             self.queue.clear()
             self.clear_retval()
             proc, self.proc = self.proc, None
-            if not _owners:
-                _payload.POOL.trim()  # no VM left to send big values to: free the kept segments
-        for job in jobs:
-            text = f"ComputeThread({self.vm_index}) was closed before the job finished"
-            job.error_text = f"VMClosedError: {text}\n"
-            job.error = VMClosedError(text)
-            job.done = True
-            _reclaim(job)
-            if job.future is not None and not job.future.done():
-                _resolve(job)
+            for job in jobs:
+                text = f"ComputeThread({self.vm_index}) was closed before the job finished"
+                job.error_text = f"VMClosedError: {text}\n"
+                job.error = VMClosedError(text)
+                job.done = True
+                _reclaim(job)
+                if job.future is not None and not job.future.done():
+                    self.ended.append(job)
         if proc is None:
             return
         if busy:
             proc.kill()
         else:
             try:
-                proc.channel.send(("quit",))
+                proc.channel.try_send(("quit",))  # never blocks; a VM that misses it sees end-of-file
             except OSError:
                 pass
-        if not REAPER.finish(proc, CLOSE_TIMEOUT):
+        if not wait:
+            REAPER.adopt(proc, kill=False)
+        elif not REAPER.finish(proc, CLOSE_TIMEOUT):
             REAPER.adopt(proc, kill=True)
 
 
 def _pump(core: _Core) -> None:
     """Service the VM while futures are pending, so they resolve without anyone polling."""
     while True:
-        with core.lock:
+        with core:
             core.service()
             if core.closed or not core.has_futures():
                 core.pump = None
@@ -442,11 +500,14 @@ class ComputeThread:
             if vm_index in _owners:
                 raise ValueError(f"vm_index {vm_index} is already in use by a live ComputeThread")
             _owners[vm_index] = core
+            _payload.POOL.retain = True
         self._core = core
-        # Garbage collection and interpreter exit close the VM too (weakref.finalize runs at exit).
-        self._finalizer = weakref.finalize(self, core.close)
+        # Garbage collection closes the VM too, without waiting for it to exit (the reaper finishes it
+        # off): the collector may run in the middle of a frame. At exit, ``_close_all_at_exit`` waits.
+        self._finalizer = weakref.finalize(self, core.close, wait=False)
+        self._finalizer.atexit = False
         try:
-            with core.lock:
+            with core:
                 core.proc = LAUNCHER.launch(vm_index, setup)  # warm the VM now; this does not block
         except BaseException:
             self.close()
@@ -458,13 +519,13 @@ class ComputeThread:
     def is_done(self) -> bool:
         """True when no job is running or queued. Costs microseconds and never blocks: poll it each frame."""
         core = self._core
-        if not core.lock.acquire(blocking=False):
+        if not core.try_enter():
             return core.idle  # another thread is servicing the VM right now
         try:
             core.service()
             return core.idle
         finally:
-            core.lock.release()
+            core.__exit__()
 
     def wait_for_done(self, timeout: float | None = None) -> bool:
         """Block until no job is running or queued, at most ``timeout`` seconds; return ``is_done``.
@@ -478,7 +539,7 @@ class ComputeThread:
 
     def last_error(self) -> str | None:
         """The formatted traceback (str) of the last ``submit_*`` job's failure, or None if it succeeded."""
-        with self._core.lock:
+        with self._core:
             self._core.check_idle()
             return self._core.last_error
 
@@ -489,7 +550,7 @@ class ComputeThread:
         arrays arrive as writable views of shared memory, without a copy.
         """
         core = self._core
-        with core.lock:
+        with core:
             core.check_idle()
             if core.retval is None:
                 if core.retval_value is None:
@@ -513,7 +574,7 @@ class ComputeThread:
         closures, functions of your main script); one that cannot be pickled raises here and nothing starts.
         """
         core = self._core
-        with core.lock:
+        with core:
             core.check_open()
             core.check_idle()
             core.enqueue(self._call_job("slot", eval_src, args, kwargs))
@@ -540,7 +601,7 @@ class ComputeThread:
         futures are pending, ``is_done`` is False and the pocketpy calls raise ``OSError``.
         """
         core = self._core
-        with core.lock:
+        with core:
             core.check_open()
             job = self._call_job("future", fn_or_eval_src, args, kwargs)
             core.enqueue(job)
@@ -551,7 +612,7 @@ class ComputeThread:
     def call(self, fn_or_eval_src: str | Any, /, *args: Any, **kwargs: Any) -> Any:
         """Queue a call and wait for its value: ``submit(...).result()``, driven by the calling thread."""
         core = self._core
-        with core.lock:
+        with core:
             core.check_open()
             job = self._call_job("future", fn_or_eval_src, args, kwargs)
             core.enqueue(job)
@@ -563,11 +624,11 @@ class ComputeThread:
     def progress(self) -> tuple[float, str]:
         """``(fraction, message)`` last reported by the running job via ``report_progress``; never blocks."""
         core = self._core
-        if core.lock.acquire(blocking=False):
+        if core.try_enter():
             try:
                 core.service()
             finally:
-                core.lock.release()
+                core.__exit__()
         return core.progress
 
     def cancel(self) -> bool:
@@ -583,7 +644,8 @@ class ComputeThread:
 
         Jobs still running or queued end with ``VMClosedError``.
         """
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            self._core.close()
 
     def __enter__(self) -> ComputeThread:
         return self
@@ -602,7 +664,7 @@ class ComputeThread:
     def pid(self) -> int | None:
         """The process id of the current VM, or None when none runs (closed, or died and not yet replaced)."""
         proc = self._core.proc
-        return None if proc is None else proc.pid
+        return None if proc is None else proc.wait_pid(5.0)
 
     @property
     def closed(self) -> bool:
@@ -623,14 +685,14 @@ class ComputeThread:
 
     def _submit_slot(self, op: str, source: str) -> None:
         core = self._core
-        with core.lock:
+        with core:
             core.check_open()
             core.check_idle()
             core.enqueue(_Job("slot", [op, 0, _check_source(source)]))
 
     def _blocking(self, op: str, source: str) -> Any:
         core = self._core
-        with core.lock:
+        with core:
             core.check_open()
             core.check_idle()
             job = _Job("blocking", [op, 0, _check_source(source)])
@@ -670,8 +732,33 @@ class ComputeThread:
 
 
 def close_all() -> None:
-    """Close every live ComputeThread's VM (``runtime.shutdown()``)."""
+    """Close every live ComputeThread's VM (``runtime.shutdown()``, and at interpreter exit)."""
     with _registry_lock:
         cores = list(_owners.values())
     for core in cores:
         core.close()
+
+
+atexit.register(close_all)
+
+
+def _forget_after_fork() -> None:
+    """In a child that the game forked from VM 0: the VMs, the template and the segments are the
+    parent's. The child owns no VM (its ComputeThreads read as closed) and must not touch theirs."""
+    global _registry_lock
+    _registry_lock = threading.RLock()  # another thread may have held it at the fork
+    for core in _owners.values():
+        core.lock = threading.RLock()
+        core._depth = 0
+        core.closed = True
+        core.proc = None
+        core.current = None
+        core.queue.clear()
+        core.pump = None
+    _owners.clear()
+    _launcher.forget_after_fork()
+    _payload.POOL.forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 _vm_index = 0
+MAX_MESSAGE = 1000  # characters of a progress message that reach VM 0
 
 # The latest (fraction, message) a job reported, or None. A publisher thread in the worker reads it
 # and sends it to VM 0 at a bounded rate, so reporting costs one tuple store: "the latest value wins".
@@ -67,4 +68,5 @@ def _take_latest() -> tuple[float, str] | None:
     latest, _latest = _latest, None
     if latest is None:
         return None
-    return float(latest[0]), latest[1]
+    # The message is for a status line: a huge one must not flood the channel.
+    return float(latest[0]), latest[1][:MAX_MESSAGE]

@@ -29,11 +29,17 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-from ._channel import Channel, socket_pair
+from . import _payload
+from ._channel import Channel, socket_pair, wait_fd
 from ._template import STATUS_FORMAT
 
 _STATUS_SIZE = struct.calcsize(STATUS_FORMAT)
-_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+# The runtime may be vendored into a game as a subpackage (``mygame.runtime``): new processes import it
+# by its full name, from the folder that holds its top-level package.
+_PACKAGE = __package__ or "runtime"
+_PACKAGE_PARENT = os.path.realpath(__file__)
+for _ in range(_PACKAGE.count(".") + 2):
+    _PACKAGE_PARENT = os.path.dirname(_PACKAGE_PARENT)
 START_METHODS = ("template", "spawn")
 
 
@@ -64,11 +70,21 @@ class VMProcess:
         # Ids of this VM's segments that VM 0 no longer maps, queued by garbage-collection callbacks
         # (which may run in any thread) and sent back to the VM at the next safe point.
         self.releases: deque[int] = deque()
+        # Ids of VM 0's segments sent to this VM and not handed back yet. When the VM ends they all go
+        # back to VM 0's pool (``release()``), whatever the VM kept: a crash or a kill leaks nothing.
+        self.outstanding: set[int] = set()
+        # What ``ready()`` polls: the channel, and (forked VMs) the status pipe that reports the exit.
+        self._ready = select.poll()
+        self._ready.register(channel.fd, _READABLE)
 
     @property
     def pid(self) -> int:
-        """The worker's process id (may wait a moment for a VM that is still being forked)."""
+        """The worker's process id, or -1 while a VM that is being forked has not reported it yet."""
         raise NotImplementedError
+
+    def wait_pid(self, timeout: float) -> int:
+        """The worker's process id, waiting up to ``timeout`` seconds for a forked VM to report it."""
+        return self.pid
 
     def poll_exit(self) -> int | None:
         """Return the exit code if the process has ended, without blocking."""
@@ -78,26 +94,44 @@ class VMProcess:
         """Wait up to ``timeout`` seconds for the process to end; return its exit code or None."""
         raise NotImplementedError
 
+    def ready(self) -> bool:
+        """Whether a message, end-of-file or news of the exit may be waiting (one ``poll`` call)."""
+        return bool(self._ready.poll(0))
+
     def wait(self, timeout: float | None, *, spin: bool = True) -> None:
-        """Wait until there is something to do: a message, end-of-file, or (after that) the exit code."""
+        """Wait until there is something to do: a message, end-of-file, or the exit code."""
         if not self.eof:
-            self.channel.wait_readable(timeout, spin=_SPIN if spin else 0.0)
+            poller = select.poll()  # its own: another thread may wait on the same VM
+            for fd in self._watched():
+                poller.register(fd, _READABLE)
+            wait_fd(poller, timeout, spin=_SPIN if spin else 0.0)
         else:
             self.wait_exit(timeout)
 
+    def _watched(self) -> list[int]:
+        return [self.channel.fd]
+
     def kill(self) -> None:
-        """SIGKILL the worker (ignored if it has already ended)."""
+        """SIGKILL the worker (ignored if it has already ended). Never blocks."""
         if self.poll_exit() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
 
     def release(self) -> None:
-        """Close VM 0's ends of the channel and status pipe."""
+        """Close VM 0's ends of the channel (and status pipe); take back the segments the VM held.
+
+        Called once the process has ended, so that nothing can still be reading a segment that VM 0
+        then reuses.
+        """
         self.channel.close()
+        outstanding, self.outstanding = self.outstanding, set()
+        for segment in outstanding:
+            _payload.POOL.release(segment)
 
 
 _SPIN = 50e-6
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class _ForkedVM(VMProcess):
@@ -108,9 +142,15 @@ class _ForkedVM(VMProcess):
         self._status_fd = status_fd
         self._status_poll = select.poll()
         self._status_poll.register(status_fd, select.POLLIN | select.POLLHUP)
+        # The exit code is seen even when a process the job forked keeps the channel open.
+        self._ready.register(status_fd, select.POLLIN | select.POLLHUP)
         self._status = b""
         self._pid: int | None = None
+        self._kill_requested = False
         self._lock = threading.Lock()
+
+    def _watched(self) -> list[int]:
+        return [self.channel.fd] if self._status_fd < 0 else [self.channel.fd, self._status_fd]
 
     def _read_status(self, timeout: float | None) -> None:
         with self._lock:
@@ -129,6 +169,9 @@ class _ForkedVM(VMProcess):
                 self._status += chunk
                 if self._pid is None and len(self._status) >= _STATUS_SIZE:
                     (self._pid,) = struct.unpack_from(STATUS_FORMAT, self._status, 0)
+                    if self._kill_requested:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(self._pid, signal.SIGKILL)
                 if len(self._status) >= 2 * _STATUS_SIZE:
                     (self.exit_code,) = struct.unpack_from(STATUS_FORMAT, self._status, _STATUS_SIZE)
                     return
@@ -138,9 +181,14 @@ class _ForkedVM(VMProcess):
     @property
     def pid(self) -> int:
         if self._pid is None:
-            self._read_status(5.0)
+            self._read_status(0)
+        return -1 if self._pid is None else self._pid
+
+    def wait_pid(self, timeout: float) -> int:
         if self._pid is None:
-            raise RuntimeError(f"VM {self.vm_index} was not started by the template within 5 s")
+            self._read_status(timeout)
+        if self._pid is None:
+            raise RuntimeError(f"VM {self.vm_index} was not started by the template within {timeout} s")
         return self._pid
 
     def poll_exit(self) -> int | None:
@@ -158,18 +206,21 @@ class _ForkedVM(VMProcess):
         return self.exit_code
 
     def kill(self) -> None:
+        # If the template has not reported the pid yet, the kill happens as soon as it does.
+        self._kill_requested = True
         if self.poll_exit() is not None or self.pid < 0:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
 
     def release(self) -> None:
-        super().release()
         with self._lock:
             if self._status_fd >= 0:
                 self._status_poll.unregister(self._status_fd)
+                self._ready.unregister(self._status_fd)
                 os.close(self._status_fd)
                 self._status_fd = -1
+        super().release()
 
 
 class _SpawnedVM(VMProcess):
@@ -286,7 +337,7 @@ class Launcher:
         fd = theirs.fileno()
         code = (
             f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
-            f"from runtime._worker import run_spawned; run_spawned({fd})"
+            f"from {_PACKAGE}._worker import run_spawned; run_spawned({fd})"
         )
         popen = subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
         return _SpawnedVM(Channel(ours), vm_index, popen)
@@ -299,7 +350,7 @@ class Launcher:
         fd = theirs.fileno()
         code = (
             f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
-            f"from runtime._template import main; main({fd})"
+            f"from {_PACKAGE}._template import main; main({fd})"
         )
         try:
             self._template = subprocess.Popen(
@@ -394,3 +445,12 @@ def _finish(vm: VMProcess) -> None:
 
 LAUNCHER = Launcher()
 REAPER = Reaper()
+
+
+def forget_after_fork() -> None:
+    """In a child forked from VM 0 (by the game, not by us): the template and VMs are the parent's.
+
+    Reset in place: other modules hold these objects by name.
+    """
+    LAUNCHER.__init__()  # type: ignore[misc]
+    REAPER.__init__()  # type: ignore[misc]

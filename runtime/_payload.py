@@ -39,12 +39,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 PROTOCOL = 5
-# Out-of-band buffers totalling less than this travel inline in the message: a segment costs a few
-# system calls on each side, more than copying a few kilobytes through the pipe.
-INLINE_BUFFER_LIMIT = 64 * 1024
-# A pickle bigger than this (a value made of many Python objects) goes into the segment too, so the
-# messages on the pipe stay small and never stall the reader.
-INLINE_PICKLE_LIMIT = 256 * 1024
+# A payload (pickle plus its out-of-band buffers) up to this size travels inline in the message: a
+# segment costs a few system calls on each side, more than copying a few kilobytes through the pipe.
+# Beyond it, the buffers (and a pickle beyond it) go into a segment. So a message on the pipe stays
+# under ~130 KiB (a job carries at most two payloads) and always fits in the socket's send buffer:
+# sending never waits for the other VM to read.
+INLINE_LIMIT = 64 * 1024
 # Released segments kept for reuse, in bytes; beyond this the oldest are closed.
 POOL_LIMIT = 512 * 1024 * 1024
 _ALIGN = 64  # keeps every buffer cache-line aligned in the segment, which numpy likes
@@ -74,6 +74,18 @@ class _SegmentPool:
         self._ids = itertools.count(1)
         self._busy: dict[int, _Segment] = {}
         self._free: list[_Segment] = []
+        self._retain = True
+
+    @property
+    def retain(self) -> bool:
+        """Whether released segments are kept for reuse (VM 0 sets this False when no VM is left)."""
+        return self._retain
+
+    @retain.setter
+    def retain(self, retain: bool) -> None:
+        self._retain = retain
+        if not retain:
+            self.trim()
 
     def acquire(self, size: int) -> _Segment:
         capacity = max(_GRAIN, -(-size // _GRAIN) * _GRAIN)
@@ -83,6 +95,9 @@ class _SegmentPool:
             if fits:
                 segment = min(fits, key=lambda s: s.capacity)
                 self._free.remove(segment)
+                # A new id each time: a late or repeated release of the segment's previous use can then
+                # never free it while it carries a new value.
+                segment = segment._replace(id=next(self._ids))
             else:
                 segment = _Segment(next(self._ids), _anonymous_fd(capacity), capacity)
             self._busy[segment.id] = segment
@@ -92,6 +107,9 @@ class _SegmentPool:
         with self._lock:
             segment = self._busy.pop(segment_id, None)
             if segment is None:
+                return
+            if not self._retain:
+                os.close(segment.fd)
                 return
             self._free.append(segment)
             while sum(s.capacity for s in self._free) > POOL_LIMIT:
@@ -103,6 +121,14 @@ class _SegmentPool:
             for segment in self._free:
                 os.close(segment.fd)
             self._free.clear()
+
+    def forget(self) -> None:
+        """Drop every segment without touching it (a forked child's copies of its parent's pool)."""
+        self._lock = threading.Lock()
+        for segment in [*self._busy.values(), *self._free]:
+            os.close(segment.fd)
+        self._busy.clear()
+        self._free.clear()
 
     def counts(self) -> tuple[int, int]:
         """(segments in use by a receiver, segments kept for reuse)."""
@@ -204,15 +230,15 @@ def encode(value: Any) -> Encoded:
     cannot be pickled).
     """
     data, buffers = _dumps(value)
-    if not buffers and len(data) <= INLINE_PICKLE_LIMIT:
+    if not buffers and len(data) <= INLINE_LIMIT:
         return Encoded(("p", data))
     raws = [buffer.raw() for buffer in buffers]
     total = sum(raw.nbytes for raw in raws)
-    if total < INLINE_BUFFER_LIMIT and len(data) <= INLINE_PICKLE_LIMIT:
+    if len(data) + total <= INLINE_LIMIT:
         return Encoded(("b", data, [raw.tobytes() for raw in raws]))
     pieces: list[memoryview] = list(raws)
     inline_data: bytes | None = data
-    if len(data) > INLINE_PICKLE_LIMIT:
+    if len(data) > INLINE_LIMIT:
         pieces.append(memoryview(data))
         inline_data = None
     spans = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import builtins
 import faulthandler
-import functools
 import itertools
 import linecache
 import os
@@ -26,7 +25,7 @@ import threading
 import time
 import traceback
 import types
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
@@ -99,7 +98,6 @@ def _serve(channel: Channel) -> int:
             setup_error = f"the setup source of VM {vm_index} failed:\n{_format(exc)}"
 
     while True:
-        channel.wait_readable(None)
         try:
             message, fds = channel.recv()
         except (EOFError, OSError):
@@ -192,12 +190,29 @@ def _drain(queue: deque[int]) -> list[int]:
     return items
 
 
-@functools.lru_cache(maxsize=512)
+_COMPILED_LIMIT = 512
+_compiled: OrderedDict[tuple[str, str], types.CodeType] = OrderedDict()
+
+
 def _compile(source: str, mode: str, vm_index: int) -> types.CodeType:
-    """Compile job source once per distinct string, and let tracebacks show its lines."""
+    """Compile job source once per distinct string, and let tracebacks show its lines.
+
+    The most recent 512 sources are kept (with their lines in ``linecache``), so a game that sends a
+    new string each frame does not grow the VM without bound.
+    """
+    key = (source, mode)
+    code = _compiled.get(key)
+    if code is not None:
+        _compiled.move_to_end(key)
+        return code
     filename = f"<vm{vm_index} {mode} #{next(_names)}>"
+    code = compile(source, filename, mode)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    return compile(source, filename, mode)
+    _compiled[key] = code
+    if len(_compiled) > _COMPILED_LIMIT:
+        _old, evicted = _compiled.popitem(last=False)
+        linecache.cache.pop(evicted.co_filename, None)
+    return code
 
 
 def _fresh_main() -> dict[str, Any]:

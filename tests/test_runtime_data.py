@@ -228,7 +228,15 @@ def test_nothing_is_left_after_close_or_a_crash_mid_transfer() -> None:
         vm.submit_call("lambda a: gate.wait(30)", np.ones(8 * MiB, dtype=np.uint8))
         assert _payload.POOL.counts()[0] == busy_before + 1
         assert vm.cancel()
-        assert _payload.POOL.counts()[0] == busy_before  # reclaimed: the VM died with it
+        # Taken back once the killed VM has been reaped (never before: it might still read it).
+        assert wait_until(lambda: _payload.POOL.counts()[0] == busy_before, timeout=2)
+        # A segment a VM kept after a job that succeeded comes back when that VM crashes later.
+        vm.exec("kept = []")
+        vm.call("kept.append", np.ones(4 * MiB, dtype=np.uint8))
+        assert _payload.POOL.counts()[0] == busy_before + 1
+        vm.submit_exec("import os; os._exit(3)")
+        assert wait_until(lambda: vm.is_done and _payload.POOL.counts()[0] == busy_before, timeout=2)
+        vm.exec("import numpy as np, os")
         # A result VM 0 never takes, then close().
         vm.submit_eval("__import__('numpy').ones(1 << 22)")
         vm.wait_for_done(30)
@@ -236,6 +244,20 @@ def test_nothing_is_left_after_close_or_a_crash_mid_transfer() -> None:
         assert pid is not None and held_segments(pid) == 1
     assert wait_until(lambda: not alive(pid), timeout=2)
     assert mapped_segments() == 0 and shm_names() == shm
+
+
+def test_a_segment_kept_by_a_closed_vm_goes_back_to_the_pool() -> None:
+    from runtime import _payload
+
+    busy_before = _payload.POOL.counts()[0]
+    vm = ComputeThread(1)
+    try:
+        vm.exec("kept = []")
+        vm.call("kept.append", np.ones(4 * MiB, dtype=np.uint8))
+        assert _payload.POOL.counts()[0] == busy_before + 1
+    finally:
+        vm.close()
+    assert _payload.POOL.counts()[0] == busy_before
 
 
 def test_nothing_is_left_after_vm0_is_sigkilled(tmp_path: Path) -> None:
