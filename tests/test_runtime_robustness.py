@@ -1,0 +1,255 @@
+"""Robustness: the runtime's own machinery under stress (locks, partial messages, stray processes)."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+from concurrent.futures import Future, wait
+from pathlib import Path
+
+import pytest
+from vmtools import alive, wait_until
+
+from runtime import ComputeThread, VMDiedError, _launcher
+from runtime._channel import Channel
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_done_callbacks_that_submit_to_each_other_do_not_deadlock() -> None:
+    """Two chains of jobs in opposite directions: each future's callback submits to the other VM.
+
+    Both pump threads resolve futures at the same time, each callback locking the other VM.
+    """
+    with ComputeThread(1) as first, ComputeThread(2) as second:
+        results: dict[str, list[int]] = {"a": [], "b": []}
+        finished = {"a": threading.Event(), "b": threading.Event()}
+
+        def bounce(chain: str, future: Future[int], here: ComputeThread, there: ComputeThread) -> None:
+            value = future.result()
+            results[chain].append(value)
+            if value >= 200:
+                finished[chain].set()
+                return
+            there.submit("lambda n: n + 1", value).add_done_callback(lambda f: bounce(chain, f, there, here))
+
+        first.submit("lambda n: n + 1", 0).add_done_callback(lambda f: bounce("a", f, first, second))
+        second.submit("lambda n: n + 1", 0).add_done_callback(lambda f: bounce("b", f, second, first))
+        for chain in "ab":
+            assert finished[chain].wait(30), f"chain {chain} stalled after {len(results[chain])} jobs"
+            assert results[chain] == list(range(1, 201))
+        assert wait_until(lambda: first.is_done and second.is_done, timeout=5)
+
+
+def test_sending_a_job_never_waits_for_a_vm_that_is_busy_in_its_setup(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    # The setup blocks until the test opens the FIFO: the VM reads nothing meanwhile.
+    vm = ComputeThread(1, setup=f"open({str(gate)!r}).read()")
+    try:
+        returned = threading.Event()
+        futures: list[Future[int]] = []
+        # Arguments just under and far over the 64 KiB that travels inline in the message.
+        arguments = [bytes(range(256)) * 1000, b"x" * 60_000, list(range(30_000))]
+
+        def submit() -> None:
+            for argument in arguments:
+                futures.append(vm.submit("len", argument))
+            returned.set()
+
+        submitter = threading.Thread(target=submit)
+        submitter.start()
+        try:
+            assert returned.wait(5), "submit() blocked on a VM that was not reading"
+            assert not vm.is_done
+            with pytest.raises(OSError, match="^thread is not done yet$"):
+                vm.submit_eval("1")
+        finally:
+            with open(gate, "w") as writer:
+                writer.write("go")
+            submitter.join(5)
+        assert vm.wait_for_done(10)
+        assert [future.result() for future in futures] == [256_000, 60_000, 30_000]
+    finally:
+        vm.close()
+
+
+def test_a_vm_that_dies_while_a_forked_child_holds_its_socket_is_noticed(tmp_path: Path) -> None:
+    pid_file = tmp_path / "grandchild"
+    vm = ComputeThread(1)
+    grandchild = None
+    try:
+        vm.submit_exec(
+            textwrap.dedent(
+                f"""
+                import os, time
+                child = os.fork()
+                if child == 0:
+                    time.sleep(60)  # holds the VM's end of the channel open
+                    os._exit(0)
+                with open({str(pid_file)!r}, "w") as f:
+                    f.write(str(child))
+                os._exit(5)
+                """
+            )
+        )
+        assert vm.wait_for_done(5), "the VM's exit was not noticed while its child held the socket"
+        grandchild = int(pid_file.read_text())
+        assert alive(grandchild)
+        error = vm.last_error() or ""
+        assert "VM 1 died during the job: exited with code 5" in error
+        assert vm.eval("6 * 7") == 42  # a fresh VM
+    finally:
+        if grandchild is not None:
+            os.kill(grandchild, signal.SIGKILL)
+        vm.close()
+
+
+def _frame(message: tuple[object, ...]) -> bytes:
+    data = pickle.dumps(message)
+    return struct.pack("!Q", len(data)) + data
+
+
+def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> None:
+    ours, theirs = socket.socketpair()
+    channel = Channel(ours)
+    try:
+        frame = _frame(("ok", 7, "x" * 100_000))
+        readable_r, readable_w = os.pipe()  # a descriptor to pass with the first piece
+        os.close(readable_w)
+        socket.send_fds(theirs, [frame[:3]], [readable_r])
+        os.close(readable_r)
+        assert channel.recv_nowait() is None  # half a header
+        theirs.sendall(frame[3:50_000])
+        assert channel.recv_nowait() is None  # header and part of the body
+        theirs.sendall(frame[50_000:] + _frame(("progress", 8, 0.5, "half")))
+        message, fds = channel.recv_nowait() or ((), [])
+        assert message == ("ok", 7, "x" * 100_000) and len(fds) == 1
+        os.close(fds[0])
+        assert channel.recv_nowait() == (("progress", 8, 0.5, "half"), [])
+        assert channel.recv_nowait() is None
+        theirs.sendall(_frame(("ok", 9, None))[:20])
+        theirs.close()
+        with pytest.raises(EOFError, match="^the other VM closed the channel mid-message$"):
+            while channel.recv_nowait() is None:
+                pass
+    finally:
+        channel.close()
+
+
+def test_killing_a_vm_whose_pid_is_not_known_yet_never_waits_and_kills_it_once_known() -> None:
+    status_r, status_w = os.pipe()
+    ours, theirs = socket.socketpair()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    vm = _launcher._ForkedVM(Channel(ours), 1, status_r)
+    try:
+        vm.kill()  # the template has not reported the pid: returns at once, the kill is remembered
+        assert vm.pid == -1 and sleeper.poll() is None
+        os.write(status_w, struct.pack(_launcher.STATUS_FORMAT, sleeper.pid))
+        assert vm.wait_pid(5) == sleeper.pid
+        assert sleeper.wait(5) == -signal.SIGKILL
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        os.close(status_w)
+        theirs.close()
+        vm.release()
+
+
+@pytest.mark.parametrize("method", ["template", "spawn"])
+def test_the_runtime_works_vendored_as_a_subpackage(tmp_path: Path, method: str) -> None:
+    game = tmp_path / "mygame"
+    shutil.copytree(ROOT / "runtime", game / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
+    (game / "__init__.py").write_text("")
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from mygame import runtime
+        runtime.configure(start_method={method!r})
+        with runtime.ComputeThread(1) as vm:
+            vm.exec("import sys, mygame.runtime")
+            print(vm.eval("mygame.runtime.currentvm()"),
+                  vm.eval("sum(name.split('.')[0] == 'runtime' for name in sys.modules)"),
+                  vm.call(lambda: sum(range(10))))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # From tmp_path and with the project's own runtime out of reach: only mygame.runtime exists.
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); exec({script!r})"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "0", "45"]  # the VM never imported a top-level "runtime"
+
+
+def test_a_child_forked_from_vm0_owns_no_vm_and_leaves_the_parents_alone(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import os, sys
+        from runtime import ComputeThread
+        vm = ComputeThread(1)
+        assert vm.eval("40 + 2") == 42
+        child = os.fork()
+        if child == 0:
+            code = 0 if vm.closed and vm.pid is None else 1
+            try:
+                ComputeThread(1).close()  # the index is free in the child: it owns no VM
+            except Exception:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(child, 0)
+        print(os.waitstatus_to_exitcode(status), vm.eval("6 * 7"), vm.closed)
+        vm.close()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "42", "False"]
+
+
+def test_the_vm_keeps_a_bounded_number_of_compiled_sources() -> None:
+    with ComputeThread(1) as vm:
+        for n in range(600):
+            vm.eval(f"{n} + 0")
+        assert vm.eval("len(__import__('linecache').cache)") <= 520
+        with pytest.raises(RuntimeError, match=r"(?s)    1 / 0\n.*ZeroDivisionError"):
+            vm.exec("1 / 0")
+
+
+def test_a_huge_progress_message_is_cut_to_1000_characters() -> None:
+    with ComputeThread(1) as vm:
+        vm.exec("import runtime, threading; gate = threading.Event()")
+        vm.submit_exec("runtime.report_progress(0.25, 'x' * 10_000_000); gate.wait(30)")
+        assert wait_until(lambda: vm.progress[0] == 0.25, timeout=5)
+        assert vm.progress[1] == "x" * 1000
+        assert vm.cancel()
+
+
+def test_a_vm_killed_while_vm0_waits_on_a_future_fails_the_future() -> None:
+    with ComputeThread(1) as vm:
+        vm.exec("import os")
+        futures = [vm.submit("lambda: os.kill(os.getpid(), 9)"), vm.submit("lambda: 1")]
+        done, _ = wait(futures, timeout=10)
+        assert len(done) == 2
+        with pytest.raises(VMDiedError, match="killed by SIGKILL"):
+            futures[0].result()
+        assert futures[1].result() == 1
