@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from vmtools import alive, wait_until
 
-from runtime import ComputeThread, VMDiedError, _launcher
+from runtime import ComputeThread, VMDiedError, _launcher, _template
 from runtime._channel import Channel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +153,7 @@ def test_killing_a_vm_whose_pid_is_not_known_yet_never_waits_and_kills_it_once_k
     try:
         vm.kill()  # the template has not reported the pid: returns at once, the kill is remembered
         assert vm.pid == -1 and sleeper.poll() is None
-        os.write(status_w, struct.pack(_launcher.STATUS_FORMAT, sleeper.pid))
+        os.write(status_w, struct.pack(_template.STATUS_FORMAT, sleeper.pid))
         assert vm.wait_pid(5) == sleeper.pid
         assert sleeper.wait(5) == -signal.SIGKILL
     finally:
