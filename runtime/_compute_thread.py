@@ -69,6 +69,7 @@ class _Job:
     """One unit of work for the VM, and, once it ends, its outcome."""
 
     __slots__ = (
+        "abandoned",
         "done",
         "error",
         "error_text",
@@ -89,6 +90,7 @@ class _Job:
         self.segments: list[int] = []  # their ids in VM 0's segment pool
         self.seq = 0
         self.done = False
+        self.abandoned = False  # a blocking caller stopped waiting for it
         self.result: _Value | None = None  # the return value, still encoded
         self.error: BaseException | None = None  # what to raise in VM 0
         self.error_text: str | None = None  # what last_error() says
@@ -113,6 +115,7 @@ class _Core:
         self.last_error: str | None = None
         self.retval_value: _Value | None = None  # the last slot job's value, until decoded
         self.retval: tuple[Any] | None = None  # the decoded value, once last_retval() has run
+        self.retval_error: BaseException | None = None  # why it could not be decoded, if it could not
         self.progress: tuple[float, str] = (0.0, "")
         self.pump: threading.Thread | None = None
         self.started_at = 0.0
@@ -221,6 +224,7 @@ class _Core:
     def clear_retval(self) -> None:
         self.last_error = None
         self.retval = None
+        self.retval_error = None
         if self.retval_value is not None:
             self.retval_value.discard()
             self.retval_value = None
@@ -322,6 +326,8 @@ class _Core:
         if job.kind == "slot":
             self.last_error = job.error_text
             self.retval_value = job.result
+        elif job.abandoned and job.result is not None:
+            job.result.discard()
         elif job.future is not None:
             self.ended.append(job)  # resolved when the lock is released
         self.dispatch()
@@ -553,10 +559,16 @@ class ComputeThread:
         with core:
             core.check_idle()
             if core.retval is None:
+                if core.retval_error is not None:
+                    raise core.retval_error  # the same failure on every call, as the value would be
                 if core.retval_value is None:
                     raise ValueError("no retval available")
                 value, core.retval_value = core.retval_value, None
-                core.retval = (value.decode(),)
+                try:
+                    core.retval = (value.decode(),)
+                except BaseException as exc:
+                    core.retval_error = exc
+                    raise
             return core.retval[0]
 
     def submit_exec(self, source: str) -> None:
@@ -697,7 +709,15 @@ class ComputeThread:
             core.check_idle()
             job = _Job("blocking", [op, 0, _check_source(source)])
             core.enqueue(job)
-        core.wait_until(lambda: job.done, None)
+        try:
+            core.wait_until(lambda: job.done, None)
+        except BaseException:
+            # Interrupted (Ctrl+C): nobody will take the value, so let its segment go when it comes.
+            with core:
+                job.abandoned = True
+                if job.result is not None:
+                    job.result.discard()
+            raise
         if job.error is not None:
             if isinstance(job.error, VMDiedError | VMClosedError | JobCancelledError):
                 raise job.error

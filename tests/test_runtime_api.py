@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from vmtools import alive, wait_until
 
@@ -204,6 +205,9 @@ def test_report_progress_checks_its_arguments_and_is_a_no_op_in_vm0() -> None:
         runtime.report_progress("half")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="^message must be a str, got int$"):
         runtime.report_progress(0.5, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^fraction must be a number in 0\.\.1, got ndarray$"):
+        runtime.report_progress(np.array([0.5, 0.6]))  # type: ignore[arg-type]
+    runtime.report_progress(np.float32(0.25), "numpy scalars are numbers")
 
 
 def test_progress_reported_in_the_vm_is_read_in_vm0(vm: ComputeThread) -> None:
