@@ -44,18 +44,23 @@ __all__ = [
 ]
 
 
-def configure(*, preload: Iterable[str] | None = None, start_method: str | None = None) -> None:
-    """Set how VMs start; call it before the first ``ComputeThread`` (or after ``shutdown()``).
+def configure(
+    *, preload: Iterable[str] | None = None, start_method: str | None = None, nice: int | None = None
+) -> None:
+    """Set how VMs start. ``preload`` and ``start_method`` must be set before the first ``ComputeThread``
+    (or after ``shutdown()``); ``nice`` applies to every VM started after the call.
 
     ``preload``: module names imported once in the template process that forks the VMs, so that every
     VM starts with them imported (each VM still has its own copy of their state), e.g.
     ``configure(preload=["numpy", "worldgen"])``. ``start_method``: ``"template"`` (fork from a clean
     template process; the default on Linux) or ``"spawn"`` (a fresh interpreter per VM; the default
-    elsewhere).
+    elsewhere). ``nice``: how much lower than VM 0's the VMs' CPU priority is (an ``os.nice`` increment,
+    0..19, default 10), so that when VM 0 and busy VMs share a core, the game's frame wins it; 0 keeps
+    them equal.
     """
     from ._launcher import LAUNCHER
 
-    LAUNCHER.configure(preload, start_method)
+    LAUNCHER.configure(preload, start_method, nice)
 
 
 def shutdown() -> None:

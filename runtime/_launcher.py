@@ -41,6 +41,7 @@ _PACKAGE_PARENT = os.path.realpath(__file__)
 for _ in range(_PACKAGE.count(".") + 2):
     _PACKAGE_PARENT = os.path.dirname(_PACKAGE_PARENT)
 START_METHODS = ("template", "spawn")
+DEFAULT_NICE = 10
 
 
 def default_start_method() -> str:
@@ -251,6 +252,9 @@ class Launcher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.preload: list[str] = []
+        # How much lower than VM 0's a VM's CPU priority is (an ``os.nice`` increment): when VM 0 and
+        # busy VMs share a core, the game's frame wins it.
+        self.nice = DEFAULT_NICE
         self.start_method = default_start_method()
         self._template: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
@@ -261,7 +265,9 @@ class Launcher:
         """Whether the template is running (configuration is then fixed until ``shutdown()``)."""
         return self._template is not None
 
-    def configure(self, preload: Iterable[str] | None, start_method: str | None) -> None:
+    def configure(self, preload: Iterable[str] | None, start_method: str | None, nice: int | None) -> None:
+        if nice is not None and (type(nice) is not int or not 0 <= nice <= 19):
+            raise ValueError(f"nice must be an int in 0..19, got {nice!r}")
         if start_method is not None:
             if start_method not in START_METHODS:
                 raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")
@@ -278,7 +284,9 @@ class Launcher:
                 if not isinstance(name, str) or importlib.util.find_spec(name) is None:
                     raise ValueError(f"preload module {name!r} cannot be found on sys.path")
         with self._lock:
-            if self._template is not None:
+            if nice is not None:
+                self.nice = nice  # for every VM started from now on
+            if self._template is not None and (preload is not None or start_method is not None):
                 raise RuntimeError(
                     "configure() must be called before the first ComputeThread starts a VM "
                     "(or after runtime.shutdown())"
@@ -309,6 +317,7 @@ class Launcher:
                     "sys_path": list(sys.path),
                     "cwd": os.getcwd(),
                     "setup": setup,
+                    "nice": self.nice,
                 },
             )
         )

@@ -14,6 +14,7 @@ says quit or goes away. A job is one message in, one message out::
 from __future__ import annotations
 
 import builtins
+import contextlib
 import faulthandler
 import itertools
 import linecache
@@ -77,6 +78,9 @@ def _serve(channel: Channel) -> int:
     publisher = _ProgressPublisher(channel)
     _context._enter_vm(vm_index, publisher.start)
     os.chdir(init["cwd"])
+    if init["nice"]:
+        with contextlib.suppress(OSError):
+            os.nice(init["nice"])  # lowering one's own priority is always allowed; be safe anyway
     sys.path[:] = init["sys_path"]
     # Ctrl+C in the terminal reaches the whole process group; VM 0 decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -293,6 +293,25 @@ def test_configure_is_checked_and_only_before_the_first_vm() -> None:
         runtime.configure(preload=["json"])
 
 
+def test_vms_run_at_a_lower_cpu_priority_than_vm0_unless_configured() -> None:
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    read = "__import__('os').getpriority(__import__('os').PRIO_PROCESS, 0)"
+    with ComputeThread(1) as vm:
+        assert vm.eval(read) == min(19, own + 10)
+        runtime.configure(nice=0)  # allowed while VMs run: it applies to the VMs started next
+        try:
+            assert vm.eval(read) == min(19, own + 10)
+            assert vm.cancel() is False
+            vm.submit_exec("import os; os._exit(0)")
+            vm.wait_for_done(5)
+            assert vm.eval(read) == own  # the replacement VM
+        finally:
+            runtime.configure(nice=10)
+    for bad in (20, -1, 2.5, True):
+        with pytest.raises(ValueError, match=rf"^nice must be an int in 0\.\.19, got {bad!r}$"):
+            runtime.configure(nice=bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["spawn", "template"])
 def test_both_start_methods_and_preload_keep_vms_isolated(method: str) -> None:
