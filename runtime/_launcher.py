@@ -346,7 +346,7 @@ class Launcher:
         fd = theirs.fileno()
         code = (
             f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
-            f"from {_PACKAGE}._worker import run_spawned; run_spawned({fd})"
+            f"from {_PACKAGE}._worker import run_spawned; run_spawned({fd}, {os.getpid()})"
         )
         popen = subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
         return _SpawnedVM(Channel(ours), vm_index, popen)

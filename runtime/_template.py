@@ -105,6 +105,14 @@ def _fork_vm(vm_fd: int, status_fd: int, close_in_child: list[int]) -> int:
     return pid
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (even if a job holds the GIL)."""
+    global _prctl
+    if _prctl is None:
+        _prctl = _load_prctl()
+    _die_with_parent()
+
+
 def _load_prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None

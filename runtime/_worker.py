@@ -43,8 +43,17 @@ def run_forked(fd: int) -> NoReturn:
     _exit(lambda: _serve(Channel(socket.socket(fileno=fd))))
 
 
-def run_spawned(fd: int) -> NoReturn:
-    """Serve as a VM on socket ``fd``, in a freshly spawned interpreter; never returns."""
+def run_spawned(fd: int, parent: int) -> NoReturn:
+    """Serve as a VM on socket ``fd``, in a freshly spawned interpreter; never returns.
+
+    ``parent`` is VM 0's pid: on Linux the kernel kills this VM when VM 0 dies, even while a job holds
+    the GIL (elsewhere the parent-watch thread notices, once it gets the GIL).
+    """
+    from ._template import die_with_parent
+
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(1)  # VM 0 died while this VM was starting
     _exit(lambda: _serve(Channel(socket.socket(fileno=fd))))
 
 
