@@ -19,6 +19,8 @@ queue behind whatever runs and never touch ``last_error``/``last_retval``.
 from __future__ import annotations
 
 import atexit
+import functools
+import logging
 import os
 import threading
 import time
@@ -149,7 +151,10 @@ class _Core:
                 job = self.ended.popleft()
             except IndexError:
                 return
-            _resolve(job)
+            try:
+                _resolve(job)
+            except Exception:  # a bug of ours must not strand the futures behind it
+                logging.getLogger(__name__).exception("runtime: could not resolve a future")
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -396,19 +401,25 @@ class _Core:
                 if _owners.get(self.vm_index) is self:
                     del _owners[self.vm_index]
                 _payload.POOL.retain = bool(_owners)  # no VM left to send big values to: keep none
-            busy = self.current is not None
-            jobs = [self.current, *self.queue] if self.current is not None else list(self.queue)
+            busy_job = self.current
+            busy = busy_job is not None
+            jobs = [busy_job, *self.queue] if busy_job is not None else list(self.queue)
             self.current = None
             self.queue.clear()
             self.clear_retval()
             proc, self.proc = self.proc, None
             for job in jobs:
+                # A queued future runs from now on, so nobody can cancel it before its resolution.
+                queued = job.future is not None and job is not busy_job
+                if queued and job.future is not None and not job.future.set_running_or_notify_cancel():
+                    _reclaim(job)
+                    continue  # cancelled while it waited: nothing to resolve
                 text = f"ComputeThread({self.vm_index}) was closed before the job finished"
                 job.error_text = f"VMClosedError: {text}\n"
                 job.error = VMClosedError(text)
                 job.done = True
                 _reclaim(job)
-                if job.future is not None and not job.future.done():
+                if job.future is not None:
                     self.ended.append(job)
         if proc is None:
             return
@@ -508,9 +519,11 @@ class ComputeThread:
             _owners[vm_index] = core
             _payload.POOL.retain = True
         self._core = core
-        # Garbage collection closes the VM too, without waiting for it to exit (the reaper finishes it
-        # off): the collector may run in the middle of a frame. At exit, ``_close_all_at_exit`` waits.
-        self._finalizer = weakref.finalize(self, core.close, wait=False)
+        # Garbage collection closes the VM too, in the reaper thread: the collector may run in any
+        # thread, in the middle of a frame or of this runtime's own code, holding any lock. At exit,
+        # ``close_all`` closes what is left and waits.
+        REAPER.start()
+        self._finalizer = weakref.finalize(self, REAPER.call_soon, functools.partial(core.close, wait=False))
         self._finalizer.atexit = False
         try:
             with core:
@@ -611,6 +624,10 @@ class ComputeThread:
         own type (a ``JobError`` if it cannot be pickled), the VM's traceback attached as ``__cause__``.
         ``future.cancel()`` works while the job waits; ``asyncio.wrap_future(future)`` works. While
         futures are pending, ``is_done`` is False and the pocketpy calls raise ``OSError``.
+
+        As with ``concurrent.futures``, a done-callback runs in the thread that completes the future:
+        this ComputeThread's pump thread, or yours if it was reading the VM at that moment (``is_done``,
+        ``wait_for_done``, ``call``). It runs with no lock held, so it may submit more jobs anywhere.
         """
         core = self._core
         with core:
@@ -676,7 +693,10 @@ class ComputeThread:
     def pid(self) -> int | None:
         """The process id of the current VM, or None when none runs (closed, or died and not yet replaced)."""
         proc = self._core.proc
-        return None if proc is None else proc.wait_pid(5.0)
+        if proc is None:
+            return None
+        pid = proc.wait_pid(5.0)
+        return None if pid < 0 else pid  # -1: the template died before it could start this VM
 
     @property
     def closed(self) -> bool:
@@ -764,7 +784,11 @@ atexit.register(close_all)
 
 def _forget_after_fork() -> None:
     """In a child that the game forked from VM 0: the VMs, the template and the segments are the
-    parent's. The child owns no VM (its ComputeThreads read as closed) and must not touch theirs."""
+    parent's. The child owns no VM (its ComputeThreads read as closed) and must not touch theirs.
+
+    Futures that were pending at the fork belong to the parent too: in the child they never resolve
+    (resolving them could deadlock on a lock another thread held at the fork).
+    """
     global _registry_lock
     _registry_lock = threading.RLock()  # another thread may have held it at the fork
     for core in _owners.values():

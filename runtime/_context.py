@@ -53,7 +53,11 @@ def _reject(fraction: object, message: object) -> None:
 
     if not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction must be a number in 0..1, got {type(fraction).__name__}")
-    if not 0.0 <= float(fraction) <= 1.0:
+    try:
+        in_range = 0.0 <= float(fraction) <= 1.0
+    except OverflowError:
+        in_range = False
+    if not in_range:
         raise ValueError(f"fraction must be a number in 0..1, got {fraction!r}")
     raise TypeError(f"message must be a str, got {type(message).__name__}")
 

@@ -16,8 +16,10 @@ thread.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pickle
+import queue
 import select
 import signal
 import socket
@@ -27,12 +29,15 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 from . import _payload
 from ._channel import Channel, socket_pair, wait_fd
 from ._template import STATUS_FORMAT
 
+T = TypeVar("T")
 _STATUS_SIZE = struct.calcsize(STATUS_FORMAT)
 # The runtime may be vendored into a game as a subpackage (``mygame.runtime``): new processes import it
 # by its full name, from the folder that holds its top-level package.
@@ -122,13 +127,13 @@ class VMProcess:
     def release(self) -> None:
         """Close VM 0's ends of the channel (and status pipe); take back the segments the VM held.
 
-        Called once the process has ended, so that nothing can still be reading a segment that VM 0
-        then reuses.
+        Called once the process has ended.
         """
         self.channel.close()
         outstanding, self.outstanding = self.outstanding, set()
         for segment in outstanding:
-            _payload.POOL.release(segment)
+            # Freed, not reused: a process the job forked may still map it.
+            _payload.POOL.drop(segment)
 
 
 _SPIN = 50e-6
@@ -141,8 +146,7 @@ class _ForkedVM(VMProcess):
     def __init__(self, channel: Channel, vm_index: int, status_fd: int) -> None:
         super().__init__(channel, vm_index)
         self._status_fd = status_fd
-        self._status_poll = select.poll()
-        self._status_poll.register(status_fd, select.POLLIN | select.POLLHUP)
+        os.set_blocking(status_fd, False)
         # The exit code is seen even when a process the job forked keeps the channel open.
         self._ready.register(status_fd, select.POLLIN | select.POLLHUP)
         self._status = b""
@@ -154,14 +158,28 @@ class _ForkedVM(VMProcess):
         return [self.channel.fd] if self._status_fd < 0 else [self.channel.fd, self._status_fd]
 
     def _read_status(self, timeout: float | None) -> None:
-        with self._lock:
-            while self.exit_code is None:
-                if self._status_fd < 0:
+        """Read what the template has reported, waiting up to ``timeout`` seconds for something new.
+
+        Waits without the lock (each caller polls on its own), so a thread that waits for the pid
+        never holds up one that only looks.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.exit_code is None:
+            fd = self._status_fd
+            if fd < 0:
+                return
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            poller = select.poll()
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+            if not poller.poll(None if remaining is None else int(remaining * 1000)):
+                return
+            with self._lock:
+                if self._status_fd < 0 or self.exit_code is not None:
                     return
-                millis = None if timeout is None else max(0, int(timeout * 1000))
-                if not self._status_poll.poll(millis):
-                    return
-                chunk = os.read(self._status_fd, 2 * _STATUS_SIZE - len(self._status))
+                try:
+                    chunk = os.read(self._status_fd, 2 * _STATUS_SIZE - len(self._status))
+                except BlockingIOError:
+                    continue  # another thread read it first
                 if not chunk:
                     # The template died before it could report: the VM died with it (PDEATHSIG).
                     self._pid = self._pid if self._pid is not None else -1
@@ -176,8 +194,8 @@ class _ForkedVM(VMProcess):
                 if len(self._status) >= 2 * _STATUS_SIZE:
                     (self.exit_code,) = struct.unpack_from(STATUS_FORMAT, self._status, _STATUS_SIZE)
                     return
-                if self._pid is not None and timeout is not None:
-                    return  # got the pid; the exit code comes later
+            if self._pid is not None and timeout is not None:
+                return  # got the pid; the exit code comes later
 
     @property
     def pid(self) -> int:
@@ -199,7 +217,7 @@ class _ForkedVM(VMProcess):
 
     def wait_exit(self, timeout: float | None) -> int | None:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.exit_code is None:
+        while self.exit_code is None and self._status_fd >= 0:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
@@ -217,7 +235,6 @@ class _ForkedVM(VMProcess):
     def release(self) -> None:
         with self._lock:
             if self._status_fd >= 0:
-                self._status_poll.unregister(self._status_fd)
                 self._ready.unregister(self._status_fd)
                 os.close(self._status_fd)
                 self._status_fd = -1
@@ -230,6 +247,22 @@ class _SpawnedVM(VMProcess):
     def __init__(self, channel: Channel, vm_index: int, popen: subprocess.Popen[bytes]) -> None:
         super().__init__(channel, vm_index)
         self._popen = popen
+        # A pidfd turns readable when the process exits: the exit is seen even when a process the
+        # job forked keeps the channel open (Linux 5.3+; elsewhere end-of-file is the only sign).
+        self._pidfd = -1
+        with contextlib.suppress(AttributeError, OSError):
+            self._pidfd = os.pidfd_open(popen.pid)
+            self._ready.register(self._pidfd, select.POLLIN)
+
+    def _watched(self) -> list[int]:
+        return [self.channel.fd] if self._pidfd < 0 else [self.channel.fd, self._pidfd]
+
+    def release(self) -> None:
+        if self._pidfd >= 0:
+            self._ready.unregister(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        super().release()
 
     @property
     def pid(self) -> int:
@@ -246,6 +279,32 @@ class _SpawnedVM(VMProcess):
         return self.exit_code
 
 
+class _SpawnThread:
+    """Starts spawned VMs from one long-lived thread.
+
+    A spawned VM asks Linux to kill it when its parent dies (``PR_SET_PDEATHSIG``), and Linux means the
+    parent *thread*: a VM started by a short-lived thread (a loader thread, a pump) would die with it.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="runtime-spawner", daemon=True).start()
+
+    def run(self, start: Callable[[], T]) -> T:
+        """Call ``start`` in the spawner thread and return what it returns."""
+        done: Future[T] = Future()
+        self._requests.put((start, done))
+        return done.result()
+
+    def _run(self) -> None:
+        while True:
+            start, done = self._requests.get()
+            try:
+                done.set_result(start())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+
 class Launcher:
     """Starts VMs for this VM 0, by the template or by spawning; one per process (``LAUNCHER``)."""
 
@@ -259,6 +318,7 @@ class Launcher:
         self._template: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
         self._owner_pid = os.getpid()
+        self._spawner: _SpawnThread | None = None
 
     @property
     def started(self) -> bool:
@@ -348,7 +408,11 @@ class Launcher:
             f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
             f"from {_PACKAGE}._worker import run_spawned; run_spawned({fd}, {os.getpid()})"
         )
-        popen = subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
+        if self._spawner is None:
+            self._spawner = _SpawnThread()
+        popen = self._spawner.run(
+            lambda: subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
+        )
         return _SpawnedVM(Channel(ours), vm_index, popen)
 
     def _ensure_template(self) -> socket.socket:
@@ -391,15 +455,33 @@ class Launcher:
 
 
 class Reaper:
-    """Finishes off VMs that VM 0 has let go: waits for exit (SIGKILL after a grace period), cleans up."""
+    """Finishes off VMs that VM 0 has let go: waits for exit (SIGKILL after a grace period), cleans up.
+
+    Its thread also runs what must not run where it was asked for: ``call_soon`` is safe from a garbage
+    collection callback, which may fire in any thread, in the middle of any code, holding any lock.
+    """
 
     GRACE = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._pending: list[tuple[VMProcess, float]] = []
-        self._wake = threading.Event()
+        self._calls: deque[Callable[[], object]] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the thread if it is not running (call it from ordinary code, not from a GC callback)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="runtime-reaper", daemon=True)
+                self._thread.start()
+
+    def call_soon(self, function: Callable[[], object]) -> None:
+        """Run ``function`` in the reaper thread. Takes no lock: a deque append and a pipe write."""
+        self._calls.append(function)
+        self._wake()
 
     def adopt(self, vm: VMProcess, *, kill: bool) -> None:
         """Take ``vm`` over: kill it now if ``kill``, else after the grace period if it has not exited."""
@@ -407,10 +489,8 @@ class Reaper:
             vm.kill()
         with self._lock:
             self._pending.append((vm, time.monotonic() + self.GRACE))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="runtime-reaper", daemon=True)
-                self._thread.start()
-        self._wake.set()
+        self.start()
+        self._wake()
 
     def finish(self, vm: VMProcess, timeout: float) -> bool:
         """Reap ``vm`` now if it exits within ``timeout`` seconds; return whether it did."""
@@ -420,22 +500,39 @@ class Reaper:
         return True
 
     def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for every adopted VM to be reaped."""
+        """Wait up to ``timeout`` seconds for every adopted VM to be reaped (and queued call run)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._pending:
+                if not self._pending and not self._calls:
                     return
             time.sleep(0.005)
 
+    def forget(self) -> None:
+        """In a forked child: drop the parent's VMs and calls, and start afresh."""
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self.__init__()  # type: ignore[misc]
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
+
     def _run(self) -> None:
         while True:
+            while self._calls:
+                call = self._calls.popleft()
+                try:
+                    call()
+                except Exception:
+                    logging.getLogger(__name__).exception("runtime: a background close failed")
             with self._lock:
                 pending = list(self._pending)
-            if not pending:
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
+            # Sleep until woken when there is nothing to reap; else look again every 5 ms.
+            readable, _, _ = select.select([self._wake_r], [], [], 0.005 if pending else None)
+            if readable:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
             now = time.monotonic()
             for vm, deadline in pending:
                 if vm.poll_exit() is None:
@@ -445,7 +542,6 @@ class Reaper:
                 _finish(vm)
                 with self._lock:
                     self._pending = [item for item in self._pending if item[0] is not vm]
-            time.sleep(0.005)
 
 
 def _finish(vm: VMProcess) -> None:
@@ -462,4 +558,4 @@ def forget_after_fork() -> None:
     Reset in place: other modules hold these objects by name.
     """
     LAUNCHER.__init__()  # type: ignore[misc]
-    REAPER.__init__()  # type: ignore[misc]
+    REAPER.forget()

@@ -5,10 +5,11 @@ back in the other VM. Three shapes, chosen by size:
 
 * ``("p", data)``: a plain pickle, for small values (the fast path: one ``pickle.dumps`` call);
 * ``("b", data, buffers)``: a pickle plus its protocol-5 out-of-band buffers inline, when they are small;
-* ``("s", segment_id, size, data_span, data, buffer_spans)``: the buffers (and the pickle itself, when
-  it is big) written once into a shared-memory *segment*, whose file descriptor travels with the
-  message (``SCM_RIGHTS``). The receiver maps it and unpickles straight from the mapping, so a numpy
-  array arrives as a view of shared memory: no copy through the pipe and none in the receiving VM.
+* ``("s", segment_id, size, data_span, data, buffer_spans, table_span)``: the buffers (and the pickle
+  itself, and the table of buffer spans, when they are big) written once into a shared-memory
+  *segment*, whose file descriptor travels with the message (``SCM_RIGHTS``). The receiver maps it
+  and unpickles straight from the mapping, so a numpy array arrives as a view of shared memory: no
+  copy through the pipe and none in the receiving VM.
 
 Segments are anonymous (``memfd_create``; elsewhere a temporary file unlinked at once): they have no
 name in ``/dev/shm`` or anywhere, so nothing can be left behind, whatever dies how: the kernel frees a
@@ -28,6 +29,7 @@ namespace, which the other VM does not have): cloudpickle pickles those by value
 
 from __future__ import annotations
 
+import array
 import io
 import itertools
 import mmap
@@ -45,6 +47,8 @@ PROTOCOL = 5
 # under ~130 KiB (a job carries at most two payloads) and always fits in the socket's send buffer:
 # sending never waits for the other VM to read.
 INLINE_LIMIT = 64 * 1024
+# Beyond this many out-of-band buffers, their (offset, length) table goes into the segment as well.
+INLINE_SPANS = 256
 # Released segments kept for reuse, in bytes; beyond this the oldest are closed.
 POOL_LIMIT = 512 * 1024 * 1024
 _ALIGN = 64  # keeps every buffer cache-line aligned in the segment, which numpy likes
@@ -83,9 +87,10 @@ class _SegmentPool:
 
     @retain.setter
     def retain(self, retain: bool) -> None:
-        self._retain = retain
-        if not retain:
-            self.trim()
+        with self._lock:
+            self._retain = retain
+            if not retain:
+                self._trim()
 
     def acquire(self, size: int) -> _Segment:
         capacity = max(_GRAIN, -(-size // _GRAIN) * _GRAIN)
@@ -115,12 +120,22 @@ class _SegmentPool:
             while sum(s.capacity for s in self._free) > POOL_LIMIT:
                 os.close(self._free.pop(0).fd)
 
+    def drop(self, segment_id: int) -> None:
+        """Close a segment in use instead of keeping it: it may still be mapped somewhere unknown."""
+        with self._lock:
+            segment = self._busy.pop(segment_id, None)
+        if segment is not None:
+            os.close(segment.fd)
+
     def trim(self) -> None:
         """Close every released segment (the kernel frees their memory)."""
         with self._lock:
-            for segment in self._free:
-                os.close(segment.fd)
-            self._free.clear()
+            self._trim()
+
+    def _trim(self) -> None:
+        for segment in self._free:
+            os.close(segment.fd)
+        self._free.clear()
 
     def forget(self) -> None:
         """Drop every segment without touching it (a forked child's copies of its parent's pool)."""
@@ -246,6 +261,16 @@ def encode(value: Any) -> Encoded:
     for piece in pieces:
         spans.append((offset, piece.nbytes))
         offset += -(-piece.nbytes // _ALIGN) * _ALIGN
+    buffer_spans = spans[: len(raws)]
+    table_span = None
+    if len(raws) > INLINE_SPANS:
+        # Many buffers (a list of 100,000 small arrays): their table goes into the segment too, so the
+        # message stays small.
+        table = memoryview(array.array("q", itertools.chain.from_iterable(buffer_spans)).tobytes())
+        table_span = (offset, table.nbytes)
+        pieces.append(table)
+        spans.append(table_span)
+        offset += table.nbytes
     size = max(offset, 1)
     segment = POOL.acquire(size)
     try:
@@ -258,8 +283,9 @@ def encode(value: Any) -> Encoded:
     except BaseException:
         POOL.release(segment.id)
         raise
-    data_span = spans.pop() if inline_data is None else None
-    return Encoded(("s", segment.id, size, data_span, inline_data, spans), segment.fd)
+    data_span = spans[len(raws)] if inline_data is None else None
+    inline_spans = [] if table_span is not None else buffer_spans
+    return Encoded(("s", segment.id, size, data_span, inline_data, inline_spans, table_span), segment.fd)
 
 
 def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> Any:
@@ -274,7 +300,7 @@ def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], obj
         return pickle.loads(payload[1])
     if kind == "b":
         return pickle.loads(payload[1], buffers=[bytearray(raw) for raw in payload[2]])
-    _, segment_id, size, data_span, data, spans = payload
+    _, segment_id, size, data_span, data, spans, table_span = payload
     fd = next(fds)
     try:
         mapping = mmap.mmap(fd, size)
@@ -283,6 +309,10 @@ def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], obj
     if on_release is not None:
         weakref.finalize(mapping, on_release, segment_id)
     view = memoryview(mapping)
+    if table_span is not None:
+        offset, length = table_span
+        flat = view[offset : offset + length].cast("q").tolist()
+        spans = zip(flat[0::2], flat[1::2], strict=True)
     buffers = [view[offset : offset + length] for offset, length in spans]
     if data_span is not None:
         offset, length = data_span

@@ -208,6 +208,8 @@ def test_report_progress_checks_its_arguments_and_is_a_no_op_in_vm0() -> None:
     with pytest.raises(TypeError, match=r"^fraction must be a number in 0\.\.1, got ndarray$"):
         runtime.report_progress(np.array([0.5, 0.6]))  # type: ignore[arg-type]
     runtime.report_progress(np.float32(0.25), "numpy scalars are numbers")
+    with pytest.raises(ValueError, match=r"^fraction must be a number in 0\.\.1, got 1000000000"):
+        runtime.report_progress(10**400)  # too big for a float: out of range all the same
 
 
 def test_progress_reported_in_the_vm_is_read_in_vm0(vm: ComputeThread) -> None:

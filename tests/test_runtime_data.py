@@ -180,6 +180,21 @@ def test_values_of_many_python_objects_work(vm: ComputeThread) -> None:
     assert world["terrain"][-1] == 399_999 and len(world["names"]) == 99
 
 
+def test_many_small_arrays_cross_in_a_small_message(vm: ComputeThread) -> None:
+    from runtime import _payload
+
+    tiles = [np.full(8, i, dtype=np.int64) for i in range(100_000)]
+    encoded = _payload.encode(tiles)
+    try:
+        # The table of 100,000 buffer spans travels in the segment: the message stays small.
+        assert len(pickle.dumps(encoded.payload)) < 1024
+    finally:
+        assert encoded.fd is not None
+        _payload.POOL.release(encoded.payload[1])
+    back = vm.call("lambda tiles: [t * 2 for t in tiles]", tiles)
+    assert len(back) == 100_000 and all(int(t[0]) == 2 * i and t.shape == (8,) for i, t in enumerate(back))
+
+
 # -- shared-memory segments: reused, never named, never left behind -----------------------------------------
 
 

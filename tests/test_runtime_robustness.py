@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import pickle
 import shutil
@@ -15,10 +17,11 @@ import threading
 from concurrent.futures import Future, wait
 from pathlib import Path
 
+import numpy as np
 import pytest
 from vmtools import alive, wait_until
 
-from runtime import ComputeThread, VMDiedError, _launcher, _template
+from runtime import ComputeThread, VMClosedError, VMDiedError, _compute_thread, _launcher, _template
 from runtime._channel import Channel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,3 +256,100 @@ def test_a_vm_killed_while_vm0_waits_on_a_future_fails_the_future() -> None:
         with pytest.raises(VMDiedError, match="killed by SIGKILL"):
             futures[0].result()
         assert futures[1].result() == 1
+
+
+def test_closing_while_a_done_callback_cancels_a_queued_future_leaves_nothing_behind() -> None:
+    from runtime import _payload
+
+    busy_before = _payload.POOL.counts()[0]
+    vm = ComputeThread(1)
+    try:
+        vm.exec("import threading; gate = threading.Event()")
+        first = vm.submit("gate.wait", 30)
+        second = vm.submit("len", np.ones(1 << 20, dtype=np.uint8))  # its argument has a segment
+        third = vm.submit("len", "abcd")
+        first.add_done_callback(lambda _: second.cancel())  # "the first failed: drop the follow-ups"
+    finally:
+        vm.close()  # must not raise, whatever the callbacks do
+    assert isinstance(first.exception(timeout=5), VMClosedError)
+    assert second.cancelled() or isinstance(second.exception(timeout=5), VMClosedError)
+    assert isinstance(third.exception(timeout=5), VMClosedError)
+    assert wait_until(lambda: _payload.POOL.counts()[0] == busy_before, timeout=2)
+
+
+def test_garbage_collection_inside_the_runtimes_own_locks_closes_the_vm_later() -> None:
+    """The collector may run anywhere, even where the runtime holds its segment pool's lock."""
+    from runtime import _payload
+
+    vm = ComputeThread(1)
+    pid = vm.pid
+    assert pid is not None
+    with _payload.POOL._lock:  # as if a collection struck inside POOL.acquire()
+        del vm
+        gc.collect()  # the finalizer must not close here: closing takes this lock
+    assert wait_until(lambda: not alive(pid), timeout=2)
+    assert 1 not in _compute_thread._owners
+
+
+def test_a_vm_that_kept_a_segment_and_died_has_it_freed_not_reused() -> None:
+    """A process the job forked may still map it, so it must never carry another value."""
+    from runtime import _payload
+
+    busy_before, free_before = _payload.POOL.counts()
+    with ComputeThread(1) as vm:
+        vm.exec("kept = []")
+        vm.call("kept.append", np.ones(1 << 20, dtype=np.uint8))
+        assert _payload.POOL.counts() == (busy_before + 1, free_before)
+        vm.submit_exec("import os; os._exit(1)")
+        assert wait_until(lambda: vm.is_done and _payload.POOL.counts()[0] == busy_before, timeout=2)
+        assert _payload.POOL.counts()[1] == free_before
+
+
+@pytest.mark.slow
+def test_spawned_vms_outlive_the_thread_that_started_them_and_their_exit_is_seen(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, threading, time
+        import runtime
+        runtime.configure(start_method="spawn")
+        box = {{}}
+
+        def start():
+            box["vm"] = runtime.ComputeThread(1)
+            box["vm"].exec("x = 41")
+
+        loader = threading.Thread(target=start)
+        loader.start()
+        loader.join()
+        vm = box["vm"]
+        pid = vm.pid
+        # Linux kills a child whose parent *thread* exits, if it asked to: this one must not have.
+        print(vm.eval("x + 1"), vm.pid == pid)
+        vm.submit_exec(
+            "import os, time\\n"
+            "child = os.fork()\\n"
+            "if child == 0:\\n"
+            "    os.close(1); os.close(2)  # holds the VM's socket, not the test's output pipes\\n"
+            "    time.sleep(30); os._exit(0)\\n"
+            "open({str(tmp_path / "child")!r}, 'w').write(str(child))\\n"
+            "os._exit(5)\\n"
+        )
+        print(vm.wait_for_done(5), (vm.last_error() or "").strip().splitlines()[-1])
+        vm.close()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    child = tmp_path / "child"
+    if child.exists() and child.read_text():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(child.read_text()), signal.SIGKILL)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "42 True"
+    assert lines[1] == "True VMDiedError: VM 1 died during the job: exited with code 5"
