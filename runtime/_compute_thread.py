@@ -387,13 +387,17 @@ class _Core:
             self.finish(job)
             return True
 
-    def close(self, *, wait: bool = True) -> None:
-        """Stop the VM and end every job; with ``wait``, until the VM has exited (at most ~1 s)."""
+    def close(self, *, wait: bool = True, resolve_futures: bool = True) -> None:
+        """Stop the VM and end every job; with ``wait``, until the VM has exited (at most ~1 s).
+
+        The futures of the jobs that end are resolved here, unless ``resolve_futures`` is False: then
+        they wait in ``ended`` for the caller to resolve.
+        """
         # Kill a busy VM before taking the lock, which a thread in the middle of a call may hold.
         proc, busy = self.proc, self.current is not None
         if proc is not None and busy and not self.closed:
             proc.kill()
-        with self:
+        with self if resolve_futures else self.lock:
             if self.closed:
                 return
             self.closed = True
@@ -434,6 +438,25 @@ class _Core:
             REAPER.adopt(proc, kill=False)
         elif not REAPER.finish(proc, CLOSE_TIMEOUT):
             REAPER.adopt(proc, kill=True)
+
+
+def _collected(core: _Core) -> None:
+    """The ComputeThread of ``core`` was garbage collected: free its index now, close it soon.
+
+    Runs wherever the collector ran. Freeing the index is one dict operation (no lock: the collector
+    may have struck while this thread held one), so the index can be owned again at once; the rest of
+    closing happens in the reaper thread.
+    """
+    if _owners.get(core.vm_index) is core:
+        _owners.pop(core.vm_index, None)
+    REAPER.call_soon(functools.partial(_close_collected, core))
+
+
+def _close_collected(core: _Core) -> None:
+    """Close a collected core in the reaper thread; its futures' callbacks run in a thread of their own."""
+    core.close(wait=False, resolve_futures=False)
+    if core.ended:
+        threading.Thread(target=core.resolve_ended, name="runtime-callbacks", daemon=True).start()
 
 
 def _pump(core: _Core) -> None:
@@ -523,7 +546,7 @@ class ComputeThread:
         # thread, in the middle of a frame or of this runtime's own code, holding any lock. At exit,
         # ``close_all`` closes what is left and waits.
         REAPER.start()
-        self._finalizer = weakref.finalize(self, REAPER.call_soon, functools.partial(core.close, wait=False))
+        self._finalizer = weakref.finalize(self, _collected, core)
         self._finalizer.atexit = False
         try:
             with core:
@@ -626,8 +649,9 @@ class ComputeThread:
         futures are pending, ``is_done`` is False and the pocketpy calls raise ``OSError``.
 
         As with ``concurrent.futures``, a done-callback runs in the thread that completes the future:
-        this ComputeThread's pump thread, or yours if it was reading the VM at that moment (``is_done``,
-        ``wait_for_done``, ``call``). It runs with no lock held, so it may submit more jobs anywhere.
+        this ComputeThread's pump thread, yours if it was reading the VM at that moment (``is_done``,
+        ``wait_for_done``, ``call``, ``close``), or a thread of its own when the garbage collector closed
+        the ComputeThread. It runs with no lock held, so it may submit more jobs anywhere.
         """
         core = self._core
         with core:
@@ -691,7 +715,8 @@ class ComputeThread:
 
     @property
     def pid(self) -> int | None:
-        """The process id of the current VM, or None when none runs (closed, or died and not yet replaced)."""
+        """The process id of the current VM, or None when none runs (closed, died and not yet replaced,
+        or not started by the template within 5 s)."""
         proc = self._core.proc
         if proc is None:
             return None

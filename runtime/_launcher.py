@@ -89,7 +89,8 @@ class VMProcess:
         raise NotImplementedError
 
     def wait_pid(self, timeout: float) -> int:
-        """The worker's process id, waiting up to ``timeout`` seconds for a forked VM to report it."""
+        """The worker's process id, waiting up to ``timeout`` seconds for a forked VM to report it
+        (-1 if it has not, or if the template died first)."""
         return self.pid
 
     def poll_exit(self) -> int | None:
@@ -137,6 +138,7 @@ class VMProcess:
 
 
 _SPIN = 50e-6
+_STATUS_SLICE = 0.05  # a waiter looks again this often, in case another thread read the news
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
@@ -157,29 +159,26 @@ class _ForkedVM(VMProcess):
     def _watched(self) -> list[int]:
         return [self.channel.fd] if self._status_fd < 0 else [self.channel.fd, self._status_fd]
 
-    def _read_status(self, timeout: float | None) -> None:
-        """Read what the template has reported, waiting up to ``timeout`` seconds for something new.
+    def _read_status(self, timeout: float) -> None:
+        """Read what the template has reported, waiting at most ``timeout`` seconds for it.
 
-        Waits without the lock (each caller polls on its own), so a thread that waits for the pid
-        never holds up one that only looks.
+        Waits without the lock (each caller polls on its own), so a thread that waits never holds up
+        one that only looks. Another thread may read the news first: callers wait in short slices and
+        look at ``_pid``/``exit_code`` after each.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.exit_code is None:
-            fd = self._status_fd
-            if fd < 0:
-                return
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            poller = select.poll()
-            poller.register(fd, select.POLLIN | select.POLLHUP)
-            if not poller.poll(None if remaining is None else int(remaining * 1000)):
-                return
-            with self._lock:
-                if self._status_fd < 0 or self.exit_code is not None:
-                    return
+        fd = self._status_fd
+        if fd < 0 or self.exit_code is not None:
+            return
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        if not poller.poll(max(0, int(timeout * 1000))):
+            return
+        with self._lock:
+            while self._status_fd >= 0 and self.exit_code is None:
                 try:
                     chunk = os.read(self._status_fd, 2 * _STATUS_SIZE - len(self._status))
                 except BlockingIOError:
-                    continue  # another thread read it first
+                    return  # nothing more for now (or another thread read it first)
                 if not chunk:
                     # The template died before it could report: the VM died with it (PDEATHSIG).
                     self._pid = self._pid if self._pid is not None else -1
@@ -193,9 +192,14 @@ class _ForkedVM(VMProcess):
                             os.kill(self._pid, signal.SIGKILL)
                 if len(self._status) >= 2 * _STATUS_SIZE:
                     (self.exit_code,) = struct.unpack_from(STATUS_FORMAT, self._status, _STATUS_SIZE)
-                    return
-            if self._pid is not None and timeout is not None:
-                return  # got the pid; the exit code comes later
+
+    def _wait_for(self, condition: Callable[[], bool], timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not condition() and self._status_fd >= 0 and self.exit_code is None:
+            remaining = _STATUS_SLICE if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._read_status(min(remaining, _STATUS_SLICE))
 
     @property
     def pid(self) -> int:
@@ -204,11 +208,8 @@ class _ForkedVM(VMProcess):
         return -1 if self._pid is None else self._pid
 
     def wait_pid(self, timeout: float) -> int:
-        if self._pid is None:
-            self._read_status(timeout)
-        if self._pid is None:
-            raise RuntimeError(f"VM {self.vm_index} was not started by the template within {timeout} s")
-        return self._pid
+        self._wait_for(lambda: self._pid is not None, timeout)
+        return -1 if self._pid is None else self._pid
 
     def poll_exit(self) -> int | None:
         if self.exit_code is None:
@@ -216,12 +217,7 @@ class _ForkedVM(VMProcess):
         return self.exit_code
 
     def wait_exit(self, timeout: float | None) -> int | None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.exit_code is None and self._status_fd >= 0:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            self._read_status(remaining)
+        self._wait_for(lambda: self.exit_code is not None, timeout)
         return self.exit_code
 
     def kill(self) -> None:
@@ -361,26 +357,31 @@ class Launcher:
         if os.getpid() != self._owner_pid:
             # A fork of VM 0 (not made by us) must not share VM 0's template.
             self.__init__()  # type: ignore[misc]
+        # Everything that can fail in VM 0 happens before a process exists (os.getcwd() raises if the
+        # working directory was deleted).
+        init = {
+            "vm_index": vm_index,
+            "sys_path": list(sys.path),
+            "cwd": os.getcwd(),
+            "setup": setup,
+            "nice": self.nice,
+        }
         ours, theirs = socket_pair()
         try:
             if self.start_method == "template":
                 vm: VMProcess = self._fork(ours, theirs, vm_index)
             else:
                 vm = self._spawn(ours, theirs, vm_index)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
-        vm.channel.send(
-            (
-                "init",
-                {
-                    "vm_index": vm_index,
-                    "sys_path": list(sys.path),
-                    "cwd": os.getcwd(),
-                    "setup": setup,
-                    "nice": self.nice,
-                },
-            )
-        )
+        try:
+            vm.channel.send(("init", init))
+        except BaseException:
+            REAPER.adopt(vm, kill=True)
+            raise
         return vm
 
     def _fork(self, ours: socket.socket, theirs: socket.socket, vm_index: int) -> VMProcess:
@@ -403,16 +404,25 @@ class Launcher:
         return _ForkedVM(Channel(ours), vm_index, status_r)
 
     def _spawn(self, ours: socket.socket, theirs: socket.socket, vm_index: int) -> VMProcess:
-        fd = theirs.fileno()
+        # The spawner thread gets its own copy of the VM's end, and closes it: if this thread is
+        # interrupted while it waits, the descriptor stays valid until the child has it.
+        fd = os.dup(theirs.fileno())
         code = (
             f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); "
             f"from {_PACKAGE}._worker import run_spawned; run_spawned({fd}, {os.getpid()})"
         )
-        if self._spawner is None:
-            self._spawner = _SpawnThread()
-        popen = self._spawner.run(
-            lambda: subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
-        )
+
+        def start() -> subprocess.Popen[bytes]:
+            try:
+                return subprocess.Popen([sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL)
+            finally:
+                os.close(fd)
+
+        with self._lock:
+            if self._spawner is None:
+                self._spawner = _SpawnThread()
+            spawner = self._spawner
+        popen = spawner.run(start)
         return _SpawnedVM(Channel(ours), vm_index, popen)
 
     def _ensure_template(self) -> socket.socket:
@@ -521,11 +531,12 @@ class Reaper:
     def _run(self) -> None:
         while True:
             while self._calls:
-                call = self._calls.popleft()
+                call = self._calls[0]  # left in the deque while it runs, so that drain() waits for it
                 try:
                     call()
                 except Exception:
                     logging.getLogger(__name__).exception("runtime: a background close failed")
+                self._calls.popleft()
             with self._lock:
                 pending = list(self._pending)
             # Sleep until woken when there is nothing to reap; else look again every 5 ms.

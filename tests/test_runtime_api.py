@@ -59,6 +59,8 @@ def test_vm_index_in_use_until_closed_or_collected() -> None:
     third = ComputeThread(3)  # the collected one freed the index
     third.close()
     assert wait_until(lambda: not alive(pid), timeout=2.0)
+    for _ in range(20):  # at once, every time: the index is freed when the object goes
+        assert ComputeThread(3).eval("1 + 1") == 2
 
 
 def test_setup_must_be_source() -> None:

@@ -353,3 +353,39 @@ def test_spawned_vms_outlive_the_thread_that_started_them_and_their_exit_is_seen
     lines = done.stdout.splitlines()
     assert lines[0] == "42 True"
     assert lines[1] == "True VMDiedError: VM 1 died during the job: exited with code 5"
+
+
+def test_callbacks_of_a_collected_vms_futures_do_not_run_in_the_reaper() -> None:
+    seen: list[str] = []
+    vm = ComputeThread(1)
+    vm.exec("import threading; gate = threading.Event()")
+    future = vm.submit("gate.wait", 30)
+    future.add_done_callback(lambda _: seen.append(threading.current_thread().name))
+    del vm
+    assert isinstance(future.exception(timeout=5), VMClosedError)
+    assert wait_until(lambda: seen, timeout=2) and seen[0] != "runtime-reaper"
+
+
+def _pid_while_another_thread_polls(vm: ComputeThread) -> bool:
+    """Read ``vm.pid`` in one thread while another polls ``is_done``; whether it came within 1 s."""
+    stop = threading.Event()
+    got = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            vm.is_done  # noqa: B018 (reads the status pipe too)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        threading.Thread(target=lambda: (vm.pid, got.set())).start()
+        return got.wait(1.0)
+    finally:
+        stop.set()
+        poller.join(5)
+
+
+def test_pid_does_not_wait_when_another_thread_read_it_first() -> None:
+    for _ in range(5):
+        with ComputeThread(1) as vm:
+            assert _pid_while_another_thread_polls(vm), "pid waited for news another thread had read"
