@@ -253,6 +253,16 @@ class _SpawnedVM(VMProcess):
     def _watched(self) -> list[int]:
         return [self.channel.fd] if self._pidfd < 0 else [self.channel.fd, self._pidfd]
 
+    def kill(self) -> None:
+        if self.poll_exit() is not None:
+            return
+        if self._pidfd >= 0:
+            # Through the pidfd: it names this process, never another that has reused its pid.
+            with contextlib.suppress(OSError):  # it has exited meanwhile
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            return
+        super().kill()
+
     def release(self) -> None:
         if self._pidfd >= 0:
             self._ready.unregister(self._pidfd)

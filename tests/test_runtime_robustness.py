@@ -335,6 +335,8 @@ def test_spawned_vms_outlive_the_thread_that_started_them_and_their_exit_is_seen
             "os._exit(5)\\n"
         )
         print(vm.wait_for_done(5), (vm.last_error() or "").strip().splitlines()[-1])
+        vm.submit_exec("while True: pass")
+        print(vm.cancel(), vm.wait_for_done(1), vm.eval("6 * 7"))  # killed through its pidfd
         vm.close()
         """
     )
@@ -353,6 +355,7 @@ def test_spawned_vms_outlive_the_thread_that_started_them_and_their_exit_is_seen
     lines = done.stdout.splitlines()
     assert lines[0] == "42 True"
     assert lines[1] == "True VMDiedError: VM 1 died during the job: exited with code 5"
+    assert lines[2] == "True True 42"
 
 
 def test_callbacks_of_a_collected_vms_futures_do_not_run_in_the_reaper() -> None:
