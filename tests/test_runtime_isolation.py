@@ -283,6 +283,39 @@ def test_sigkill_of_vm0_with_three_busy_vms_leaves_no_process(method: str) -> No
             vm0.kill()
 
 
+@pytest.mark.parametrize("method", ["template", "spawn"])
+def test_exiting_without_closing_busy_vms_is_quiet_and_leaves_no_process(method: str) -> None:
+    """The atexit hook closes every VM: busy, with futures pending, idle, or already collected."""
+    script = textwrap.dedent(
+        f"""
+        import gc
+        import runtime
+        from runtime import ComputeThread
+        runtime.configure(start_method={method!r})
+        busy, queued, idle = ComputeThread(1), ComputeThread(2), ComputeThread(3)
+        busy.submit_exec("while True: pass")
+        queued.exec("import threading; gate = threading.Event()")
+        futures = [queued.submit("gate.wait", 60) for _ in range(3)]
+        collected = ComputeThread(4)
+        collected.submit_exec("import time; time.sleep(60)")
+        pids = [t.pid for t in (busy, queued, idle, collected)]
+        cycle = [collected]
+        cycle.append(cycle)
+        del collected, cycle
+        gc.collect()
+        print(*pids, flush=True)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == 4
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), timeout=1.0)
+
+
 def test_configure_is_checked_and_only_before_the_first_vm() -> None:
     with pytest.raises(
         ValueError, match=r"^start_method must be one of \('template', 'spawn'\), got 'thread'$"
