@@ -204,10 +204,12 @@ def test_modules_are_imported_separately_in_each_vm() -> None:
 
 
 def test_two_vms_run_cpu_loops_at_the_same_time() -> None:
-    """True parallelism: both jobs burn CPU over the same wall-clock second.
+    """True parallelism: two VMs burning CPU together get more CPU time than one VM alone.
 
-    Other load on the machine can only hide parallelism, never fake it, so a run that falls short is
-    tried again (three times at most); the speed-up itself is measured in benchmarks/bench_runtime.py.
+    Compared with one VM alone over the same wall-clock second, so that other load on the machine
+    does not decide the outcome: with k other busy processes on c cores, one VM gets c/(k+1) of a core
+    and two get 2c/(k+2) between them, always over 1.3x as much (two GIL-bound threads would get the
+    same as one). The speed-up itself is measured in benchmarks/bench_runtime.py.
     """
     job = (
         "def burn(seconds):\n"
@@ -218,20 +220,23 @@ def test_two_vms_run_cpu_loops_at_the_same_time() -> None:
         "    return start, time.monotonic(), time.process_time() - cpu\n"
     )
     seen = []
-    with ComputeThread(1, setup=job) as one, ComputeThread(2, setup=job) as two:
+    runtime.configure(nice=0)  # parallelism, not priority: the VMs compete with other load as equals
+    try:
+        one, two = ComputeThread(1, setup=job), ComputeThread(2, setup=job)
+    finally:
+        runtime.configure(nice=10)
+    with one, two:
         for _attempt in range(3):
+            alone = one.call("burn", 1.0)[2]
             one.submit_call("burn", 1.0)
             two.submit_call("burn", 1.0)
             assert one.wait_for_done(30) and two.wait_for_done(30)
             (start1, end1, cpu1), (start2, end2, cpu2) = one.last_retval(), two.last_retval()
             overlap = min(end1, end2) - max(start1, start2)
-            seen.append((round(overlap, 2), round(cpu1, 2), round(cpu2, 2)))
-            # Two cores' worth of CPU in ~1 s of shared wall clock (one core gives at most ~1.0 s).
-            if overlap > 0.5 and cpu1 + cpu2 > 1.2:
+            seen.append((round(alone, 2), round(overlap, 2), round(cpu1, 2), round(cpu2, 2)))
+            if overlap > 0.5 and cpu1 + cpu2 > 1.25 * alone:
                 return
-    pytest.fail(
-        f"no attempt ran both VMs in parallel: (overlap, cpu1, cpu2) = {seen}, load {os.getloadavg()}"
-    )
+    pytest.fail(f"two VMs never outran one: (alone, overlap, cpu1, cpu2) = {seen}, load {os.getloadavg()}")
 
 
 def test_no_tcp_port_is_opened(vm: ComputeThread) -> None:
