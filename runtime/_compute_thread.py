@@ -75,6 +75,7 @@ class _Job:
         "done",
         "error",
         "error_text",
+        "exit_note",
         "fds",
         "future",
         "kind",
@@ -96,6 +97,7 @@ class _Job:
         self.result: _Value | None = None  # the return value, still encoded
         self.error: BaseException | None = None  # what to raise in VM 0
         self.error_text: str | None = None  # what last_error() says
+        self.exit_note: str | None = None  # why the VM is exiting, if it said so before it died
 
 
 class _Core:
@@ -169,7 +171,12 @@ class _Core:
     def check_idle(self) -> None:
         self.service()
         if not self.idle:
-            raise OSError("thread is not done yet")
+            error = OSError("thread is not done yet")  # pocketpy's words, kept exactly
+            error.add_note(
+                f"runtime: ComputeThread({self.vm_index}) has a job running or queued (futures count "
+                "too); poll is_done or call wait_for_done() first"
+            )
+            raise error
 
     # -- starting jobs -------------------------------------------------------------------------
 
@@ -299,6 +306,8 @@ class _Core:
             return
         if kind == "progress":
             self.progress = (message[2], message[3])
+        elif kind == "exiting":
+            job.exit_note = message[2]
         elif kind == "ok":
             job.result = value
             self.finish(job)
@@ -318,6 +327,8 @@ class _Core:
         job = self.current
         if job is not None:
             text = f"VM {self.vm_index} died during the job: {describe_exit(code)}"
+            if job.exit_note:
+                text += f" ({job.exit_note})"
             job.error_text = f"VMDiedError: {text}\n"
             job.error = VMDiedError(text)
             _reclaim(job)
@@ -508,6 +519,20 @@ def _rebuild_exception(value: _Value, text: str) -> BaseException:
     return exc
 
 
+def _unpicklable_part(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Name the first part of a call that does not pickle: an argument, a keyword argument, the callable."""
+    parts: list[tuple[str, Any]] = [(f"argument {i}", value) for i, value in enumerate(args)]
+    parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
+    if not isinstance(target, str):
+        parts.append(("the callable", target))
+    for what, value in parts:
+        try:
+            _payload.dumps(value)
+        except Exception:
+            return f"{what} (of type {type(value).__name__})"
+    return "an argument of this call"
+
+
 def _check_source(source: object, what: str = "source") -> str:
     if not isinstance(source, str):
         raise TypeError(f"{what} must be a str, got {type(source).__name__}")
@@ -534,7 +559,8 @@ class ComputeThread:
         if not 1 <= vm_index <= MAX_VM_INDEX:
             raise ValueError(f"vm_index {vm_index} is out of range: it must be an int in 1..{MAX_VM_INDEX}")
         if setup is not None:
-            _check_source(setup, "setup")
+            # A syntax error shows up here, at once, rather than as the first job's failure.
+            compile(_check_source(setup, "setup"), "<setup>", "exec")
         core = _Core(vm_index, setup)
         with _registry_lock:
             if vm_index in _owners:
@@ -598,7 +624,13 @@ class ComputeThread:
                 if core.retval_error is not None:
                     raise core.retval_error  # the same failure on every call, as the value would be
                 if core.retval_value is None:
-                    raise ValueError("no retval available")
+                    error = ValueError("no retval available")
+                    error.add_note(
+                        "runtime: the last job failed; last_error() has its traceback"
+                        if core.last_error is not None
+                        else "runtime: no submit_* job has run yet"
+                    )
+                    raise error
                 value, core.retval_value = core.retval_value, None
                 try:
                     core.retval = (value.decode(),)
@@ -785,7 +817,9 @@ class ComputeThread:
             for item in encoded:
                 if (segment := _payload.segment_id(item.payload)) is not None:
                     _payload.POOL.release(segment)
-            exc.add_note("runtime: an argument of this call cannot be pickled, so the job was not started")
+            if isinstance(exc, Exception):
+                culprit = _unpicklable_part(target, args, kwargs)
+                exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
             raise
         message = ["call", 0, target if isinstance(target, str) else encoded[1].payload, encoded[0].payload]
         job = _Job(kind, message, future=Future() if kind == "future" else None)

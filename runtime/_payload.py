@@ -208,6 +208,12 @@ def _cloudpickler() -> type[pickle.Pickler]:
 _cloud_pickler_class: type[pickle.Pickler] | None = None
 
 
+def dumps(value: Any) -> bytes:
+    """Pickle ``value`` as ``encode`` would, buffers in band; raise what pickling raises."""
+    data, _buffers = _dumps(value)
+    return data
+
+
 def _dumps(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     global _cloud_pickler_class
     buffers: list[pickle.PickleBuffer] = []

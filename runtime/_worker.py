@@ -8,7 +8,8 @@ says quit or goes away. A job is one message in, one message out::
     VM 0 ◀──("progress", seq, f, msg)──── publisher thread, at most ~60 times a second, latest value wins
     VM 0 ◀──("ok", seq, payload)───────── or ("err", seq, exception payload or None, traceback text)
 
-``SystemExit`` is not caught: a job that calls ``exit()`` ends this VM, and VM 0 reports that it died.
+``SystemExit`` ends this VM (a job that calls ``exit()``): the worker tells VM 0 ("exiting", with the
+exit code) and exits; VM 0 reports that the VM died, and why.
 """
 
 from __future__ import annotations
@@ -134,7 +135,14 @@ def _serve(channel: Channel) -> int:
         out: _payload.Encoded | None = None
         try:
             value = _run(op, message, iter(fds), releases.append, namespace, vm_index)
-        except Exception as exc:
+        except SystemExit as stop:
+            # exit() ends this VM, as in pocketpy. Say why first: VM 0 puts it in last_error().
+            with contextlib.suppress(OSError):
+                channel.send(("exiting", seq, f"the job raised SystemExit({stop.code!r})"))
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            # KeyboardInterrupt can only be raised by the job itself (this VM ignores SIGINT): it is
+            # the job's failure, not a reason to end the VM.
             text = _format(exc)
             out = _encode_exception(exc)
             reply = ("err", seq, None if out is None else out.payload, text)

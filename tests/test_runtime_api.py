@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vmtools import alive, wait_until
+from vmtools import NO_RETVAL, NOT_DONE, alive, wait_until
 
 import runtime
 from runtime import ComputeThread, currentvm
@@ -63,9 +63,12 @@ def test_vm_index_in_use_until_closed_or_collected() -> None:
         assert ComputeThread(3).eval("1 + 1") == 2
 
 
-def test_setup_must_be_source() -> None:
+def test_setup_must_be_source_that_compiles() -> None:
     with pytest.raises(TypeError, match="^setup must be a str, got int$"):
         ComputeThread(1, setup=3)  # type: ignore[arg-type]
+    with pytest.raises(SyntaxError):
+        ComputeThread(1, setup="def (:")
+    ComputeThread(1).close()  # nothing was started, the index is free
 
 
 # -- exec / eval ------------------------------------------------------------------------------------------
@@ -136,16 +139,18 @@ def test_submit_exec_and_submit_eval(vm: ComputeThread) -> None:
 
 
 def test_last_retval_before_any_job_and_after_a_failure(vm: ComputeThread) -> None:
-    with pytest.raises(ValueError, match="^no retval available$"):
+    with pytest.raises(ValueError, match=NO_RETVAL) as caught:
         vm.last_retval()
+    assert caught.value.__notes__ == ["runtime: no submit_* job has run yet"]
     assert vm.last_error() is None
     vm.submit_call("int", "not a number")
     vm.wait_for_done(10)
     error = vm.last_error()
     assert isinstance(error, str)
     assert "ValueError: invalid literal for int() with base 10: 'not a number'" in error
-    with pytest.raises(ValueError, match="^no retval available$"):
+    with pytest.raises(ValueError, match=NO_RETVAL) as caught:
         vm.last_retval()
+    assert caught.value.__notes__ == ["runtime: the last job failed; last_error() has its traceback"]
 
 
 def test_last_retval_is_the_same_object_each_call(vm: ComputeThread) -> None:
@@ -169,8 +174,13 @@ def test_busy_thread_raises_os_error_and_changes_nothing(vm: ComputeThread) -> N
         "last_retval": vm.last_retval,
     }
     for name, call in calls.items():
-        with pytest.raises(OSError, match="^thread is not done yet$"):
+        with pytest.raises(OSError, match=NOT_DONE) as caught:
             call()
+        assert str(caught.value) == "thread is not done yet"  # pocketpy's message, exactly
+        assert caught.value.__notes__ == [
+            "runtime: ComputeThread(1) has a job running or queued (futures count too); "
+            "poll is_done or call wait_for_done() first"
+        ]
         assert not vm.is_done, name
     assert vm.wait_for_done(10)
     assert vm.last_retval() == "first"

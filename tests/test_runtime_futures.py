@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from vmtools import wait_until
+from vmtools import NOT_DONE, wait_until
 
 from runtime import ComputeThread, JobError, RemoteTraceback
 
@@ -97,9 +97,9 @@ def test_pocketpy_calls_and_futures_share_one_queue(vm: ComputeThread) -> None:
     vm.submit_eval("'slot value'")
     future = vm.submit("step", "queued", delay=0.3)
     assert not vm.is_done  # a future is pending
-    with pytest.raises(OSError, match="^thread is not done yet$"):
+    with pytest.raises(OSError, match=NOT_DONE):
         vm.submit_call("step", 1)
-    with pytest.raises(OSError, match="^thread is not done yet$"):
+    with pytest.raises(OSError, match=NOT_DONE):
         vm.last_retval()
     assert vm.wait_for_done(10)
     assert future.result(0) == ["queued"]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vmtools import alive, children_of, wait_until
+from vmtools import NO_RETVAL, alive, children_of, wait_until
 
 import runtime
 from runtime import ComputeThread, JobCancelledError, VMClosedError, VMDiedError
@@ -29,8 +29,9 @@ def vm() -> Iterator[ComputeThread]:
 
 CRASHES = {
     "os._exit": ("os._exit(3)", "exited with code 3"),
-    "sys.exit": ("sys.exit(4)", "exited with code 4"),
-    "uncaught SystemExit": ("raise SystemExit", "exited with code 0"),
+    "sys.exit": ("sys.exit(4)", "exited with code 4 (the job raised SystemExit(4))"),
+    "sys.exit with a message": ("sys.exit('bye')", "exited with code 1 (the job raised SystemExit('bye'))"),
+    "uncaught SystemExit": ("raise SystemExit", "exited with code 0 (the job raised SystemExit(None))"),
     "segfault": ("__import__('ctypes').string_at(0)", "killed by SIGSEGV"),
     "SIGKILL": ("os.kill(os.getpid(), 9)", "killed by SIGKILL"),
     "abort": ("os.abort()", "killed by SIGABRT"),
@@ -45,7 +46,7 @@ def test_a_vm_that_dies_ends_the_job_and_the_next_job_gets_a_fresh_vm(vm: Comput
     vm.submit_exec(source)
     assert wait_until(lambda: vm.is_done, timeout=5)
     assert vm.last_error() == f"VMDiedError: VM 1 died during the job: {how}\n"
-    with pytest.raises(ValueError, match="^no retval available$"):
+    with pytest.raises(ValueError, match=NO_RETVAL):
         vm.last_retval()
     # The next job starts a fresh VM transparently: new process, new namespace, setup run again.
     assert vm.eval("ready") == "set up"
@@ -53,6 +54,14 @@ def test_a_vm_that_dies_ends_the_job_and_the_next_job_gets_a_fresh_vm(vm: Comput
         vm.eval("x")
     assert vm.pid != old_pid
     assert old_pid is not None and wait_until(lambda: not alive(old_pid), timeout=2)
+
+
+def test_keyboard_interrupt_raised_by_a_job_is_its_failure_and_the_vm_survives(vm: ComputeThread) -> None:
+    pid = vm.pid
+    vm.submit_exec("raise KeyboardInterrupt('from the job')")
+    vm.wait_for_done(5)
+    assert (vm.last_error() or "").endswith("KeyboardInterrupt: from the job\n")
+    assert vm.eval("1 + 1") == 2 and vm.pid == pid
 
 
 def test_memory_error_in_a_job_is_reported_and_the_vm_survives(vm: ComputeThread) -> None:

@@ -77,3 +77,9 @@ def held_segments(pid: int | str = "self") -> int:
     except FileNotFoundError:
         return 0
     return count
+
+
+# pocketpy's exact messages. The runtime adds a hint as a PEP 678 note, which pytest.raises(match=...)
+# sees after a newline; str(exception) is the message alone.
+NOT_DONE = r"\Athread is not done yet(\n|\Z)"
+NO_RETVAL = r"\Ano retval available(\n|\Z)"
