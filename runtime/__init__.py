@@ -52,7 +52,8 @@ def configure(
 
     ``preload``: module names imported once in the template process that forks the VMs, so that every
     VM starts with them imported (each VM still has its own copy of their state), e.g.
-    ``configure(preload=["numpy", "worldgen"])``. ``start_method``: ``"template"`` (fork from a clean
+    ``configure(preload=["numpy", "worldgen"])``; they are in ``sys.modules``, and a job still imports
+    them to bind a name. ``start_method``: ``"template"`` (fork from a clean
     template process; the default on Linux) or ``"spawn"`` (a fresh interpreter per VM; the default
     elsewhere). ``nice``: how much lower than VM 0's the VMs' CPU priority is (an ``os.nice`` increment,
     0..19, default 10), so that when VM 0 and busy VMs share a core, the game's frame wins it; 0 keeps

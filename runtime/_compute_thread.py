@@ -677,7 +677,8 @@ class ComputeThread:
 
         Jobs run one at a time in FIFO order. ``future.result()`` re-raises the VM's exception with its
         own type (a ``JobError`` if it cannot be pickled), the VM's traceback attached as ``__cause__``.
-        ``future.cancel()`` works while the job waits; ``asyncio.wrap_future(future)`` works. While
+        ``future.cancel()`` works while the job waits; a running job goes on until ``cancel()`` (of this
+        ComputeThread) stops it. ``asyncio.wrap_future(future)`` works. While
         futures are pending, ``is_done`` is False and the pocketpy calls raise ``OSError``.
 
         As with ``concurrent.futures``, a done-callback runs in the thread that completes the future:
@@ -762,7 +763,10 @@ class ComputeThread:
 
     @property
     def last_job_seconds(self) -> float | None:
-        """How long the last finished job took, as seen from VM 0, or None before the first one."""
+        """How long the last finished job took, as seen from VM 0, or None before the first one.
+
+        The first job of a fresh VM includes the VM's start and its ``setup``.
+        """
         return self._core.last_job_seconds
 
     def __repr__(self) -> str:
