@@ -513,7 +513,9 @@ def _rebuild_exception(value: _Value, text: str) -> BaseException:
             exc = value.decode()
         except Exception:
             exc = None
-    if not isinstance(exc, BaseException):
+    # Only an Exception is re-raised as itself: a KeyboardInterrupt the job raised must not look like
+    # Ctrl+C in VM 0.
+    if not isinstance(exc, Exception):
         exc = JobError(text)
     exc.__cause__ = RemoteTraceback(text)
     return exc

@@ -16,7 +16,7 @@ import pytest
 from vmtools import NO_RETVAL, alive, children_of, wait_until
 
 import runtime
-from runtime import ComputeThread, JobCancelledError, VMClosedError, VMDiedError
+from runtime import ComputeThread, JobCancelledError, JobError, VMClosedError, VMDiedError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,6 +62,9 @@ def test_keyboard_interrupt_raised_by_a_job_is_its_failure_and_the_vm_survives(v
     vm.wait_for_done(5)
     assert (vm.last_error() or "").endswith("KeyboardInterrupt: from the job\n")
     assert vm.eval("1 + 1") == 2 and vm.pid == pid
+    # Through a future it is a JobError: a KeyboardInterrupt in VM 0 would look like Ctrl+C there.
+    with pytest.raises(JobError, match="KeyboardInterrupt: again"):
+        vm.call("exec", "raise KeyboardInterrupt('again')")
 
 
 def test_memory_error_in_a_job_is_reported_and_the_vm_survives(vm: ComputeThread) -> None:
