@@ -287,38 +287,43 @@ def bench_two_vms(job_seconds: float) -> None:
 
 PROGRESS_JOB = """
 import runtime, time
-def work(n, report, inner):
+
+def noop(fraction, message=""):
+    pass
+
+def work(n, mode, inner):
+    call = {"report": runtime.report_progress, "empty function": noop}.get(mode)
     x = 0.0
     start = time.perf_counter()
     for i in range(n):
         for k in range(inner):
             x = x * 0.5 + k
-        if report:
-            runtime.report_progress(i / n, "working")
+        if call is not None:
+            call(i / n, "working")
     return time.perf_counter() - start
 """
 
 
-def bench_progress() -> None:
+def bench_progress(job_seconds: float) -> None:
     n = 1_000_000
     rows = []
     with ComputeThread(1, setup=PROGRESS_JOB) as t:
-        # Two loop bodies: a tiny one (~0.5 us, the harshest case: the call is a big share of it) and
-        # one that makes the job about as long as the 2.5 s CPU job of (3).
-        for inner, label in ((12, "tiny loop body"), (60, "~2.5 s job")):
-            plain = min(t.call("work", n, False, inner) for _ in range(3))
-            reported = min(t.call("work", n, True, inner) for _ in range(3))
-            per_call = (reported - plain) / n
-            rows.append([f"{label}: without", ms(plain), f"{plain / n * 1e6:.2f} us", "", "1.00x"])
-            rows.append(
-                [
-                    f"{label}: report each iteration",
-                    ms(reported),
-                    "",
-                    f"{per_call * 1e9:.0f} ns",
-                    f"{reported / plain:5.3f}x",
-                ]
-            )
+        # Size the loop body so that the job lasts as long as the CPU job of (3); a tiny body
+        # (~0.5 us) is the harshest case, where the call itself is a big share of each iteration.
+        # "empty function" calls a Python function that does nothing: the floor for any Python call.
+        # A 200,000-iteration run takes a + b * inner seconds; find the inner that makes n last.
+        short, long = (min(t.call("work", 200_000, "none", inner) for _ in range(3)) for inner in (12, 60))
+        b = (long - short) / 48
+        a = short - 12 * b
+        sized = max(12, round((job_seconds * 200_000 / n - a) / b))
+        for inner, label in ((12, "0.5 us body"), (sized, f"{job_seconds:.1f} s job")):
+            plain = min(t.call("work", n, "none", inner) for _ in range(3))
+            rows.append([f"{label}: no call", ms(plain), f"{plain / n * 1e6:.2f} us", "", "1.00x"])
+            for mode in ("report", "empty function"):
+                timed = min(t.call("work", n, mode, inner) for _ in range(3))
+                name = "report_progress" if mode == "report" else "empty function (floor)"
+                per_call = f"{(timed - plain) / n * 1e9:.0f} ns"
+                rows.append([f"{label}: {name}", ms(timed), "", per_call, f"{timed / plain:5.3f}x"])
     table(
         "(5) a job calling report_progress 1,000,000 times (target: <= 5% slower)",
         ["job", "time", "per iteration", "per call", "ratio"],
@@ -548,7 +553,7 @@ def main() -> None:
         "is_done": bench_is_done,
         "pacing": lambda: bench_frame_pacing(2.5),
         "two_vms": lambda: bench_two_vms(1.0 if args.quick else 2.5),
-        "progress": bench_progress,
+        "progress": lambda: bench_progress(1.0 if args.quick else 2.5),
         "transfer": lambda: bench_transfer(64 * MiB, 3 if args.quick else 7),
         "start": lambda: bench_start(3 if args.quick else 7),
     }
