@@ -138,7 +138,7 @@ def _serve(channel: Channel) -> int:
         except SystemExit as stop:
             # exit() ends this VM, as in pocketpy. Say why first: VM 0 puts it in last_error().
             with contextlib.suppress(OSError):
-                channel.send(("exiting", seq, f"the job raised SystemExit({stop.code!r})"))
+                channel.send(("exiting", seq, f"the job raised SystemExit({repr(stop.code)[:200]})"))
             raise
         except (Exception, KeyboardInterrupt) as exc:
             # KeyboardInterrupt can only be raised by the job itself (this VM ignores SIGINT): it is
