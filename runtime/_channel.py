@@ -5,10 +5,11 @@ A Unix socket pair (private: no port is opened anywhere). Each message is a pick
 ``SCM_RIGHTS`` ancillary data on its first byte. ``multiprocessing.connection.Connection`` frames
 messages the same way but cannot pass descriptors, hence this small class.
 
-Adds what a frame loop needs: a readiness check that costs one ``poll`` system call, and a wait that
-spins for a few tens of microseconds before it sleeps. Waking a sleeping process on the other core costs
-~25-30 us each way, while a short spin catches a quick reply in a few microseconds; the spin is bounded
-(and yields the core each turn), so a long wait still sleeps in the kernel and burns no CPU.
+Adds what a frame loop needs: a receive that never blocks (``recv_nowait`` assembles a message over
+as many calls as it takes), and a wait that spins for a few tens of microseconds before it sleeps.
+Waking a sleeping process on the other core costs ~25-30 us each way, while a short spin catches a
+quick reply in a few microseconds; the spin is bounded (and yields the core each turn), so a long wait
+still sleeps in the kernel and burns no CPU.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MAX_FDS = 8  # per message: at most one segment per payload, and a message has a
 _HEADER = struct.Struct("!Q")
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _DONTWAIT = socket.MSG_DONTWAIT
-_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
+READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # poll events that mean "look now"
 _FD_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
 
 
@@ -57,8 +58,6 @@ class Channel:
         sock.setblocking(True)
         self._sock = sock
         self.fd = sock.fileno()
-        self._poller = select.poll()
-        self._poller.register(self.fd, _READABLE)
         self._send_lock = threading.Lock()
         # The message being received: its header so far, then its body and how much of it has come.
         self._header = bytearray()
@@ -160,30 +159,18 @@ class Channel:
         self._header = bytearray()
         self._body = None
 
-    def readable(self) -> bool:
-        """Return whether a message (or end-of-file) is waiting, without blocking.
-
-        Callers serialise this (VM 0 calls it under the ComputeThread's lock): a poll object cannot be
-        polled by two threads at once.
-        """
-        return bool(self._poller.poll(0))
-
     def wait_readable(self, timeout: float | None, *, spin: float = SPIN_SECONDS) -> bool:
         """Wait until a message (or end-of-file) is waiting, at most ``timeout`` seconds (None: forever).
 
         Safe to call from several threads at once (each wait uses its own poll object).
         """
         poller = select.poll()
-        poller.register(self.fd, _READABLE)
+        poller.register(self.fd, READABLE)
         return wait_fd(poller, timeout, spin=spin)
 
     def close(self) -> None:
         """Close this end; the peer sees end-of-file."""
         self._reset_reader()
-        try:
-            self._poller.unregister(self.fd)
-        except (KeyError, ValueError):
-            pass
         self._sock.close()
 
 

@@ -425,8 +425,8 @@ class _Core:
             proc, self.proc = self.proc, None
             for job in jobs:
                 # A queued future runs from now on, so nobody can cancel it before its resolution.
-                queued = job.future is not None and job is not busy_job
-                if queued and job.future is not None and not job.future.set_running_or_notify_cancel():
+                future = job.future
+                if job is not busy_job and future is not None and not future.set_running_or_notify_cancel():
                     _reclaim(job)
                     continue  # cancelled while it waited: nothing to resolve
                 text = f"ComputeThread({self.vm_index}) was closed before the job finished"

@@ -34,7 +34,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from . import _payload
-from ._channel import Channel, socket_pair, wait_fd
+from ._channel import READABLE, SPIN_SECONDS, Channel, socket_pair, wait_fd
 from ._template import STATUS_FORMAT
 
 T = TypeVar("T")
@@ -81,7 +81,7 @@ class VMProcess:
         self.outstanding: set[int] = set()
         # What ``ready()`` polls: the channel, and (forked VMs) the status pipe that reports the exit.
         self._ready = select.poll()
-        self._ready.register(channel.fd, _READABLE)
+        self._ready.register(channel.fd, READABLE)
 
     @property
     def pid(self) -> int:
@@ -110,8 +110,8 @@ class VMProcess:
         if not self.eof:
             poller = select.poll()  # its own: another thread may wait on the same VM
             for fd in self._watched():
-                poller.register(fd, _READABLE)
-            wait_fd(poller, timeout, spin=_SPIN if spin else 0.0)
+                poller.register(fd, READABLE)
+            wait_fd(poller, timeout, spin=SPIN_SECONDS if spin else 0.0)
         else:
             self.wait_exit(timeout)
 
@@ -137,9 +137,7 @@ class VMProcess:
             _payload.POOL.drop(segment)
 
 
-_SPIN = 50e-6
 _STATUS_SLICE = 0.05  # a waiter looks again this often, in case another thread read the news
-_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class _ForkedVM(VMProcess):
