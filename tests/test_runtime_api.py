@@ -13,12 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vmtools import NO_RETVAL, NOT_DONE, alive, wait_until
+from vmtools import NO_RETVAL, NOT_DONE, ROOT, alive, run_python, wait_until
 
 import runtime
 from runtime import ComputeThread, currentvm
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -349,13 +347,7 @@ def test_readme_runtime_example_runs() -> None:
     assert marker in readme
     section = readme.split(marker, 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(textwrap.dedent(code))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "result:" in done.stdout
     assert "error:" in done.stdout

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vmtools import NO_RETVAL, alive, held_segments, mapped_segments, shm_names, wait_until
+from vmtools import NO_RETVAL, alive, held_segments, mapped_segments, run_python, shm_names, wait_until
 
 from runtime import ComputeThread
 
-ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
 
 
@@ -114,9 +113,7 @@ def test_functions_and_classes_of_vm0s_main_script_work_in_the_vm(tmp_path: Path
             print(t.call(lambda p: Point(p.y, p.x), Point(1, 2)).x)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    done = run_python(script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["None", "7", "2"]
 

@@ -13,12 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vmtools import NO_RETVAL, alive, children_of, wait_until
+from vmtools import NO_RETVAL, alive, children_of, run_python, wait_until
 
 import runtime
 from runtime import ComputeThread, JobCancelledError, JobError, VMClosedError, VMDiedError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -198,9 +196,7 @@ def test_a_vm_inherits_no_pygame_state_and_no_threads(tmp_path: Path) -> None:
         pygame.quit()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    done = run_python(script, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["False", "False"]  # no pygame, and VM 0 is not its parent (no fork)
 
@@ -323,9 +319,7 @@ def test_exiting_without_closing_busy_vms_is_quiet_and_leaves_no_process(method:
         print(*pids, flush=True)
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    done = run_python(script, "-X", "dev", timeout=30)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     pids = [int(pid) for pid in done.stdout.split()]
@@ -382,7 +376,7 @@ def test_both_start_methods_and_preload_keep_vms_isolated(method: str) -> None:
             print(a.eval("__import__('runtime').currentvm()"))
         """
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    done = run_python(script)
     assert done.returncode == 0, done.stderr
     preloaded = "True" if method == "template" else "False"
     assert done.stdout.split() == ["1", "False", "False", preloaded, "1", "2", "1"]

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from vmtools import NOT_DONE, alive, wait_until
+from vmtools import NOT_DONE, ROOT, alive, run_python, wait_until
 
 from runtime import ComputeThread, VMClosedError, VMDiedError, _compute_thread, _launcher, _template
 from runtime._channel import Channel
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_done_callbacks_that_submit_to_each_other_do_not_deadlock() -> None:
@@ -186,13 +184,8 @@ def test_the_runtime_works_vendored_as_a_subpackage(tmp_path: Path, method: str)
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # From tmp_path and with the project's own runtime out of reach: only mygame.runtime exists.
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(tmp_path)!r}); exec({script!r})"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_python(
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); exec({script!r})", "-I", cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "0", "45"]  # the VM never imported a top-level "runtime"
@@ -218,13 +211,7 @@ def test_a_child_forked_from_vm0_owns_no_vm_and_leaves_the_parents_alone(tmp_pat
         vm.close()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(script, "-W", "ignore::DeprecationWarning")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["0", "42", "False"]
 
@@ -340,13 +327,7 @@ def test_spawned_vms_outlive_the_thread_that_started_them_and_their_exit_is_seen
         vm.close()
         """
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(script, "-W", "ignore::DeprecationWarning")
     child = tmp_path / "child"
     if child.exists() and child.read_text():
         with contextlib.suppress(ProcessLookupError):

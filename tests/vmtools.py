@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.005) -> bool:
@@ -83,3 +86,27 @@ def held_segments(pid: int | str = "self") -> int:
 # sees after a newline; str(exception) is the message alone.
 NOT_DONE = r"\Athread is not done yet(\n|\Z)"
 NO_RETVAL = r"\Ano retval available(\n|\Z)"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_python(
+    script: str,
+    *options: str,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter (a VM 0 of its own): ``python <options> -c script``.
+
+    Output is captured as text; ``timeout`` keeps a stuck script from hanging the suite.
+    """
+    return subprocess.run(
+        [sys.executable, *options, "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
