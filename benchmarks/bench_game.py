@@ -64,8 +64,8 @@ class IdleGenerator:
         pass
 
 
-class InlineGenerator:
-    """The naive way: the job runs inside the frame that polls it."""
+class _LocalGenerator:
+    """What the two in-process generators share: one request at a time, held until its world is taken."""
 
     def __init__(self) -> None:
         self.request: Request | None = None
@@ -79,6 +79,10 @@ class InlineGenerator:
     @property
     def current(self) -> Request | None:
         return self.request
+
+
+class InlineGenerator(_LocalGenerator):
+    """The naive way: the job runs inside the frame that polls it."""
 
     def start(self, request: Request) -> None:
         self.request = request
@@ -96,24 +100,14 @@ class InlineGenerator:
         self.request = None
 
 
-class ThreadGenerator:
+class ThreadGenerator(_LocalGenerator):
     """The job in a ``threading.Thread`` of VM 0: no process, but one GIL shared with the frame loop."""
 
     def __init__(self) -> None:
-        self.request: Request | None = None
+        super().__init__()
         self.thread: threading.Thread | None = None
         self.result: Outcome | None = None
-        self.progress = (0.0, "")
-        self.last_seconds: float | None = None
         self._started = 0.0
-
-    @property
-    def busy(self) -> bool:
-        return self.request is not None
-
-    @property
-    def current(self) -> Request | None:
-        return self.request
 
     def start(self, request: Request) -> None:
         self.request = request
