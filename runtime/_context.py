@@ -7,14 +7,19 @@ VM 0 (the main program) never changes this module's state, so ``currentvm()`` re
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 _vm_index = 0
 MAX_MESSAGE = 1000  # characters of a progress message that reach VM 0
 
-# The latest (fraction, message) a job reported, or None. A publisher thread in the worker reads it
-# and sends it to VM 0 at a bounded rate, so reporting costs one tuple store: "the latest value wins".
-_latest: tuple[float, str] | None = None
-_in_vm = False
+# The latest fraction and message a job reported, in two list slots (fraction None: nothing reported
+# in this job yet). A publisher thread in the worker reads them and sends them to VM 0 at a bounded
+# rate, so a report costs two list stores: "the latest value wins". Two slots rather than one tuple,
+# because storing into a list allocates nothing, and that is a sixth of the call. Only the job writes
+# here and the publisher only reads (it remembers what it sent), so no report is lost between a read
+# and a reset; a read between the two stores pairs the new fraction with the previous message, which
+# the next round, or the job's end, replaces with the pair as reported.
+_latest: list[Any] = [None, ""]
 # Called on the first report in this VM (it starts the publisher thread), then cleared: a VM whose jobs
 # never report progress runs no extra thread, and a round trip never wakes one.
 _on_first_report: Callable[[], None] | None = None
@@ -33,14 +38,15 @@ def report_progress(fraction: float, message: str = "") -> None:
     loop costs about as much as a function call. VM 0 sees at most the first 1,000 characters of the
     message. In VM 0 it checks its arguments and does nothing else.
     """
-    global _latest
     # The common case first, in as few steps as possible: this may run millions of times per job.
+    # In VM 0 nothing reads the slots, so storing there too spares every call a test.
     try:
-        if 0.0 <= fraction <= 1.0 and type(message) is str:  # False for NaN too
-            if _in_vm:
-                _latest = (fraction, message)
-                if _on_first_report is not None:
-                    _start_publisher()
+        if fraction >= 0.0 and fraction <= 1.0 and type(message) is str:  # False for NaN too
+            _latest[0] = fraction
+            _latest[1] = message
+            if _on_first_report is None:
+                return
+            _start_publisher()
             return
     except (TypeError, ValueError):
         pass  # not a number (or an array, whose comparison has no single truth value): say so below
@@ -64,9 +70,8 @@ def _reject(fraction: object, message: object) -> None:
 
 def _enter_vm(vm_index: int, on_first_report: Callable[[], None]) -> None:
     """Mark this process as worker VM ``vm_index`` (called once by the worker entry point)."""
-    global _vm_index, _in_vm, _on_first_report
+    global _vm_index, _on_first_report
     _vm_index = vm_index
-    _in_vm = True
     _on_first_report = on_first_report
 
 
@@ -77,11 +82,15 @@ def _start_publisher() -> None:
         start()
 
 
-def _take_latest() -> tuple[float, str] | None:
-    """Return the progress reported since the last call, or None if nothing new was reported."""
-    global _latest
-    latest, _latest = _latest, None
-    if latest is None:
+def _forget_latest() -> None:
+    """Forget the previous job's report (called before a job starts, while nothing else writes)."""
+    _latest[0] = None
+
+
+def _read_latest() -> tuple[float, str] | None:
+    """Return the latest report of the running job, or None if it has reported nothing yet."""
+    fraction, message = _latest
+    if fraction is None:
         return None
     # The message is for a status line: a huge one must not flood the channel.
-    return float(latest[0]), latest[1][:MAX_MESSAGE]
+    return float(fraction), message[:MAX_MESSAGE]

@@ -267,15 +267,17 @@ def _type_name(value: object) -> str:
 class _ProgressPublisher:
     """Sends the latest ``report_progress`` value to VM 0 at a bounded rate, from its own thread.
 
-    ``report_progress`` only stores a tuple; this thread, started by the first report in this VM, wakes
-    ~60 times a second and sends the value if it changed and the pipe has room. ``begin``/``end`` bracket
-    each job so that a value is never sent under the wrong job's number, and the last one is flushed.
+    ``report_progress`` only stores the value; this thread, started by the first report in this VM,
+    wakes ~60 times a second and sends the value if it differs from the one it sent last and the pipe
+    has room. ``begin``/``end`` bracket each job so that a value is never sent under the wrong job's
+    number, and the last one is flushed.
     """
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._lock = threading.Lock()
         self._seq: int | None = None
+        self._sent: tuple[float, str] | None = None
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="progress-publisher", daemon=True).start()
@@ -283,27 +285,30 @@ class _ProgressPublisher:
     def begin(self, seq: int) -> None:
         with self._lock:
             self._seq = seq
-            _context._latest = None
+            self._sent = None
+            _context._forget_latest()
 
     def end(self) -> None:
         with self._lock:
-            latest = _context._take_latest()
-            if latest is not None and self._seq is not None:
-                self._channel.send(("progress", self._seq, *latest))
+            self._send_latest(wait=True)
             self._seq = None
 
     def _loop(self) -> None:
         while True:
             time.sleep(PROGRESS_INTERVAL)
             with self._lock:
-                latest = _context._take_latest()
-                if latest is None or self._seq is None:
-                    continue
-                # If the pipe is full (VM 0 is not reading), keep the value for the next round,
-                # unless the job has reported a newer one meanwhile.
-                sent = self._channel.try_send(("progress", self._seq, *latest))
-                if not sent and _context._latest is None:
-                    _context._latest = latest
+                self._send_latest(wait=False)
+
+    def _send_latest(self, wait: bool) -> None:
+        latest = _context._read_latest()
+        if self._seq is None or latest is None or latest == self._sent:
+            return
+        message = ("progress", self._seq, *latest)
+        if wait:
+            self._channel.send(message)
+        elif not self._channel.try_send(message):
+            return  # the pipe is full (VM 0 is not reading): next round sends whatever is latest then
+        self._sent = latest
 
 
 def _start_parent_watch() -> None:

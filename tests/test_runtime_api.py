@@ -242,6 +242,21 @@ def test_progress_reported_in_the_vm_is_read_in_vm0(vm: ComputeThread) -> None:
     assert "cancelled" in (vm.last_error() or "")
 
 
+def test_a_jobs_last_report_reaches_vm0_by_its_end_in_every_job(vm: ComputeThread) -> None:
+    vm.exec(
+        "import runtime\n"
+        "def job(n):\n"
+        "    for i in range(n):\n"
+        "        runtime.report_progress(i / n, 'terrain')\n"
+        "    runtime.report_progress(1.0, 'done')\n"
+    )
+    for n in (100_000, 0, 0):  # the later jobs report just what the first did: VM 0 must see it again
+        vm.submit_call("job", n)
+        assert vm.wait_for_done(timeout=20)
+        assert vm.last_error() is None
+        assert vm.progress == (1.0, "done")
+
+
 def test_pocketpys_own_thread_test_pattern() -> None:
     """pocketpy's tests/98_thread.py, with only the import changed."""
     thread_1 = ComputeThread(1)
