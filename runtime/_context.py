@@ -6,6 +6,7 @@ VM 0 (the main program) never changes this module's state, so ``currentvm()`` re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,32 +41,35 @@ def report_progress(fraction: float, message: str = "") -> None:
     """
     # The common case first, in as few steps as possible: this may run millions of times per job.
     # In VM 0 nothing reads the slots, so storing there too spares every call a test.
-    try:
-        if fraction >= 0.0 and fraction <= 1.0 and type(message) is str:  # False for NaN too
-            _latest[0] = fraction
-            _latest[1] = message
-            if _on_first_report is None:
-                return
-            _start_publisher()
+    if fraction.__class__ is float and fraction >= 0.0 and fraction <= 1.0 and message.__class__ is str:
+        _latest[0] = fraction  # (NaN fails both comparisons)
+        _latest[1] = message
+        if _on_first_report is None:
             return
-    except (TypeError, ValueError):
-        pass  # not a number (or an array, whose comparison has no single truth value): say so below
-    _reject(fraction, message)
+        _start_publisher()
+        return
+    _report_other(fraction, message)
 
 
-def _reject(fraction: object, message: object) -> None:
-    """Raise the error that names the rule ``report_progress``'s arguments broke."""
+def _report_other(fraction: object, message: object) -> None:
+    """``report_progress`` for any other arguments: check them, then report the fraction as a float.
+
+    Any real number in 0..1 will do (an int, a numpy float, a Fraction); anything else, an array
+    included, raises the error that names the rule it broke. Only floats ever reach the publisher.
+    """
     import numbers
 
     if not isinstance(fraction, numbers.Real):
         raise TypeError(f"fraction must be a number in 0..1, got {type(fraction).__name__}")
     try:
-        in_range = 0.0 <= float(fraction) <= 1.0
+        value = float(fraction)
     except OverflowError:
-        in_range = False
-    if not in_range:
+        value = math.inf
+    if not 0.0 <= value <= 1.0:
         raise ValueError(f"fraction must be a number in 0..1, got {fraction!r}")
-    raise TypeError(f"message must be a str, got {type(message).__name__}")
+    if not isinstance(message, str):
+        raise TypeError(f"message must be a str, got {type(message).__name__}")
+    report_progress(value, str(message))
 
 
 def _enter_vm(vm_index: int, on_first_report: Callable[[], None]) -> None:
@@ -93,4 +97,4 @@ def _read_latest() -> tuple[float, str] | None:
     if fraction is None:
         return None
     # The message is for a status line: a huge one must not flood the channel.
-    return float(fraction), message[:MAX_MESSAGE]
+    return fraction, message[:MAX_MESSAGE]

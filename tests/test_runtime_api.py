@@ -217,6 +217,9 @@ def test_report_progress_checks_its_arguments_and_is_a_no_op_in_vm0() -> None:
         runtime.report_progress(0.5, 3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^fraction must be a number in 0\.\.1, got ndarray$"):
         runtime.report_progress(np.array([0.5, 0.6]))  # type: ignore[arg-type]
+    for array in (np.array([0.5]), np.array(0.5)):  # an array of one is still an array
+        with pytest.raises(TypeError, match=r"^fraction must be a number in 0\.\.1, got ndarray$"):
+            runtime.report_progress(array)  # type: ignore[arg-type]
     runtime.report_progress(np.float32(0.25), "numpy scalars are numbers")
     with pytest.raises(ValueError, match=r"^fraction must be a number in 0\.\.1, got 1000000000"):
         runtime.report_progress(10**400)  # too big for a float: out of range all the same
@@ -255,6 +258,20 @@ def test_a_jobs_last_report_reaches_vm0_by_its_end_in_every_job(vm: ComputeThrea
         assert vm.wait_for_done(timeout=20)
         assert vm.last_error() is None
         assert vm.progress == (1.0, "done")
+
+
+def test_progress_of_other_number_types_reaches_vm0_as_a_float_and_an_array_fails_only_the_job(
+    vm: ComputeThread,
+) -> None:
+    vm.exec("import runtime, numpy as np, fractions\nkept = 'namespace'")
+    vm.exec("runtime.report_progress(np.float32(0.25), 'numpy')")
+    assert vm.progress == (0.25, "numpy") and type(vm.progress[0]) is float
+    vm.exec("runtime.report_progress(fractions.Fraction(1, 2), 'fraction')")
+    assert vm.progress == (0.5, "fraction") and type(vm.progress[0]) is float
+    # This one passes the range comparisons, but no float comes of it: the job fails, not the VM.
+    with pytest.raises(RuntimeError, match="TypeError: fraction must be a number in 0..1, got ndarray"):
+        vm.exec("runtime.report_progress(np.array([0.5]), 'array')")
+    assert vm.eval("kept") == "namespace"
 
 
 def test_pocketpys_own_thread_test_pattern() -> None:
