@@ -21,6 +21,8 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import math
+import numbers
 import os
 import threading
 import time
@@ -99,6 +101,12 @@ class _Job:
         self.error_text: str | None = None  # what last_error() says
         self.exit_note: str | None = None  # why the VM is exiting, if it said so before it died
 
+    def attach(self, encoded: _payload.Encoded) -> None:
+        """Send ``encoded``'s segment, if it has one, with this job's message."""
+        if encoded.fd is not None:
+            self.fds.append(encoded.fd)
+            self.segments.append(encoded.payload[1])
+
 
 class _Core:
     """All state of one ComputeThread; it holds no reference to the ComputeThread, so GC can close it."""
@@ -115,6 +123,9 @@ class _Core:
         self.current: _Job | None = None
         self.queue: deque[_Job] = deque()
         self.closed = False
+        # Set as close() begins, before it kills a busy VM without the lock: whoever then sees that VM
+        # exit ends the job as closed (not died), and no queued job starts on a new VM meanwhile.
+        self.closing = False
         self.seq = 0
         self.last_error: str | None = None
         self.retval_value: _Value | None = None  # the last slot job's value, until decoded
@@ -187,7 +198,7 @@ class _Core:
 
     def dispatch(self) -> None:
         """Start the next queued job, if the VM is free."""
-        while self.current is None and self.queue and not self.closed:
+        while self.current is None and self.queue and not self.closing:
             job = self.queue[0]
             if job.future is not None and not job.future.set_running_or_notify_cancel():
                 self.queue.popleft()
@@ -325,14 +336,23 @@ class _Core:
         if proc is not None:
             REAPER.adopt(proc, kill=False)
         job = self.current
-        if job is not None:
+        if job is None:
+            return
+        if self.closing:
+            self.end_as_closed(job)  # close() killed it
+        else:
             text = f"VM {self.vm_index} died during the job: {describe_exit(code)}"
             if job.exit_note:
                 text += f" ({job.exit_note})"
             job.error_text = f"VMDiedError: {text}\n"
             job.error = VMDiedError(text)
-            _reclaim(job)
-            self.finish(job)
+        _reclaim(job)
+        self.finish(job)
+
+    def end_as_closed(self, job: _Job) -> None:
+        text = f"ComputeThread({self.vm_index}) was closed before the job finished"
+        job.error_text = f"VMClosedError: {text}\n"
+        job.error = VMClosedError(text)
 
     def finish(self, job: _Job) -> None:
         """Record ``job``'s outcome where its caller will look, then start the next job."""
@@ -405,6 +425,7 @@ class _Core:
         they wait in ``ended`` for the caller to resolve.
         """
         # Kill a busy VM before taking the lock, which a thread in the middle of a call may hold.
+        self.closing = True
         proc, busy = self.proc, self.current is not None
         if proc is not None and busy and not self.closed:
             proc.kill()
@@ -429,9 +450,7 @@ class _Core:
                 if job is not busy_job and future is not None and not future.set_running_or_notify_cancel():
                     _reclaim(job)
                     continue  # cancelled while it waited: nothing to resolve
-                text = f"ComputeThread({self.vm_index}) was closed before the job finished"
-                job.error_text = f"VMClosedError: {text}\n"
-                job.error = VMClosedError(text)
+                self.end_as_closed(job)
                 job.done = True
                 _reclaim(job)
                 if job.future is not None:
@@ -523,7 +542,7 @@ def _rebuild_exception(value: _Value, text: str) -> BaseException:
 
 def _unpicklable_part(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """Name the first part of a call that does not pickle: an argument, a keyword argument, the callable."""
-    parts: list[tuple[str, Any]] = [(f"argument {i}", value) for i, value in enumerate(args)]
+    parts: list[tuple[str, Any]] = [(f"argument {i}", value) for i, value in enumerate(args, 1)]
     parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
     if not isinstance(target, str):
         parts.append(("the callable", target))
@@ -535,10 +554,41 @@ def _unpicklable_part(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     return "an argument of this call"
 
 
+def _seconds(timeout: object) -> float | None:
+    """``timeout`` checked, as seconds; None (wait as long as it takes) for None and for infinity."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be None or a number of seconds, got {type(timeout).__name__}")
+    try:
+        seconds = float(timeout)
+    except OverflowError:
+        seconds = math.inf  # an int too big for a float: a wait longer than any game runs
+    if not seconds >= 0:  # NaN too
+        raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+    return None if seconds == math.inf else seconds
+
+
 def _check_source(source: object, what: str = "source") -> str:
     if not isinstance(source, str):
         raise TypeError(f"{what} must be a str, got {type(source).__name__}")
     return source
+
+
+# Source longer than this (in characters; UTF-8 takes at most 4 bytes each) is sent as a payload, like
+# an argument: a big one goes through a segment, so the message never waits for the VM to read it.
+_INLINE_SOURCE = _payload.INLINE_LIMIT // 4
+
+
+def _source_job(kind: JobKind, op: str, source: object) -> _Job:
+    """An exec or eval job for ``source``."""
+    text = _check_source(source)
+    job = _Job(kind, [op, 0, text])
+    if len(text) > _INLINE_SOURCE:
+        encoded = _payload.encode(text)
+        job.message[2] = encoded.payload
+        job.attach(encoded)
+    return job
 
 
 class ComputeThread:
@@ -602,10 +652,8 @@ class ComputeThread:
 
         Sleeps in the kernel after a spin of at most ~50 us, so a long wait costs no CPU.
         """
-        if timeout is not None and timeout < 0:
-            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
         core = self._core
-        return core.wait_until(lambda: core.idle, timeout)
+        return core.wait_until(lambda: core.idle, _seconds(timeout))
 
     def last_error(self) -> str | None:
         """The formatted traceback (str) of the last ``submit_*`` job's failure, or None if it succeeded."""
@@ -783,14 +831,14 @@ class ComputeThread:
         with core:
             core.check_open()
             core.check_idle()
-            core.enqueue(_Job("slot", [op, 0, _check_source(source)]))
+            core.enqueue(_source_job("slot", op, source))
 
     def _blocking(self, op: str, source: str) -> Any:
         core = self._core
         with core:
             core.check_open()
             core.check_idle()
-            job = _Job("blocking", [op, 0, _check_source(source)])
+            job = _source_job("blocking", op, source)
             core.enqueue(job)
         try:
             core.wait_until(lambda: job.done, None)
@@ -817,7 +865,7 @@ class ComputeThread:
         encoded: list[_payload.Encoded] = []
         try:
             encoded.append(_payload.encode((args, kwargs)))
-            if not isinstance(target, str):
+            if not isinstance(target, str) or len(target) > _INLINE_SOURCE:
                 encoded.append(_payload.encode(target))
         except BaseException as exc:
             for item in encoded:
@@ -827,12 +875,10 @@ class ComputeThread:
                 culprit = _unpicklable_part(target, args, kwargs)
                 exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
             raise
-        message = ["call", 0, target if isinstance(target, str) else encoded[1].payload, encoded[0].payload]
+        message = ["call", 0, encoded[1].payload if len(encoded) > 1 else target, encoded[0].payload]
         job = _Job(kind, message, future=Future() if kind == "future" else None)
         for item in encoded:  # in the order the worker decodes them: arguments, then the target
-            if item.fd is not None:
-                job.fds.append(item.fd)
-                job.segments.append(item.payload[1])
+            job.attach(item)
         return job
 
 
@@ -859,7 +905,7 @@ def _forget_after_fork() -> None:
     for core in _owners.values():
         core.lock = threading.RLock()
         core._depth = 0
-        core.closed = True
+        core.closed = core.closing = True
         core.proc = None
         core.current = None
         core.queue.clear()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, SupportsFloat, cast
 
 _vm_index = 0
 MAX_MESSAGE = 1000  # characters of a progress message that reach VM 0
@@ -54,15 +54,19 @@ def report_progress(fraction: float, message: str = "") -> None:
 def _report_other(fraction: object, message: object) -> None:
     """``report_progress`` for any other arguments: check them, then report the fraction as a float.
 
-    Any real number in 0..1 will do (an int, a numpy float, a Fraction); anything else, an array
-    included, raises the error that names the rule it broke. Only floats ever reach the publisher.
+    Any real number in 0..1 will do (an int, a numpy float, a Fraction, a Decimal); anything else, an
+    array included, raises the error that names the rule it broke. Only floats reach the publisher.
     """
     import numbers
 
-    if not isinstance(fraction, numbers.Real):
+    # Decimal is a Number but not registered as Real; complex numbers are the Numbers to refuse.
+    real = isinstance(fraction, numbers.Real) or (
+        isinstance(fraction, numbers.Number) and not isinstance(fraction, numbers.Complex)
+    )
+    if not real:
         raise TypeError(f"fraction must be a number in 0..1, got {type(fraction).__name__}")
     try:
-        value = float(fraction)
+        value = float(cast(SupportsFloat, fraction))
     except OverflowError:
         value = math.inf
     if not 0.0 <= value <= 1.0:

@@ -184,6 +184,14 @@ def _reduce_memoryview(view: memoryview) -> Any:
     fmt, shape = view.format, view.shape
     if not view.contiguous:
         view = memoryview(view.tobytes())
+    try:
+        probe: Any = view.cast("B")
+        probe.cast(fmt, shape)  # what the receiver will do: here, before anything is sent
+    except (TypeError, ValueError):
+        raise pickle.PicklingError(
+            f"a memoryview of format {fmt!r} cannot cross VMs (only native single-character formats "
+            "such as 'B', 'i' or 'd' can be rebuilt): send the numpy array, or bytes, instead"
+        ) from None
     return _rebuild_memoryview, (pickle.PickleBuffer(view), fmt, shape)
 
 

@@ -171,20 +171,26 @@ def _run(
     namespace: dict[str, Any],
     vm_index: int,
 ) -> Any:
+    # Source comes as a str, or, when long, as a payload like an argument's (VM 0 keeps messages small).
     if op == "exec":
-        exec(_compile(message[2], "exec", vm_index), namespace)
+        source = message[2]
+        if not isinstance(source, str):
+            source = _decode_all([source], fds, on_release)[0]
+        exec(_compile(source, "exec", vm_index), namespace)
         return None
     if op == "eval":
-        return eval(_compile(message[2], "eval", vm_index), namespace)
+        source = message[2]
+        if not isinstance(source, str):
+            source = _decode_all([source], fds, on_release)[0]
+        return eval(_compile(source, "eval", vm_index), namespace)
     if op == "call":
         target, arguments = message[2], message[3]
         payloads = [arguments] if isinstance(target, str) else [arguments, target]
         decoded = _decode_all(payloads, fds, on_release)
         args, kwargs = decoded[0]
-        if isinstance(target, str):
-            function = eval(_compile(target, "eval", vm_index), namespace)
-        else:
-            function = decoded[1]
+        function = target if isinstance(target, str) else decoded[1]
+        if isinstance(function, str):  # source that evaluates to the callable
+            function = eval(_compile(function, "eval", vm_index), namespace)
         return function(*args, **kwargs)
     raise ValueError(f"unknown job kind {op!r}")
 
@@ -212,15 +218,18 @@ def _drain(queue: deque[int]) -> list[int]:
 
 
 _COMPILED_LIMIT = 512
+_COMPILED_CHARS = 32 * 1024 * 1024  # and at most this much source text, however few the sources
 _compiled: OrderedDict[tuple[str, str], types.CodeType] = OrderedDict()
+_compiled_chars = 0
 
 
 def _compile(source: str, mode: str, vm_index: int) -> types.CodeType:
     """Compile job source once per distinct string, and let tracebacks show its lines.
 
-    The most recent 512 sources are kept (with their lines in ``linecache``), so a game that sends a
-    new string each frame does not grow the VM without bound.
+    The most recent 512 sources are kept (with their lines in ``linecache``), up to 32 Mi characters in
+    all, so a game that sends a new string each frame does not grow the VM without bound.
     """
+    global _compiled_chars
     key = (source, mode)
     code = _compiled.get(key)
     if code is not None:
@@ -230,8 +239,10 @@ def _compile(source: str, mode: str, vm_index: int) -> types.CodeType:
     code = compile(source, filename, mode)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     _compiled[key] = code
-    if len(_compiled) > _COMPILED_LIMIT:
-        _old, evicted = _compiled.popitem(last=False)
+    _compiled_chars += len(source)
+    while len(_compiled) > 1 and (len(_compiled) > _COMPILED_LIMIT or _compiled_chars > _COMPILED_CHARS):
+        (old_source, _mode), evicted = _compiled.popitem(last=False)
+        _compiled_chars -= len(old_source)
         linecache.cache.pop(evicted.co_filename, None)
     return code
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import gc
 import os
 import subprocess
@@ -196,6 +197,11 @@ def test_wait_for_done_times_out_and_sleeps_instead_of_spinning(vm: ComputeThrea
     assert vm.wait_for_done(timeout=10) is True
     with pytest.raises(ValueError, match="^timeout must be None or >= 0, got -1$"):
         vm.wait_for_done(-1)
+    with pytest.raises(ValueError, match="^timeout must be None or >= 0, got nan$"):
+        vm.wait_for_done(float("nan"))
+    with pytest.raises(TypeError, match="^timeout must be None or a number of seconds, got str$"):
+        vm.wait_for_done("1")  # type: ignore[arg-type]
+    assert vm.wait_for_done(10**400) is True  # longer than a float holds: as long as it takes
 
 
 def test_currentvm_is_zero_in_vm0_and_i_in_vm_i() -> None:
@@ -221,6 +227,9 @@ def test_report_progress_checks_its_arguments_and_is_a_no_op_in_vm0() -> None:
         with pytest.raises(TypeError, match=r"^fraction must be a number in 0\.\.1, got ndarray$"):
             runtime.report_progress(array)  # type: ignore[arg-type]
     runtime.report_progress(np.float32(0.25), "numpy scalars are numbers")
+    runtime.report_progress(decimal.Decimal("0.5"), "so are decimals")
+    with pytest.raises(TypeError, match=r"^fraction must be a number in 0\.\.1, got complex$"):
+        runtime.report_progress(0.5j)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"^fraction must be a number in 0\.\.1, got 1000000000"):
         runtime.report_progress(10**400)  # too big for a float: out of range all the same
 

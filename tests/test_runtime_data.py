@@ -49,7 +49,7 @@ def test_an_argument_that_cannot_be_pickled_raises_and_starts_nothing(vm: Comput
     with pytest.raises(TypeError, match="cannot pickle '_thread.lock' object") as caught:
         vm.submit_call("print", 1, threading.Lock())
     assert caught.value.__notes__ == [
-        "runtime: argument 1 (of type lock) cannot be pickled, so the job was not started"
+        "runtime: argument 2 (of type lock) cannot be pickled, so the job was not started"
     ]
     assert vm.is_done
     assert vm.last_retval() == "before"  # nothing was started, nothing changed
@@ -177,6 +177,22 @@ def test_bytes_bytearray_and_memoryview_cross(vm: ComputeThread) -> None:
     assert type(got_view) is memoryview and got_view.format == "I" and got_view.tobytes() == blob
     small = vm.call("lambda v: v", memoryview(b"abcd").cast("B", (2, 2)))
     assert small.shape == (2, 2) and small.tobytes() == b"abcd"
+
+
+def test_a_memoryview_whose_format_cannot_be_rebuilt_is_refused_where_it_is_sent(vm: ComputeThread) -> None:
+    # memoryview.cast() knows only native single-character formats: complex, float16 and big-endian
+    # views could not be rebuilt on the other side, so they must fail here, before anything starts.
+    rule = r"a memoryview of format '(Zd|e|>i)' cannot cross VMs \(only native single-character formats"
+    for array in (np.ones(4, np.complex128), np.ones(4, np.float16), np.ones(4, ">i4")):
+        with pytest.raises(pickle.PicklingError, match=rule):
+            vm.submit_call("len", memoryview(array))
+        assert vm.is_done
+    vm.submit_call("lambda: memoryview(__import__('numpy').zeros(3, '>i4'))")
+    assert vm.wait_for_done(10)
+    assert "return value of type memoryview cannot be pickled: a memoryview of format '>i'" in (
+        vm.last_error() or ""
+    )
+    assert vm.call("lambda v: v.tolist()", memoryview(np.arange(3, dtype=np.int32))) == [0, 1, 2]
 
 
 def test_values_of_many_python_objects_work(vm: ComputeThread) -> None:

@@ -83,6 +83,57 @@ def test_sending_a_job_never_waits_for_a_vm_that_is_busy_in_its_setup(tmp_path: 
         vm.close()
 
 
+def test_a_long_source_is_sent_like_a_big_argument_without_waiting_for_the_vm(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    vm = ComputeThread(1, setup=f"open({str(gate)!r}).read()")  # reads nothing until the gate opens
+    try:
+        returned = threading.Event()
+        text = "y" * 3_000_000  # a level baked into source, say: far more than a socket buffer holds
+        futures: list[Future[int]] = []
+
+        def submit() -> None:
+            vm.submit_exec(f"level = {text!r}")
+            futures.append(vm.submit(f"lambda: len({text!r}) + len(level)"))
+            returned.set()
+
+        submitter = threading.Thread(target=submit)
+        submitter.start()
+        try:
+            assert returned.wait(5), "submitting a long source blocked on a VM that was not reading"
+        finally:
+            with open(gate, "w") as writer:
+                writer.write("go")
+            submitter.join(5)
+        assert futures[0].result(timeout=20) == 6_000_000
+        assert vm.last_error() is None
+        assert vm.eval("len(level)") == 3_000_000
+    finally:
+        vm.close()
+
+
+def test_a_vm_that_close_kills_ends_its_job_as_closed_whoever_sees_it_exit() -> None:
+    """close() kills a busy VM before it takes the lock; a thread that services the VM in between
+    (a frame polling is_done) must end the job as closed, not died, and start no queued job."""
+    vm = ComputeThread(1)
+    running = vm.submit("__import__('time').sleep", 30)
+    queued = vm.submit("1 + 1")
+    core = vm._core
+    proc = core.proc
+    assert proc is not None and wait_until(lambda: running.running(), 5)
+    holding, closer = threading.Event(), threading.Thread(target=vm.close)
+    with core:  # a thread in the middle of a call: close() must wait for the lock, after its kill
+        holding.set()
+        closer.start()
+        assert wait_until(lambda: proc.poll_exit() is not None, 5), "close() did not kill the VM"
+        core.service()  # sees the exit first
+        assert core.proc is None, "a queued job started on a new VM while the ComputeThread closed"
+    closer.join(5)
+    for future in (running, queued):
+        with pytest.raises(VMClosedError, match=r"^ComputeThread\(1\) was closed before the job finished$"):
+            future.result(timeout=5)
+
+
 def test_a_vm_that_dies_while_a_forked_child_holds_its_socket_is_noticed(tmp_path: Path) -> None:
     pid_file = tmp_path / "grandchild"
     vm = ComputeThread(1)
@@ -223,6 +274,15 @@ def test_the_vm_keeps_a_bounded_number_of_compiled_sources() -> None:
         assert vm.eval("len(__import__('linecache').cache)") <= 520
         with pytest.raises(RuntimeError, match=r"(?s)    1 / 0\n.*ZeroDivisionError"):
             vm.exec("1 / 0")
+
+
+def test_the_vm_keeps_a_bounded_amount_of_compiled_source_text() -> None:
+    with ComputeThread(1) as vm:
+        vm.exec("import runtime._worker as worker\nworker._COMPILED_CHARS = 100_000")
+        for n in range(40):  # 40 sources of ~10,000 characters: 400,000 in all
+            assert vm.eval(f"{n} + len({'z' * 10_000!r})") == n + 10_000
+        assert vm.eval("worker._compiled_chars") <= 100_000
+        assert vm.eval("len(worker._compiled)") <= 12
 
 
 def test_a_huge_progress_message_is_cut_to_1000_characters() -> None:
