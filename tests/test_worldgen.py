@@ -8,6 +8,7 @@ import pickle
 import random
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from worldgen import (
     generate,
 )
 from worldgen._biomes import reduction_table
+from worldgen._generate import estimated_bytes, held_bytes
 from worldgen._noise import fbm
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -300,11 +302,67 @@ def test_generate_rejects_bad_input(args: tuple[object, ...], error: type[Except
 def test_memory_limit_is_configurable() -> None:
     with pytest.raises(ValueError, match="memory limit of 1 MiB"):
         generate(1, 0, 0, 512, 512, memory_limit=2**20)
-    assert generate(1, 0, 0, 8, 8, memory_limit=2**20).width == 8
+    # Any region is charged 2 MiB for a process's first call (code and BLAS buffers, 1.5 MiB measured).
+    assert generate(1, 0, 0, 8, 8, memory_limit=4 * 2**20).width == 8
     with pytest.raises(ValueError, match="memory limit"):
         gen_world(3, (512, 512), 5, seed=1, memory_limit=2**20)
     with pytest.raises(ValueError, match="memory limit"):
         gen_world(3, (10, 10), 10**8, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "limit_mib"),
+    [
+        # The old estimate (40 bytes per cell of the region with its 2-cell halo) said 191 MiB and let
+        # both through; they then grew RSS by 568 and 338 MiB (291 and 250 MiB with today's code).
+        (1_000_000, 1, 256),
+        (1, 1_000_000, 200),
+    ],
+)
+def test_memory_check_counts_what_thin_strips_cost(width: int, height: int, limit_mib: int) -> None:
+    message = (
+        rf"^a {width}x{height} region would need about \d+ MiB, more than the memory limit of "
+        rf"{limit_mib} MiB \(pass memory_limit= to raise it\)$"
+    )
+    with pytest.raises(ValueError, match=message):
+        generate(1, 0, 0, width, height, memory_limit=limit_mib * 2**20)
+
+
+def test_memory_check_admits_a_square_just_under_the_limit() -> None:
+    need = estimated_bytes(256, 256)
+    assert generate(1, 0, 0, 256, 256, memory_limit=need).width == 256
+    with pytest.raises(ValueError, match="memory limit"):
+        generate(1, 0, 0, 256, 256, memory_limit=need - 1)
+    # Large squares are charged about 33 bytes per cell, against a measured peak RSS of about 24 bytes
+    # per cell (386 MiB for 4096x4096): an upper bound, but not so loose that it refuses what fits.
+    assert 24 * 4100**2 < estimated_bytes(4096, 4096) < 36 * 4096**2
+    assert estimated_bytes(7320, 7320) < worldgen.DEFAULT_MEMORY_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(50_000, 1), (1, 8_000), (4_000, 5), (3, 3_000), (3_000, 40), (257, 33), (300, 300), (2, 2)],
+)
+def test_memory_estimate_bounds_the_bytes_generate_holds(width: int, height: int) -> None:
+    generate(1, 0, 0, 8, 8)  # one-time costs of a first call out of the way (estimated_bytes has them)
+    rng = random.Random(width * 7919 + height)
+    tracemalloc.start()  # numpy reports its array buffers to tracemalloc
+    try:
+        for _ in range(2):
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            generate(
+                rng.randrange(2**32),
+                rng.randrange(-(10**6), 10**6),
+                rng.randrange(-(10**6), 10**6),
+                width,
+                height,
+            )
+            peak = tracemalloc.get_traced_memory()[1] - before
+            assert peak <= held_bytes(width, height), (peak, held_bytes(width, height))
+    finally:
+        tracemalloc.stop()
+    assert held_bytes(width, height) < estimated_bytes(width, height)
 
 
 # --- gen_world (the seed's entry point) ------------------------------------------------------------

@@ -9,10 +9,6 @@ import numpy as np
 DEFAULT_MEMORY_LIMIT = 2 << 30  # bytes (2 GiB)
 COORD_LIMIT = 1 << 31  # coordinates are stored as int32: the region must lie in [-2**31, 2**31)
 
-# Peak bytes per generated cell: 3 float32 fields + 2 uint8 maps kept, plus the transient halo
-# elevation, masks and band buffers (measured peak is about 30 B/cell; rounded up).
-BYTES_PER_CELL = 40
-
 
 def as_int(name: str, value: object) -> int:
     """``value`` as an int; TypeError for bools, floats and anything not an integer."""

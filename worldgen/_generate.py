@@ -10,8 +10,10 @@ import numpy.typing as npt
 
 from . import _checks, _creatures
 from ._biomes import BEACH_REACH, SEA_LEVEL, classify
+from ._creatures import CREATURE_CELL
 from ._hash import derive_key
 from ._noise import fbm
+from ._noise import peak_bytes as noise_peak_bytes
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -39,6 +41,14 @@ TEMPERATURE_GAIN = 1.8
 LAPSE = 0.4  # temperature drop per unit of elevation above sea level
 
 _ELEVATION, _MOISTURE, _TEMPERATURE = 1, 2, 3  # salts
+
+# Memory estimate (see held_bytes): _OBJECT_BYTES for Python objects and array headers (under 16 KiB
+# measured). Peak RSS can exceed the bytes held at once: glibc keeps freed blocks under 32 MiB for reuse
+# rather than returning them (up to +18% measured), so allow a quarter more (_ALLOCATOR_SLACK, in
+# quarters). A process's first call also loads code and BLAS buffers (about 1.5 MiB measured).
+_OBJECT_BYTES = 64 << 10
+_ALLOCATOR_SLACK = 5
+_START_UP_BYTES = 2 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,10 +129,34 @@ def _field(seed: int, salt: int, octaves: tuple[int, ...], gain: float, region: 
     return fbm(derive_key(seed, salt), x0, y0, width, height, octaves, PERSISTENCE, _unit_shaper(gain))
 
 
-def estimated_bytes(width: int, height: int) -> int:
-    """Peak memory generate() needs for a region, used for the up-front memory check."""
+def held_bytes(width: int, height: int) -> int:
+    """Upper bound on the bytes generate() holds at once for a region (what tracemalloc counts).
+
+    The peak is that of the largest stage. The noise stages hold tables that grow with the width times
+    the lattice rows touched (at least 2 per octave, however short the region) and per-row weights, so
+    short wide and tall narrow strips cost hundreds of bytes per cell; large regions cost about 25 bytes
+    per cell, at classification.
+    """
     r = 2 * BEACH_REACH
-    return (width + r) * (height + r) * _checks.BYTES_PER_CELL
+    halo = (width + r) * (height + r)
+    cells = width * height
+    squares = (width // CREATURE_CELL + 2) * (height // CREATURE_CELL + 2)
+    stages = (
+        noise_peak_bytes(width + r, height + r, ELEVATION_OCTAVES),
+        # Later noise: with the haloed and the cropped elevation (float32) alive.
+        4 * halo + 4 * cells + noise_peak_bytes(width, height, MOISTURE_OCTAVES),
+        4 * halo + 8 * cells + noise_peak_bytes(width, height, TEMPERATURE_OCTAVES),
+        # The float32 fields (elevation also with its halo), then classify()'s byte-sized masks.
+        14 * halo + 12 * cells,
+        # Fields, biome and heights; creature placement's hashes and coordinates per grid square.
+        14 * cells + 128 * squares,
+    )
+    return max(stages) + _OBJECT_BYTES
+
+
+def estimated_bytes(width: int, height: int) -> int:
+    """Upper bound on generate()'s peak memory (RSS growth) for a region: the up-front memory check."""
+    return held_bytes(width, height) * _ALLOCATOR_SLACK // 4 + _START_UP_BYTES
 
 
 def generate(
@@ -141,7 +175,10 @@ def generate(
     the chunk to the right of ``generate(s, 0, 0, 256, 256)``, in any process and any order.
     ``progress(fraction, stage)``, if given, is called as stages finish with increasing fractions,
     ending with 1.0. Raises TypeError/ValueError for bad input, including a region that would need
-    more than ``memory_limit`` bytes (default 2 GiB).
+    more than ``memory_limit`` bytes (default 2 GiB), checked up front against an upper bound on its
+    peak memory: 2 MiB plus about 33 bytes per cell for large regions, more for thin strips, whose noise
+    tables and weights scale with the long side (up to about 450 bytes per cell one cell thick, 115 four
+    cells thick, 40 sixteen cells thick).
     """
     seed = _checks.as_int("seed", seed)
     x0, y0, width, height = _checks.region(x0, y0, width, height)

@@ -36,6 +36,7 @@ _BASIS_BITS = 28
 MAX_OCTAVES = 8
 _BAND_ROWS = 32
 _BLOCK_COLS = 256
+_CHUNK_COLS = 8 * _BLOCK_COLS  # columns computed, shaped and stored at once
 
 # 16 unit gradient directions, offset by half a step so that none is axis-aligned.
 _ANGLES = [(k + 0.5) * 2.0 * math.pi / 16 for k in range(16)]
@@ -74,17 +75,56 @@ class _Octave:
         col = xa.cell - xa.first
         sx, fx = xa.fade[None, :], xa.frac[None, :]
         scale = amplitude * float(1 << _BASIS_BITS)
-        p = (gx[:, col] * fx) * (1.0 - sx) + (gx[:, col + 1] * (fx - 1.0)) * sx
-        q = gy[:, col] * (1.0 - sx) + gy[:, col + 1] * sx
+        # P = (gx_i * fx) * (1 - sx) + (gx_{i+1} * (fx - 1)) * sx and Q = gy_i * (1 - sx) + gy_{i+1} * sx,
+        # in place (the same operations in the same order, so the same values) to keep at most three
+        # tables of lattice rows x width alive: these tables dominate the memory of wide, short regions.
+        p = gx[:, col]
+        p *= fx
+        p *= 1.0 - sx
+        t = gx[:, col + 1]
+        t *= fx - 1.0
+        t *= sx
+        p += t
+        q = gy[:, col]
+        q *= 1.0 - sx
+        np.multiply(gy[:, col + 1], sx, out=t)
+        q += t
+        del t
         # Rounded to multiples of 2**-28 (scaling by powers of two is exact, so no later unscaling pass).
-        self.p = np.rint(p * scale) * (1.0 / (1 << _BASIS_BITS))
-        self.q = np.rint(q * scale) * (1.0 / (1 << _BASIS_BITS))
+        for basis in (p, q):
+            basis *= scale
+            np.rint(basis, out=basis)
+            basis *= 1.0 / (1 << _BASIS_BITS)
+        self.p, self.q = p, q
         sy, fy = ya.fade, ya.frac
         w = float(1 << _WEIGHT_BITS)
-        # Weights of P_j, Q_j, P_{j+1}, Q_{j+1} for each output row.
+        # Weights of P_j, Q_j, P_{j+1}, Q_{j+1} for each output row, multiples of 2**-20.
         weights = np.stack([(1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0)], axis=1)
-        self.weights = np.rint(weights * w) * (1.0 / w)  # multiples of 2**-20
+        weights *= w
+        np.rint(weights, out=weights)
+        weights *= 1.0 / w
+        self.weights = weights
         self.row = ya.cell - ya.first  # local lattice row of each output row
+
+
+def peak_bytes(width: int, height: int, spacings: Sequence[int]) -> int:
+    """Upper bound on the bytes ``fbm`` holds at once for a ``width`` x ``height`` region, result included.
+
+    Besides its float32 result, ``fbm`` keeps per octave a float64 P and Q table of every lattice row the
+    region touches by ``width`` (at least 2 rows and up to 3 even for a 1-row region, so these tables,
+    not the cells, dominate short wide regions), and 4 float64 weights and a row index per output row
+    (which dominate tall narrow ones). Not counted here: allocator slack.
+    """
+    rows = [(height - 1) // s + 3 for s in spacings]  # lattice rows an octave touches, at most
+    tables = 16 * width * sum(rows)
+    per_row = (40 * len(spacings) + 64) * height  # 64: the y axis of the octave being built
+    # The octave being built: a third table, its x axis arrays, and its gradient grid (hashes, gradients).
+    building = (8 * max(rows) + 64) * width + 40 * max(rows) * ((width - 1) // min(spacings) + 3)
+    # The band loop: scratch and up to 5 temporaries of shape() per chunk, the basis block, coefficients.
+    band, chunk = min(height, _BAND_ROWS), min(width, _CHUNK_COLS)
+    basis_rows = 2 * sum((band - 1) // s + 3 for s in spacings)
+    loop = 48 * band * chunk + 8 * basis_rows * (min(width, _BLOCK_COLS) + band)
+    return 4 * width * height + tables + per_row + building + loop
 
 
 def fbm(
@@ -102,8 +142,9 @@ def fbm(
     ``spacings`` are the lattice spacings in cells, coarsest first (one octave each). Amplitudes are
     ``persistence**octave`` normalised to sum to 1, so values lie in about [-0.7, 0.7]. Returns float32
     of shape (height, width), bit-identical for a cell whatever region it is generated in.
-    ``shape``, if given, maps each band of rows of raw float64 values elementwise (in place is fine)
-    before it is stored as float32: done per band, it runs while the band is still in cache.
+    ``shape``, if given, maps raw float64 values elementwise (in place is fine) before they are stored
+    as float32, one chunk (a band of rows by up to ``_CHUNK_COLS`` columns) at a time, while the chunk is
+    still in cache.
     """
     if not 1 <= len(spacings) <= MAX_OCTAVES:
         raise ValueError(f"fbm needs 1..{MAX_OCTAVES} octaves, got {len(spacings)}")
@@ -114,36 +155,38 @@ def fbm(
         for i, (s, a) in enumerate(zip(spacings, amps, strict=True))
     ]
     out = np.empty((height, width), dtype=np.float32)
-    band_buffer = np.empty((_BAND_ROWS, width), dtype=np.float64)
+    # Scratch for one band x chunk of float64 results: its size (and that of the basis block and of
+    # shape()'s temporaries) does not grow with the region, so a long strip needs no strip-long buffers.
+    scratch = np.empty((min(_BAND_ROWS, height), min(_CHUNK_COLS, width)), dtype=np.float64)
     for r0 in range(0, height, _BAND_ROWS):
         r1 = min(r0 + _BAND_ROWS, height)
         n = r1 - r0
-        blocks: list[F64] = []
-        spans: list[tuple[int, int, int]] = []
+        rows_used: list[tuple[F64, F64, int, int]] = []
         k = 0
         for octv in octaves:
             j0 = int(octv.row[r0])
             nl = int(octv.row[r1 - 1]) - j0 + 2  # lattice rows touched by the band, incl. j+1
-            blocks.append(octv.p[j0 : j0 + nl])
-            blocks.append(octv.q[j0 : j0 + nl])
-            spans.append((k, j0, nl))
+            rows_used.append((octv.p[j0 : j0 + nl], octv.q[j0 : j0 + nl], k, nl))
             k += 2 * nl
-        basis = np.concatenate(blocks, axis=0)
         coef = np.zeros((n, k), dtype=np.float64)
         rows = np.arange(n)
-        for octv, (k0, j0, nl) in zip(octaves, spans, strict=True):
-            local = octv.row[r0:r1] - j0
+        for octv, (_, _, k0, nl) in zip(octaves, rows_used, strict=True):
+            local = octv.row[r0:r1] - octv.row[r0]
             wts = octv.weights[r0:r1]
             coef[rows, k0 + local] = wts[:, 0]
             coef[rows, k0 + nl + local] = wts[:, 1]
             coef[rows, k0 + local + 1] = wts[:, 2]
             coef[rows, k0 + nl + local + 1] = wts[:, 3]
-        # Column blocks keep each product under OpenBLAS's threading threshold (m*n*k < 262144): its
-        # worker threads spin, which on a busy machine (a game's frame loop) costs more than they save.
-        band = band_buffer[:n]
-        for c0 in range(0, width, _BLOCK_COLS):
-            c1 = min(c0 + _BLOCK_COLS, width)
-            np.matmul(coef, basis[:, c0:c1], out=band[:, c0:c1])
-        # The whole band at once: few numpy calls, and it is still in cache.
-        out[r0:r1] = band if shape is None else shape(band)
+        for c0 in range(0, width, _CHUNK_COLS):
+            c1 = min(c0 + _CHUNK_COLS, width)
+            chunk = scratch[:n, : c1 - c0]
+            # Column blocks keep each product under OpenBLAS's threading threshold (m*n*k < 262144): its
+            # worker threads spin, which on a busy machine (a game's frame loop) costs more than they
+            # save. The basis is gathered per block too, never as a copy of whole rows.
+            for b0 in range(c0, c1, _BLOCK_COLS):
+                b1 = min(b0 + _BLOCK_COLS, c1)
+                basis = np.concatenate([t[:, b0:b1] for p, q, _, _ in rows_used for t in (p, q)], axis=0)
+                np.matmul(coef, basis, out=chunk[:, b0 - c0 : b1 - c0])
+            # A chunk at once: few numpy calls, and it is still in cache.
+            out[r0:r1, c0:c1] = chunk if shape is None else shape(chunk)
     return out

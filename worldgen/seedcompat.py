@@ -20,9 +20,11 @@ from ._generate import estimated_bytes, generate
 from ._hash import derive_key, hash2, unit_float
 
 _SALT = 0x5EEDC0
-# Beyond generate()'s arrays: 8 bytes per cell for the terrain list, and roughly one dict (with its
-# small ints) per creature.
-_BYTES_PER_TERRAIN_CELL = 8
+# Beyond generate()'s estimate: once it returns, the World (14 bytes per cell), the reduced biomes (1), the
+# terrain list (8) and the creature ranking's hashes, temporaries and indices (24) are held at once, 59
+# bytes per cell with allocator slack, of which generate()'s estimate covers at least 32; and roughly one
+# dict (with its small ints) per creature.
+_BYTES_PER_TERRAIN_CELL = 27
 _BYTES_PER_CREATURE = 400
 
 
