@@ -11,6 +11,7 @@
     render, camera          terrain Surfaces from VM 1's arrays, only the visible part scaled
     sprites                 creature PNGs from game.assets and their vectorised wandering
     hud, ui, palette        overlays, drawing helpers, the one biome palette
+    layout                  where the overlays go in any window size, so that none covers another
     stats, clock, release   frame timing, a steady 60 FPS clock, freeing old worlds off the loop
 
 This package is imported by nothing else in the project; importing it does not import pygame (VM 1

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import pygame
 
+from game.camera import MAX_ZOOM
 from game.generation import Finished, Generator, Request
 from game.hud import Hud
 from game.loading_scene import LoadingScene
@@ -42,6 +43,17 @@ class Settings:
     fps: int = 60
     zoom: float | None = None
     """Initial zoom (screen pixels per cell); None fits the whole world on screen."""
+    lockstep: bool = False
+    """Headless runs: every frame advances the game by exactly one tick whatever the wall clock says, and
+    the HUD shows that game clock, so the same command draws the same pictures. Frame times are still
+    measured for the statistics."""
+
+    def __post_init__(self) -> None:
+        # The camera would quietly turn 0, a negative or nan into the fit zoom and inf into the largest.
+        if self.zoom is not None and not (0 < self.zoom <= MAX_ZOOM):
+            raise ValueError(
+                f"zoom must be above 0 and at most {MAX_ZOOM:g} screen pixels per cell, got {self.zoom!r}"
+            )
 
 
 class App:
@@ -64,11 +76,20 @@ class App:
         self.hud = Hud(self.text)
         self.hud_visible = True
         self.stats = FrameStats()
+        self.hud_stats = self.stats
+        """What the HUD's FPS and graph show: the measured frames, or in lockstep the game clock."""
+        if settings.lockstep:
+            # The game clock: every frame is one tick, always; a full, flat graph from the first frame.
+            self.hud_stats = FrameStats()
+            for _ in range(self.hud_stats.graph_size):
+                self.hud_stats.add(1000 / settings.fps, 0.0, "game clock")
         self.running = True
         self.frame_no = 0
         self.script: dict[int, list[pygame.event.Event]] = {}
         self.world_arrived_frame: int | None = None
         """The first frame that showed a world."""
+        self.shown_frame: int | None = None
+        """In :meth:`run_shown`: the first frame that showed the world or the error."""
         self._accumulator = 0.0
         self._elapsed_ms = 0.0
         self._last_frame_end = time.perf_counter()
@@ -87,8 +108,15 @@ class App:
         return self.rng.randrange(1, 2**31)
 
     def now_ms(self) -> float:
-        """Milliseconds of game time: the sum of the clock's ticks, so a fixed clock gives fixed pictures."""
+        """Milliseconds of game time: the sum of the clock's ticks (in lockstep, one tick per frame), so a
+        fixed clock gives fixed pictures."""
         return self._elapsed_ms
+
+    def draw_hud(self, screen: pygame.Surface, rect: pygame.Rect, seed: int, size: tuple[int, int]) -> None:
+        """The HUD in ``rect`` (the scene's layout places it) for the world ``seed`` of ``size``."""
+        self.hud.draw(
+            screen, self.hud_stats, self.generator, seed, size, rect, game_clock=self.settings.lockstep
+        )
 
     def switch(self, scene: Scene) -> None:
         """Make ``scene`` the active one."""
@@ -134,6 +162,8 @@ class App:
         if outcome is not None:
             self._swapped = self._swapped or isinstance(outcome, Finished)
             self.scene.on_generation(outcome)
+        if self.settings.lockstep:
+            dt_ms = TICK * 1000  # the wall clock's jitter must not change how far the game moves
         self._accumulator = min(self._accumulator + dt_ms / 1000, MAX_TICKS_PER_FRAME * TICK)
         # The epsilon lets a clock that reports exactly 1000/60 ms run exactly one tick per frame.
         while self._accumulator >= TICK - 1e-9:
@@ -175,10 +205,25 @@ class App:
             self.frame(self._dt_ms)
             # The time this frame took, wait included, is what the next frame's update simulates.
             self._dt_ms = float(self.clock.tick(self.settings.fps))
-            self._elapsed_ms += self._dt_ms
+            self._elapsed_ms += TICK * 1000 if self.settings.lockstep else self._dt_ms
             now = time.perf_counter()
             self.stats.add((now - self._last_frame_end) * 1000, self._last_work_ms, self._last_phase)
             self._last_frame_end = now
+        return self.stats
+
+    def run_shown(self, frames: int, wait_s: float) -> FrameStats:
+        """Run until the loading scene is gone (the world or the error is on screen), then until
+        ``frames`` frames have shown it, counting the first; give up waiting after ``wait_s`` seconds.
+
+        This is what ``--headless --frames N`` runs: the last picture does not depend on how many frames
+        generation took, so with ``Settings.lockstep`` the same command saves the same picture.
+        """
+        deadline = time.perf_counter() + wait_s
+        while self.running and isinstance(self.scene, LoadingScene) and time.perf_counter() < deadline:
+            self.step()
+        if self.running and not isinstance(self.scene, LoadingScene):
+            self.shown_frame = self.frame_no - 1  # the frame that just ran drew it for the first time
+            self.run(self.shown_frame + frames)
         return self.stats
 
     def step(self, frames: int = 1) -> None:

@@ -1,24 +1,41 @@
 """Command line: ``python -m game [--seed S] [--size WxH] [--headless --frames N --screenshot out.png]``.
 
 Windowed, the game runs until the player quits. Headless (SDL's dummy video driver, no window), it runs
-exactly ``--frames`` frames at the same 60 FPS cap, generation included, optionally saves the last frame
-and prints one JSON line of frame statistics. Either way VM 1 is closed on the way out.
+at the same 60 FPS cap until the world (or the generation error) is on screen, then exactly ``--frames``
+frames more, counting the first that shows it; it optionally saves the last frame and prints one JSON
+line of frame statistics. Headless frames are one game tick each and the HUD shows that game clock, so
+the same command saves the same PNG (see ``Settings.lockstep``). Either way VM 1 is closed on the way
+out. Every option is checked before anything starts, with an error naming its rule.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import random
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
+from game.camera import MAX_ZOOM
+
 WINDOW = (1280, 720)
+# Below 320x200 the HUD's and the key help's text cannot be read; no display is larger than 8K, and SDL
+# would shrink a larger window without a word (and draw 3-second frames at its largest).
+MIN_WINDOW = (320, 200)
+MAX_WINDOW = (7680, 4320)
+WAIT_S = 120.0
+# Options that take a value. argparse reads "--size -5x5" as an option named "-5x5"; such values are
+# joined to their option ("--size=-5x5") so that the option's own rule reports them.
+VALUE_OPTIONS = ("--seed", "--size", "--window", "--zoom", "--frames", "--timeout", "--screenshot")
 
 
-def size_arg(text: str) -> tuple[int, int]:
-    """Parse ``WxH``. Non-positive or huge numbers pass: VM 1 rejects them and the game shows the error."""
+def _pair(text: str) -> tuple[int, int]:
     parts = text.lower().split("x")
     try:
         width, height = (int(p) for p in parts)
@@ -27,23 +44,161 @@ def size_arg(text: str) -> tuple[int, int]:
     return (width, height)
 
 
+def size_arg(text: str) -> tuple[int, int]:
+    """Parse the world size ``WxH``: at least 1x1 cells. Too large a world is VM 1's to refuse
+    (worldgen knows its memory limit and says so on the error screen)."""
+    width, height = _pair(text)
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"the world size must be at least 1x1 cells, got {text!r}")
+    return (width, height)
+
+
+def window_arg(text: str) -> tuple[int, int]:
+    """Parse the window size ``WxH``: from :data:`MIN_WINDOW` to :data:`MAX_WINDOW` pixels."""
+    width, height = _pair(text)
+    if not (MIN_WINDOW[0] <= width <= MAX_WINDOW[0] and MIN_WINDOW[1] <= height <= MAX_WINDOW[1]):
+        low, high = "x".join(map(str, MIN_WINDOW)), "x".join(map(str, MAX_WINDOW))
+        raise argparse.ArgumentTypeError(f"the window must be from {low} to {high} pixels, got {text!r}")
+    return (width, height)
+
+
+def zoom_arg(text: str) -> float:
+    """Parse the initial zoom: a number above 0 and at most :data:`MAX_ZOOM` screen pixels per cell."""
+    try:
+        zoom = float(text)
+    except ValueError:
+        zoom = math.nan
+    if not (0 < zoom <= MAX_ZOOM):  # also false for nan
+        rule = f"the zoom must be a number above 0 and at most {MAX_ZOOM:g} (screen pixels per cell)"
+        raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+    return zoom
+
+
+def frames_arg(text: str) -> int:
+    """Parse ``--frames``: a whole number, at least 1."""
+    try:
+        frames = int(text)
+    except ValueError:
+        frames = 0
+    if frames < 1:
+        raise argparse.ArgumentTypeError(f"frames must be a whole number of at least 1, got {text!r}")
+    return frames
+
+
+def timeout_arg(text: str) -> float:
+    """Parse ``--timeout``: seconds, above 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (0 < seconds < math.inf):
+        raise argparse.ArgumentTypeError(f"the timeout must be a number of seconds above 0, got {text!r}")
+    return seconds
+
+
+def screenshot_arg(text: str) -> str:
+    """Check ``--screenshot`` before the run, not after it: a ``.png`` path in a writable directory."""
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"the screenshot must be a .png file, got {text!r}")
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"the screenshot's directory must exist, got {text!r}")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"the screenshot must be a file, not a directory, got {text!r}")
+    writable = os.access(text, os.W_OK) if os.path.exists(text) else os.access(folder, os.W_OK | os.X_OK)
+    if not writable:
+        raise argparse.ArgumentTypeError(f"the screenshot's file must be writable, got {text!r}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (also documents the options in ``--help``)."""
+    low, high = "x".join(map(str, MIN_WINDOW)), "x".join(map(str, MAX_WINDOW))
     p = argparse.ArgumentParser(
         prog="python -m game",
         description="ComputeThread demo: VM 0 draws at 60 FPS while VM 1 generates the world.",
         epilog="Keys: WASD/arrows or mouse drag pan, wheel zooms at the cursor, R makes a new world, "
-        "H/F1 toggles the HUD, L the legend, click the minimap to jump, Esc quits.",
+        "H/F1 toggles the HUD, L the legend, click the minimap to jump, Esc quits. "
+        "Headless, the same command saves the same picture: every frame is one game tick, and the HUD "
+        "shows that game clock (measured frame times are in the JSON line). "
+        "A value may start with '-' (--size -5x5 is read as a size, and refused as one).",
     )
-    p.add_argument("--seed", type=int, default=None, help="world seed (default: random, shown on screen)")
-    p.add_argument("--size", type=size_arg, default=(2048, 2048), help="world size in cells, WxH (2048x2048)")
-    p.add_argument("--window", type=size_arg, default=WINDOW, help="window size in pixels (1280x720)")
-    p.add_argument("--zoom", type=float, default=None, help="initial zoom in pixels per cell (default: fit)")
-    p.add_argument("--headless", action="store_true", help="no window: run --frames frames and report")
-    p.add_argument("--frames", type=int, default=600, help="frames to run headless (600)")
-    p.add_argument("--screenshot", default=None, help="save the last frame as this PNG")
+    p.add_argument("--seed", type=int, default=None, help="world seed, any integer (default: random)")
+    p.add_argument(
+        "--size",
+        type=size_arg,
+        default=(2048, 2048),
+        help="world size in cells, WxH, at least 1x1 (2048x2048); VM 1 refuses worlds over its memory limit",
+    )
+    p.add_argument(
+        "--window", type=window_arg, default=WINDOW, help=f"window size in pixels, {low} to {high} (1280x720)"
+    )
+    p.add_argument(
+        "--zoom",
+        type=zoom_arg,
+        default=None,
+        help=f"initial zoom in screen pixels per cell, above 0 and at most {MAX_ZOOM:g}; "
+        "below the zoom that fits the world, the whole world is shown (default: fit)",
+    )
+    p.add_argument(
+        "--headless",
+        action="store_true",
+        help="no window: wait for the world, run --frames frames of it, print one JSON line",
+    )
+    p.add_argument(
+        "--frames",
+        type=frames_arg,
+        default=600,
+        help="headless: frames to run once the world (or the error) is on screen, the first one "
+        "included; the frames spent generating come before and are not counted (600)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=timeout_arg,
+        default=WAIT_S,
+        help=f"headless: seconds to wait for the world before giving up with exit code 1 ({WAIT_S:g})",
+    )
+    p.add_argument(
+        "--screenshot",
+        type=screenshot_arg,
+        default=None,
+        help="save the last frame to this .png file (its directory must exist and be writable)",
+    )
     p.add_argument("--no-hud", action="store_true", help="start with the HUD hidden")
     return p
+
+
+def join_dash_values(argv: list[str]) -> list[str]:
+    """``--size -5x5`` -> ``--size=-5x5``: a value starting with "-" stays the option's value."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        follows = argv[i + 1] if i + 1 < len(argv) else None
+        if arg in VALUE_OPTIONS and follows is not None and follows[:1] == "-" and follows[:2] != "--":
+            joined.append(f"{arg}={follows}")
+            i += 2
+            continue
+        joined.append(arg)
+        i += 1
+    return joined
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Finish the block before a Ctrl+C takes effect: stopping VM 1 and the template must not be cut
+    short by a second Ctrl+C. A Ctrl+C during the block is raised as KeyboardInterrupt after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set signal handlers (and only it receives SIGINT)
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,19 +233,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pygame.display.set_icon(load_image("ui/icon.png"))
         flags = 0 if args.headless else pygame.RESIZABLE
         screen = pygame.display.set_mode(args.window, flags)
-        settings = Settings(seed=args.seed, size=args.size, zoom=args.zoom)
+        settings = Settings(seed=args.seed, size=args.size, zoom=args.zoom, lockstep=args.headless)
         app = App(screen, FrameClock(), random.Random(), generator, settings)
         app.hud_visible = not args.no_hud
+        saved: str | None = None
         try:
-            stats = app.run(args.frames if args.headless else None)
+            stats = app.run_shown(args.frames, args.timeout) if args.headless else app.run()
             if args.screenshot:
-                pygame.image.save(screen, args.screenshot)
+                try:
+                    pygame.image.save(screen, args.screenshot)
+                except (pygame.error, OSError) as exc:
+                    # Checked before the run, yet the disk may fill or the directory go: report it
+                    # with the run's results rather than losing them to a traceback.
+                    saved = f"could not save the screenshot to {args.screenshot}: {exc}"
         finally:
             app.close()
         error = app.scene.error if isinstance(app.scene, ErrorScene) else None
         arrived = app.world_arrived_frame
+        shown = app.shown_frame
         return {
-            "frames": app.frame_no,
+            # What --frames counts: the frames that showed the world (or the error), the first included.
+            "frames": app.frame_no - shown if shown is not None else 0,
+            "total_frames": app.frame_no,
             "seed": app.first_request.seed,
             "size": list(args.size),
             "generation_s": round(generator.last_seconds, 3) if generator.last_seconds else None,
@@ -99,28 +263,36 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "after": summarise(stats.by_phase("swap", "world")),
             "swap_ms": round(max(stats.by_phase("swap"), default=0.0), 2),
             "over_20ms": sum(1 for t in stats.times if t > 20.0),
-            "screenshot": args.screenshot,
+            "screenshot": args.screenshot if args.screenshot and saved is None else None,
+            "screenshot_error": saved,
             "error": error.splitlines()[-1] if error else None,
         }
     finally:
-        pygame.quit()
-        runtime.shutdown()  # no VM and no template process outlives the game
+        with interrupts_deferred():
+            pygame.quit()
+            runtime.shutdown()  # no VM and no template process outlives the game
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m game`` and the ``computethread-demo`` script; returns the exit code."""
-    args = parser().parse_args(argv)
-    if args.frames < 1:
-        parser().error("--frames must be at least 1")
-    if min(args.window) < 64:
-        parser().error("--window must be at least 64x64 pixels")
-    summary = run(args)
+    """Entry point of ``python -m game`` and the ``computethread-demo`` script; returns the exit code.
+
+    Ctrl+C quits quietly with the shell's code for it, 130 (128 + SIGINT), once VM 1 is stopped.
+    """
+    try:
+        args = parser().parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
+        summary = run(args)
+    except KeyboardInterrupt:
+        return 130
+    status = 0
     if args.headless:
         print(json.dumps(summary), flush=True)
         if summary["error"] is not None:
             print(f"world generation failed: {summary['error']}", file=sys.stderr)
-            return 1
-        if summary["world_frame"] is None:
-            print("the world did not arrive within --frames frames", file=sys.stderr)
-            return 1
-    return 0
+            status = 1
+        elif summary["world_frame"] is None:
+            print(f"the world did not arrive within --timeout {args.timeout:g} s", file=sys.stderr)
+            status = 1
+    if summary["screenshot_error"] is not None:
+        print(summary["screenshot_error"], file=sys.stderr)
+        status = 1
+    return status

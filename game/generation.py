@@ -74,7 +74,8 @@ class Generator(Protocol):
 
     @property
     def progress(self) -> tuple[float, str]:
-        """``(fraction, stage)`` of the running job, as last reported."""
+        """``(fraction, stage)`` of the running job, as last reported; with no job running, how the last
+        one ended (``(1.0, "done")`` once its world arrived), so a bar never drops back to 0 at the end."""
         ...
 
     @property
@@ -106,6 +107,7 @@ class VMGenerator:
         self._submitted_at = 0.0
         self._last_seconds: float | None = None
         self._failed: Failed | None = None  # a submit that failed in VM 0, reported by the next poll
+        self._ended: tuple[float, str] = (0.0, "")  # progress of the last job that ended
 
     def warm_up(self) -> None:
         """Block until VM 1 is up and its setup has run, as the seed does with ``thread.exec(...)``.
@@ -133,7 +135,8 @@ class VMGenerator:
         if self._pending is not None:
             return (0.0, "starting")
         if self._running is None:
-            return (0.0, "")
+            # The frame a world arrives still draws the loading bar: it must read full, not empty.
+            return self._ended
         fraction, message = self.thread.progress
         return (float(fraction), str(message))
 
@@ -172,6 +175,7 @@ class VMGenerator:
             return None
         if self._running is None or not self.thread.is_done:
             return None
+        self._ended = self.progress
         request, self._running = self._running, None
         error = self.thread.last_error()
         if error is not None:
@@ -183,6 +187,7 @@ class VMGenerator:
         self._last_seconds = time.perf_counter() - self._submitted_at
         if not isinstance(world, WorldData):
             return Failed(request, f"the generation job returned {type(world).__name__}, not WorldData")
+        self._ended = (1.0, "done")
         return Finished(request, world, self._last_seconds)
 
     def close(self) -> None:

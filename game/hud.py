@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pygame
 
-from game import palette, ui
+from game import layout, palette, ui
 from game.camera import Camera
 from game.generation import Generator
 from game.render import WorldRenderer
@@ -14,21 +14,25 @@ GRAPH_MS = 33.3  # top of the frame-time graph: two 60 FPS frames
 TARGET_MS = 1000 / 60
 
 
-def vm_state(generator: Generator) -> tuple[str, tuple[int, int, int]]:
-    """VM 1's state for the HUD: idle (with the last job's time) or generating with its progress."""
+def vm_state(generator: Generator, timings: bool = True) -> tuple[str, tuple[int, int, int]]:
+    """VM 1's state for the HUD: idle (with the last job's time) or generating with its progress.
+
+    The seed being generated is not on this line (the banner or the help strip shows it), so the line
+    fits the panel with a 10-digit seed and the longest stage name. ``timings=False`` leaves out the
+    job's wall time, which differs from run to run (headless pictures must not).
+    """
     if generator.busy:
         fraction, stage = generator.progress
-        request = generator.current
-        seed = f" seed {request.seed}" if request else ""
-        return (f"VM 1: generating{seed} {fraction * 100:3.0f}% {stage}", palette.ACCENT)
+        return (f"VM 1: generating {fraction * 100:3.0f}% {stage}".rstrip(), palette.ACCENT)
     last = generator.last_seconds
-    return ("VM 1: idle" + (f" (last job {last:.2f} s)" if last is not None else ""), palette.GOOD)
+    shown = timings and last is not None
+    return ("VM 1: idle" + (f" (last job {last:.2f} s)" if shown else ""), palette.GOOD)
 
 
 class Hud:
     """FPS, the last 240 frame times against the 16.7 ms line, VM 1's state, seed and size."""
 
-    width = 300
+    width = layout.HUD_WIDTH
 
     def __init__(self, text: ui.Text) -> None:
         self.text = text
@@ -40,22 +44,36 @@ class Hud:
         generator: Generator,
         seed: int,
         size: tuple[int, int],
+        rect: pygame.Rect | None = None,
+        *,
+        game_clock: bool = False,
     ) -> pygame.Rect:
-        """Draw the panel at the top left; returns its rectangle."""
-        graph_h = 64
-        rect = pygame.Rect(8, 8, self.width, 80 + graph_h + 8)
+        """Draw the panel in ``rect`` (default: the full HUD at the top left); returns the rectangle.
+
+        Every line is cut to the panel's width. The frame graph is drawn when ``rect`` is tall enough
+        (:data:`game.layout.HUD_FULL_H`). ``game_clock``: ``stats`` hold the game's fixed steps, not
+        measured times (headless runs), which the first line says; VM 1's job time is left out then.
+        """
+        if rect is None:
+            rect = pygame.Rect(layout.GAP, layout.GAP, self.width, layout.HUD_FULL_H)
         ui.panel(target, rect)
         x, y = rect.x + 10, rect.y + 8
+        inner = rect.width - 20
         fps = stats.fps()
         last = stats.recent[-1] if stats.recent else 0.0
-        target.blit(self.text.render(f"FPS {fps:5.1f}   frame {last:5.1f} ms", 20), (x, y))
-        state, colour = vm_state(generator)
-        target.blit(self.text.render(state, 18, colour), (x, y + 22))
-        target.blit(
-            self.text.render(f"seed {seed}   size {size[0]}x{size[1]}", 18, palette.TEXT_DIM), (x, y + 42)
-        )
-        graph = pygame.Rect(x, y + 64, rect.width - 20, graph_h)
-        self._graph(target, graph, stats)
+        clock = "   (game clock)" if game_clock else ""
+        state, state_colour = vm_state(generator, timings=not game_clock)
+        lines = [
+            (f"FPS {fps:5.1f}   frame {last:5.1f} ms{clock}", 20, palette.TEXT, 0),
+            (state, 18, state_colour, 22),
+            (f"seed {seed}   size {size[0]}x{size[1]}", 18, palette.TEXT_DIM, 42),
+        ]
+        for line, font_size, colour, dy in lines:
+            fitted = self.text.fit(line, font_size, inner)
+            target.blit(self.text.render(fitted, font_size, colour), (x, y + dy))
+        graph = pygame.Rect(x, y + 64, inner, 64)
+        if rect.height >= layout.HUD_FULL_H and graph.width > 0:
+            self._graph(target, graph, stats)
         return rect
 
     def _graph(self, target: pygame.Surface, rect: pygame.Rect, stats: FrameStats) -> None:
@@ -76,21 +94,40 @@ class Hud:
 
 
 class Minimap:
-    """The whole world in a corner, the viewport as a rectangle; clicking it moves the camera there."""
+    """The whole world in a corner, the viewport as a rectangle; clicking it moves the camera there.
 
-    def __init__(self, renderer: WorldRenderer, box: int = 180) -> None:
+    The layout decides its size and place each frame (:meth:`place`); in a window without room for it,
+    it is hidden and takes no clicks.
+    """
+
+    def __init__(self, renderer: WorldRenderer, box: int = layout.MINIMAP_MAX) -> None:
+        self.renderer = renderer
+        self.box = box
         self.image = renderer.minimap(box)
         self.world_size = (renderer.world.width, renderer.world.height)
         self.rect = self.image.get_rect()
+        self.visible = True
 
-    def place(self, view_size: tuple[int, int]) -> None:
-        """Put the minimap in the top-right corner of a ``view_size`` screen."""
-        self.rect.topright = (view_size[0] - 10, 10)
+    def place(self, rect: pygame.Rect | None, box: int) -> None:
+        """Show the map in ``rect``, which the layout made for a ``box``-pixel map; None hides it."""
+        self.visible = rect is not None
+        if rect is None:
+            return
+        if box != self.box:
+            # Only on a window resize: smoothscaling from the smallest zoom level takes well under 1 ms.
+            self.image = self.renderer.minimap(box)
+            self.box = box
+        self.rect = rect.copy()
 
     def draw(self, target: pygame.Surface, camera: Camera) -> None:
         """The map, its frame and the visible rectangle."""
+        if not self.visible:
+            return
         target.blit(self.image, self.rect)
-        pygame.draw.rect(target, palette.PANEL_EDGE, self.rect.inflate(4, 4), 2, border_radius=2)
+        frame = layout.MINIMAP_FRAME
+        pygame.draw.rect(
+            target, palette.PANEL_EDGE, self.rect.inflate(2 * frame, 2 * frame), frame, border_radius=2
+        )
         sx = self.rect.width / self.world_size[0]
         sy = self.rect.height / self.world_size[1]
         left, top, right, bottom = camera.visible()
@@ -103,8 +140,8 @@ class Minimap:
         pygame.draw.rect(target, (255, 255, 255), view, 1)
 
     def to_world(self, pos: tuple[int, int]) -> tuple[float, float] | None:
-        """The world position under screen ``pos`` if it is on the minimap."""
-        if not self.rect.collidepoint(pos):
+        """The world position under screen ``pos`` if it is on the (shown) minimap."""
+        if not self.visible or not self.rect.collidepoint(pos):
             return None
         return (
             (pos[0] - self.rect.x + 0.5) * self.world_size[0] / self.rect.width,
@@ -113,27 +150,59 @@ class Minimap:
 
 
 class Legend:
-    """Colour swatches for the biomes this world contains, largest share first."""
+    """Colour swatches for the biomes this world contains, largest share first.
+
+    The layout says how many rows fit; when not all do, the last row says how many are left out.
+    """
 
     def __init__(self, text: ui.Text, names: tuple[str, ...], shares: dict[int, float]) -> None:
-        rows = sorted(((share, index) for index, share in shares.items() if share > 0), reverse=True)
-        height = 30 + 19 * len(rows)
-        self.image = pygame.Surface((210, height), pygame.SRCALPHA)
-        ui.panel(self.image, self.image.get_rect())
-        self.image.blit(text.render("Biomes (L to hide)", 18, palette.TEXT_DIM), (10, 8))
-        for row, (share, index) in enumerate(rows):
-            y = 28 + 19 * row
-            name = names[index] if index < len(names) else f"biome {index}"
-            swatch = pygame.Rect(10, y + 1, 14, 14)
-            pygame.draw.rect(self.image, palette.biome_colour(name), swatch)
-            pygame.draw.rect(self.image, (0, 0, 0), swatch, 1)
-            self.image.blit(text.render(palette.pretty(name), 18), (32, y))
-            pct = text.render(f"{share * 100:4.1f}%", 18, palette.TEXT_DIM)
-            self.image.blit(pct, (200 - pct.get_width(), y))
+        self.text = text
+        ordered = sorted(((share, index) for index, share in shares.items() if share > 0), reverse=True)
+        self.entries = [
+            (names[index] if index < len(names) else f"biome {index}", share) for share, index in ordered
+        ]
+        self._image: pygame.Surface | None = None
+        self._key: tuple[int, int, int] = (0, 0, 0)
 
-    def draw(self, target: pygame.Surface) -> None:
-        """At the bottom left, above the help line."""
-        target.blit(self.image, (8, target.get_height() - self.image.get_height() - 34))
+    @property
+    def rows(self) -> int:
+        """How many biome rows the full legend has."""
+        return len(self.entries)
+
+    def image(self, size: tuple[int, int], rows: int) -> pygame.Surface:
+        """The legend panel, ``size`` pixels, with the first ``rows`` biomes (cached until they change)."""
+        key = (*size, rows)
+        if self._image is None or key != self._key:
+            self._image = self._render(size, rows)
+            self._key = key
+        return self._image
+
+    def _render(self, size: tuple[int, int], rows: int) -> pygame.Surface:
+        text = self.text
+        width = size[0]
+        image = pygame.Surface(size, pygame.SRCALPHA)
+        ui.panel(image, image.get_rect())
+        title = text.fit("Biomes (L to hide)", 18, width - 20)
+        image.blit(text.render(title, 18, palette.TEXT_DIM), (10, 8))
+        y0 = layout.LEGEND_HEAD_H - 2
+        for row, (name, share) in enumerate(self.entries[:rows]):
+            y = y0 + layout.LEGEND_ROW_H * row
+            swatch = pygame.Rect(10, y + 1, 14, 14)
+            pygame.draw.rect(image, palette.biome_colour(name), swatch)
+            pygame.draw.rect(image, (0, 0, 0), swatch, 1)
+            pct = text.render(f"{share * 100:4.1f}%", 18, palette.TEXT_DIM)
+            image.blit(pct, (width - 10 - pct.get_width(), y))
+            label = text.fit(palette.pretty(name), 18, width - 48 - pct.get_width())
+            image.blit(text.render(label, 18), (32, y))
+        left_out = len(self.entries) - rows
+        if left_out > 0:
+            more = text.fit(f"and {left_out} more", 18, width - 20)
+            image.blit(text.render(more, 18, palette.TEXT_DIM), (10, y0 + layout.LEGEND_ROW_H * rows))
+        return image
+
+    def draw(self, target: pygame.Surface, rect: pygame.Rect, rows: int) -> None:
+        """The legend in ``rect`` with its first ``rows`` biomes (``rect`` comes from the layout)."""
+        target.blit(self.image(rect.size, rows), rect.topleft)
 
 
 def tooltip(target: pygame.Surface, text: ui.Text, lines: list[str], pos: tuple[int, int]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pygame
 
-from game import palette
+from game import layout, palette
 from game.camera import Camera
 from game.worlddata import WorldData
 
@@ -40,9 +40,7 @@ class WorldRenderer:
 
     def minimap(self, box: int) -> pygame.Surface:
         """The whole world scaled to fit a ``box`` x ``box`` square, from the smallest level covering it."""
-        w, h = self.world.width, self.world.height
-        scale = box / max(w, h)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        size = layout.minimap_size((self.world.width, self.world.height), box)
         source = self.levels[-1]
         for level in self.levels:
             if level.get_width() >= size[0] and level.get_height() >= size[1]:

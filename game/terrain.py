@@ -29,8 +29,17 @@ def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     A linearised Lambert term: a slope rising towards the south-east faces the light and is brighter.
     Light from the north-west is the cartographic convention, so hills never read as valleys.
     """
-    gy, gx = np.gradient(elevation)
-    slope: npt.NDArray[np.float32] = np.add(gx, gy, dtype=np.float32)
+    # A world one cell wide (or high) is valid, and has no slope across that axis; np.gradient needs at
+    # least two cells along every axis it differentiates.
+    axes = [axis for axis in range(elevation.ndim) if elevation.shape[axis] >= 2]
+    slope: npt.NDArray[np.float32]
+    if len(axes) == 2:
+        gy, gx = np.gradient(elevation)
+        slope = np.add(gx, gy, dtype=np.float32)
+    elif axes:
+        slope = np.asarray(np.gradient(elevation, axis=axes[0]), dtype=np.float32)
+    else:
+        slope = np.zeros(elevation.shape, dtype=np.float32)
     slope *= np.float32(RELIEF * 0.7)
     slope += np.float32(1.0)
     np.clip(slope, np.float32(0.55), np.float32(1.35), out=slope)

@@ -6,6 +6,8 @@ import pygame
 
 from game import palette
 
+ELLIPSIS = "..."  # ASCII dots: any font a player's pygame falls back to has them
+
 
 class Text:
     """Renders text with pygame's default font, caching each (string, size, colour) Surface.
@@ -16,6 +18,7 @@ class Text:
     def __init__(self, max_entries: int = 600) -> None:
         self._fonts: dict[int, pygame.font.Font] = {}
         self._cache: dict[tuple[str, int, tuple[int, int, int]], pygame.Surface] = {}
+        self._fits: dict[tuple[str, int, int], str] = {}
         self._max = max_entries
 
     def font(self, size: int) -> pygame.font.Font:
@@ -37,9 +40,56 @@ class Text:
             self._cache[key] = surface
         return surface
 
+    def fit(self, text: str, size: int, width: int) -> str:
+        """``text`` if it is at most ``width`` pixels wide at ``size``, else its start with "..." that is.
+
+        Panels have fixed widths and some strings do not (10-digit seeds, stage names from VM 1); a cut
+        line is better than text running out of its panel over the map.
+        """
+        key = (text, size, width)
+        fitted = self._fits.get(key)
+        if fitted is None:
+            font = self.font(size)
+            full = font.size(text)[0]
+            fitted = text
+            if full > width:
+
+                def fits(keep: int) -> bool:
+                    return bool(font.size(text[:keep].rstrip() + ELLIPSIS)[0] <= width)
+
+                # Start from the share of the characters that fit, then adjust a character at a time.
+                keep = max(0, min(len(text) - 1, len(text) * width // max(1, full)))
+                while keep > 0 and not fits(keep):
+                    keep -= 1
+                while keep + 1 < len(text) and fits(keep + 1):
+                    keep += 1
+                fitted = text[:keep].rstrip() + ELLIPSIS if keep > 0 and fits(keep) else ""
+            if len(self._fits) >= self._max:
+                self._fits.clear()
+            self._fits[key] = fitted  # the HUD asks for the same lines every frame
+        return fitted
+
+    def fitted(
+        self,
+        text: str,
+        sizes: tuple[int, ...],
+        width: int,
+        colour: tuple[int, int, int] = palette.TEXT,
+    ) -> pygame.Surface:
+        """``text`` rendered at the first of ``sizes`` at which it is at most ``width`` pixels wide.
+
+        Titles shrink in small windows instead of running off them; if even the last size is too wide,
+        the text is cut (see :meth:`fit`).
+        """
+        for size in sizes:
+            if self.font(size).size(text)[0] <= width:
+                return self.render(text, size, colour)
+        return self.render(self.fit(text, sizes[-1], width), sizes[-1], colour)
+
     def wrap(self, text: str, size: int, width: int) -> list[str]:
         """Split ``text`` into lines no wider than ``width`` pixels (long words are cut)."""
         font = self.font(size)
+        width = max(1, width)
         lines: list[str] = []
         for paragraph in text.splitlines() or [""]:
             paragraph = paragraph.replace("\t", "    ").rstrip()
@@ -66,7 +116,12 @@ _shades: dict[tuple[int, int, int], pygame.Surface] = {}
 
 
 def panel(target: pygame.Surface, rect: pygame.Rect, alpha: int = 215) -> None:
-    """A translucent dark panel with a thin edge, the backdrop of every HUD element."""
+    """A translucent dark panel with a thin edge, the backdrop of every HUD element.
+
+    An empty ``rect`` draws nothing (a Surface cannot have a negative size; tiny windows give such rects).
+    """
+    if rect.width <= 0 or rect.height <= 0:
+        return
     key = (rect.width, rect.height, alpha)
     shade = _shades.get(key)
     if shade is None:

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pygame
 
-from game import palette, ui
+from game import layout, palette, ui
 from game.camera import Camera
 from game.generation import Failed, Finished, Outcome, Request
 from game.hud import Legend, Minimap, tooltip
+from game.layout import WorldOverlays
 from game.release import release_later
 from game.render import WorldRenderer
 from game.scene import Scene
@@ -38,6 +39,12 @@ PAN_KEYS = {
     pygame.K_s: (0, 1),
 }
 HELP = "WASD/arrows or drag: pan   wheel: zoom   R: new world   H/F1: HUD   L: legend   Esc: quit"
+# Shorter forms of the help line for narrow windows, tried in order; the last one is cut if need be.
+HELP_SHORTER = (
+    HELP,
+    "drag: pan   wheel: zoom   R: new world   H: HUD   L: legend   Esc: quit",
+    "R: new world   H: HUD   L: legend   Esc: quit",
+)
 
 
 class WorldScene(Scene):
@@ -56,6 +63,8 @@ class WorldScene(Scene):
         if app.settings.zoom is not None:
             self.camera.zoom = app.settings.zoom
             self.camera.clamp()
+        self._overlays_key: tuple[object, ...] | None = None
+        self.overlays = self.layout(app.screen.get_size())  # clicks before the first draw hit the minimap
 
     def _build(self, world: WorldData) -> tuple[WorldData, WorldRenderer, Creatures, Minimap, Legend]:
         """Everything drawn for ``world``. Cheap: VM 1 already coloured the image and made the levels."""
@@ -74,6 +83,31 @@ class WorldScene(Scene):
         del old
         if self.camera.world_size != (world.width, world.height):
             self.camera = Camera.fitting((world.width, world.height), self.app.screen.get_size())
+        self._overlays_key = None  # the new legend may have another row count, the minimap another shape
+        self.overlays = self.layout(self.app.screen.get_size())
+
+    def layout(self, view: tuple[int, int]) -> WorldOverlays:
+        """Where the overlays go in a ``view``-sized window now (HUD and legend toggles, regeneration and
+        the zoom note included); the minimap is moved there. Recomputed only when one of those changes."""
+        note_width = None
+        if self.creatures.count and self.camera.zoom < SPRITE_MIN_ZOOM:
+            note_width = self.app.text.font(20).size(self._note_text())[0] + 20
+        key = (view, self.app.hud_visible, self.show_legend, self.app.generator.busy, note_width)
+        if key != self._overlays_key:
+            self._overlays_key = key
+            self.overlays = layout.world_overlays(
+                view,
+                hud=self.app.hud_visible,
+                world_size=(self.world.width, self.world.height),
+                legend_rows=self.legend.rows if self.show_legend else None,
+                banner=self.app.generator.busy,
+                note_width=note_width,
+            )
+            self.minimap.place(self.overlays.minimap, self.overlays.minimap_box)
+        return self.overlays
+
+    def _note_text(self) -> str:
+        return f"Zoom in (wheel) to see the {self.creatures.count} creatures"
 
     @property
     def request(self) -> Request:
@@ -162,7 +196,7 @@ class WorldScene(Scene):
 
     def hover_lines(self) -> list[str] | None:
         """The tooltip for the cell under the mouse, or None when the mouse is off the world or on a panel."""
-        if self.mouse is None or self.minimap.rect.collidepoint(self.mouse):
+        if self.mouse is None or self.minimap.to_world(self.mouse) is not None:
             return None
         wx, wy = self.camera.screen_to_world(*self.mouse)
         x, y = int(np.floor(wx)), int(np.floor(wy))
@@ -188,44 +222,60 @@ class WorldScene(Scene):
         text = self.app.text
         if self.camera.view_size != screen.get_size():
             self.camera.resize(screen.get_size())
+        overlays = self.layout(screen.get_size())
         self.renderer.draw(screen, self.camera)
         self.creatures.draw(screen, self.camera)
-        self.minimap.place(screen.get_size())
         self.minimap.draw(screen, self.camera)
-        if self.show_legend:
-            self.legend.draw(screen)
-        if self.app.hud_visible:
-            self.app.hud.draw(
-                screen,
-                self.app.stats,
-                self.app.generator,
-                self.world.seed,
-                (self.world.width, self.world.height),
-            )
+        if overlays.legend is not None:
+            self.legend.draw(screen, overlays.legend, overlays.legend_rows)
+        if overlays.hud is not None:
+            self.app.draw_hud(screen, overlays.hud, self.world.seed, (self.world.width, self.world.height))
         generator = self.app.generator
-        if generator.busy:
-            self._regen_banner(screen, generator.progress, generator.current)
+        if generator.busy and overlays.banner is not None:
+            self._regen_banner(screen, overlays.banner, generator.progress, generator.current)
         lines = self.hover_lines()
         if lines is not None and self.mouse is not None and not self.dragging:
             tooltip(screen, text, lines, self.mouse)
-        if self.creatures.count and self.camera.zoom < SPRITE_MIN_ZOOM:
-            note = text.render(f"Zoom in (wheel) to see the {self.creatures.count} creatures", 20)
-            where = note.get_rect(midbottom=(screen.get_width() // 2, screen.get_height() - 38))
-            ui.panel(screen, where.inflate(20, 10), 200)
-            screen.blit(note, where)
-        hint = text.render(HELP, 18, palette.TEXT_DIM)
-        strip = pygame.Rect(0, screen.get_height() - 26, screen.get_width(), 26)
+        if overlays.note is not None:
+            ui.panel(screen, overlays.note, 200)
+            room = overlays.note.width - 20
+            shorter = (self._note_text(), "Zoom in to see the creatures", "Zoom in for creatures")
+            words = next((line for line in shorter if text.font(20).size(line)[0] <= room), shorter[-1])
+            note = text.render(text.fit(words, 20, room), 20)
+            screen.blit(note, note.get_rect(center=overlays.note.center))
+        strip = overlays.strip
         ui.panel(screen, strip, 170)
+        if generator.busy and overlays.banner is None:
+            # No room for the banner: the strip shows the regeneration instead of the key help.
+            fraction, label = self._regen_label(generator.progress, generator.current)
+            bar = pygame.Rect(strip.x + 4, strip.bottom - 5, strip.width - 8, 3)
+            pygame.draw.rect(screen, palette.ACCENT, (bar.x, bar.y, round(bar.width * fraction), bar.height))
+            hint = text.render(text.fit(label, 18, strip.width - 16), 18, palette.ACCENT)
+        else:
+            help_line = next(
+                (line for line in HELP_SHORTER if text.font(18).size(line)[0] <= strip.width - 16),
+                text.fit(HELP_SHORTER[-1], 18, strip.width - 16),
+            )
+            hint = text.render(help_line, 18, palette.TEXT_DIM)
         screen.blit(hint, hint.get_rect(center=strip.center))
 
-    def _regen_banner(
-        self, screen: pygame.Surface, progress: tuple[float, str], request: Request | None
-    ) -> None:
+    @staticmethod
+    def _regen_label(progress: tuple[float, str], request: Request | None) -> tuple[float, str]:
         fraction, stage = progress
-        rect = pygame.Rect(0, 0, 360, 54)
-        rect.midtop = (screen.get_width() // 2, 10)
-        ui.panel(screen, rect, 225)
         seed = f" (seed {request.seed})" if request else ""
-        label = self.app.text.render(f"New world{seed}: {fraction * 100:3.0f}% {stage}", 18, palette.ACCENT)
-        screen.blit(label, (rect.x + 12, rect.y + 8))
+        return min(1.0, max(0.0, fraction)), f"New world{seed}: {fraction * 100:3.0f}% {stage}".rstrip()
+
+    def _regen_banner(
+        self,
+        screen: pygame.Surface,
+        rect: pygame.Rect,
+        progress: tuple[float, str],
+        request: Request | None,
+    ) -> None:
+        fraction, label = self._regen_label(progress, request)
+        ui.panel(screen, rect, 225)
+        text = self.app.text
+        screen.blit(
+            text.render(text.fit(label, 18, rect.width - 24), 18, palette.ACCENT), (rect.x + 12, rect.y + 8)
+        )
         ui.progress_bar(screen, pygame.Rect(rect.x + 12, rect.y + 30, rect.width - 24, 12), fraction)

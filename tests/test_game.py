@@ -24,7 +24,7 @@ from game import palette
 from game.app import App, Settings
 from game.camera import Camera
 from game.error_scene import ErrorScene
-from game.generation import VMGenerator
+from game.generation import Finished, Request, VMGenerator
 from game.loading_scene import LoadingScene
 from game.sprites import Creatures
 from game.world_scene import WorldScene
@@ -110,6 +110,55 @@ def test_loading_scene_animates_every_frame_then_the_world_arrives(make_app: Mak
     # Arrival is spread over two frames: receive and build the scene, then its first full draw.
     assert app.stats.phases.count("swap") == 2
     assert app.generator.last_seconds is not None
+
+
+def bar_fill(app: App) -> tuple[int, int]:
+    """How many pixels of the loading bar's middle row are filled, and how wide the bar is."""
+    assert isinstance(app.scene, LoadingScene)
+    bar = app.scene.layout(app.screen.get_size()).parts["bar"]
+    row = pygame.surfarray.array3d(app.screen)[bar.left : bar.right, bar.centery]
+    return int((row == np.array(palette.ACCENT)).all(axis=1).sum()), bar.width
+
+
+def test_loading_bar_never_drops_back_when_the_world_arrives(make_app: MakeApp) -> None:
+    app = make_app(size=(1024, 1024))
+    app.hud_visible = False
+    fills = []
+    width = 0
+    while not app.in_world:
+        app.step()
+        if isinstance(app.scene, LoadingScene):  # the frame that received the world drew the bar too
+            filled, width = bar_fill(app)
+            fills.append(filled)
+        time.sleep(0.002)
+    assert fills == sorted(fills), fills
+    assert fills[-1] >= width - 4, (fills, width)  # full on the last loading frame
+
+
+def test_generator_progress_reads_done_from_the_frame_the_world_arrives(make_app: MakeApp) -> None:
+    app = make_app(size=(512, 512))  # its loading scene submitted the job; polled by hand here
+    generator = app.generator
+    outcome = None
+    while outcome is None:
+        outcome = generator.poll()
+        time.sleep(0.002)
+    assert isinstance(outcome, Finished)
+    # The frame whose poll() returned the world still draws the loading bar from progress: full.
+    assert generator.progress == (1.0, "done")
+    generator.start(Request(12, 64, 64))  # the next job starts from the beginning
+    assert generator.busy and generator.progress[0] == 0.0
+
+
+@pytest.mark.parametrize("size", [(1, 64), (64, 1), (1, 1)], ids=["1x64", "64x1", "1x1"])
+def test_one_cell_wide_worlds_play_and_regenerate(make_app: MakeApp, size: tuple[int, int]) -> None:
+    app = make_app(size=size)
+    run_until(app, lambda: app.in_world or isinstance(app.scene, ErrorScene))
+    scene = world_scene(app)  # not the error scene ("Shape of array too small ... gradient")
+    assert (scene.world.width, scene.world.height) == size
+    app.step(2)
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r)])  # R keeps the size
+    run_until(app, lambda: scene.swaps == 1 or isinstance(app.scene, ErrorScene))
+    assert app.scene is scene and (scene.world.width, scene.world.height) == size
 
 
 def test_screenshot_shows_six_biome_colours_and_creature_sprites(make_app: MakeApp) -> None:
@@ -365,8 +414,11 @@ def test_headless_cli_prints_one_json_line_and_saves_the_screenshot(tmp_path: Pa
     for phase in ("generating", "after"):
         assert {"p50_ms", "p99_ms", "max_ms", "over_20ms"} <= set(summary[phase])
     assert pygame.image.load(str(shot)).get_size() == (1280, 720)
+    # --frames counts the frames that showed the world; the ones spent generating come first.
+    assert summary["total_frames"] == summary["world_frame"] + 90
 
-    bad = subprocess.run([*cmd[:-1], "0x10"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    # A size VM 1 refuses (over worldgen's memory limit): the error, in the JSON line and on stderr.
+    bad = subprocess.run([*cmd[:-1], "100000x100000"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 1
     assert "world generation failed" in bad.stderr
-    assert json.loads(bad.stdout)["error"]
+    assert "memory limit" in json.loads(bad.stdout)["error"]

@@ -9,6 +9,7 @@ import worldgen
 from game import palette, terrain
 from game.clock import FrameClock
 from game.stats import FrameStats, percentile, summarise
+from game.worlddata import build_world_data
 
 
 def test_every_worldgen_biome_has_its_own_palette_colour() -> None:
@@ -92,3 +93,16 @@ def test_percentiles_and_summary() -> None:
     assert list(stats.recent) == [17.0, 30.0, 16.0]
     assert stats.by_phase("swap", "world") == [30.0, 16.0]
     assert stats.fps() == pytest.approx(3000 / 63)
+
+
+@pytest.mark.parametrize("shape", [(1, 64), (64, 1), (1, 1)])
+def test_one_cell_wide_terrain_is_shaded_along_its_length(shape: tuple[int, int]) -> None:
+    ramp = np.linspace(0.0, 0.5, shape[0] * shape[1], dtype=np.float32).reshape(shape)
+    shade = terrain.hillshade(ramp)
+    assert shade.shape == shape and shade.dtype == np.float32
+    if max(shape) > 1:
+        assert (shade > 1.0).all()  # rising away from the light on its one axis: lit, as in wide worlds
+    assert np.allclose(terrain.hillshade(np.zeros(shape, dtype=np.float32)), 1.0)
+    # The whole job VM 1 runs (it used to fail with numpy's "Shape of array too small" message).
+    world = build_world_data(3, 0, 0, shape[1], shape[0])
+    assert (world.height, world.width) == shape and world.levels[0].shape == (*shape, 4)
