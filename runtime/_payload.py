@@ -181,12 +181,20 @@ class _Pickler(pickle.Pickler):
 
 
 def _reduce_memoryview(view: memoryview) -> Any:
-    fmt, shape = view.format, view.shape
-    if not view.contiguous:
-        view = memoryview(view.tobytes())
+    fmt: str = view.format
+    shape: tuple[int, ...] | None = view.shape
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())  # C order, the order cast() rebuilds (Fortran views too)
+    if shape and 0 in shape:
+        if len(shape) > 1:
+            raise pickle.PicklingError(
+                f"an empty memoryview of shape {shape} cannot cross VMs (cast() cannot rebuild a shape "
+                "with a zero in it): send a numpy array instead"
+            )
+        shape = None  # one dimension, empty: rebuilt by cast() without a shape
     try:
         probe: Any = view.cast("B")
-        probe.cast(fmt, shape)  # what the receiver will do: here, before anything is sent
+        probe.cast(fmt) if shape is None else probe.cast(fmt, shape)  # as the receiver will, before sending
     except (TypeError, ValueError):
         raise pickle.PicklingError(
             f"a memoryview of format {fmt!r} cannot cross VMs (only native single-character formats "
@@ -195,9 +203,9 @@ def _reduce_memoryview(view: memoryview) -> Any:
     return _rebuild_memoryview, (pickle.PickleBuffer(view), fmt, shape)
 
 
-def _rebuild_memoryview(buffer: Any, fmt: str, shape: tuple[int, ...]) -> memoryview:
+def _rebuild_memoryview(buffer: Any, fmt: str, shape: tuple[int, ...] | None) -> memoryview:
     raw: Any = memoryview(buffer).cast("B")
-    rebuilt: memoryview = raw.cast(fmt, shape)
+    rebuilt: memoryview = raw.cast(fmt) if shape is None else raw.cast(fmt, shape)
     return rebuilt
 
 

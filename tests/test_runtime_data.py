@@ -195,6 +195,16 @@ def test_a_memoryview_whose_format_cannot_be_rebuilt_is_refused_where_it_is_sent
     assert vm.call("lambda v: v.tolist()", memoryview(np.arange(3, dtype=np.int32))) == [0, 1, 2]
 
 
+def test_fortran_ordered_and_empty_memoryviews_cross_as_they_are(vm: ComputeThread) -> None:
+    transposed = memoryview(np.arange(6, dtype=np.int32).reshape(2, 3).T)  # Fortran order
+    assert vm.call("lambda v: (v.tolist(), v.shape)", transposed) == ([[0, 3], [1, 4], [2, 5]], (3, 2))
+    assert vm.call("lambda v: (v.tolist(), v.format)", memoryview(b"")) == ([], "B")
+    assert vm.call("lambda v: (v.tolist(), v.format)", memoryview(np.zeros(0))) == ([], "d")
+    rule = r"^an empty memoryview of shape \(0, 3\) cannot cross VMs"
+    with pytest.raises(pickle.PicklingError, match=rule):
+        vm.submit_call("len", memoryview(np.zeros((0, 3))))
+
+
 def test_values_of_many_python_objects_work(vm: ComputeThread) -> None:
     world = vm.call("lambda n: {'terrain': list(range(n)), 'names': [str(i) for i in range(99)]}", 400_000)
     assert world["terrain"][-1] == 399_999 and len(world["names"]) == 99
