@@ -27,6 +27,37 @@ def surface_from_rgbx(image: npt.NDArray[np.uint8]) -> pygame.Surface:
     return pygame.image.frombuffer(image.data, (width, height), "RGBX")
 
 
+# pygame-ce 2.5.8's smoothscale breaks on extreme shrinks, which thin worlds (one level, no smaller mip)
+# ask for: shrinking a side longer than ~131,072 pixels corrupts the heap and aborts the process (140,000
+# x 1 to 1,000 x 1: "double free or corruption"), and shrinking more than ~300x gives wrong colours (a
+# green of 200 comes out as 72 at 512x). Such a side is first thinned out, every k-th pixel, to at most
+# SMOOTHSCALE_MAX_SIDE pixels and at most SMOOTHSCALE_MAX_SHRINK times the target.
+SMOOTHSCALE_MAX_SIDE = 65536
+SMOOTHSCALE_MAX_SHRINK = 128
+
+
+def _thinning_step(length: int, target: int) -> int:
+    """Keep every k-th of ``length`` pixels, so that smoothscale shrinks the rest at most ~256x."""
+    return max(1, -(-length // SMOOTHSCALE_MAX_SIDE), length // (max(1, target) * SMOOTHSCALE_MAX_SHRINK))
+
+
+def smoothscale(
+    piece: pygame.Surface, pixels: npt.NDArray[np.uint8], size: tuple[int, int], *, convert: bool = False
+) -> pygame.Surface:
+    """``pygame.transform.smoothscale(piece, size)`` for a piece of any size (``pixels``: its RGBX array).
+
+    ``convert`` first converts the piece to the display's format, when there is a display: worth it for
+    a Surface made once (the minimap), not for the pieces of a frame.
+    """
+    height, width = pixels.shape[:2]
+    step_x, step_y = _thinning_step(width, size[0]), _thinning_step(height, size[1])
+    if step_x > 1 or step_y > 1:
+        piece = surface_from_rgbx(np.ascontiguousarray(pixels[::step_y, ::step_x]))
+    if convert and pygame.display.get_surface() is not None:
+        piece = piece.convert()
+    return pygame.transform.smoothscale(piece, size)
+
+
 class WorldRenderer:
     """Draws one world's terrain for any camera; build a new one when the world changes."""
 
@@ -41,13 +72,11 @@ class WorldRenderer:
     def minimap(self, box: int) -> pygame.Surface:
         """The whole world scaled to fit a ``box`` x ``box`` square, from the smallest level covering it."""
         size = layout.minimap_size((self.world.width, self.world.height), box)
-        source = self.levels[-1]
-        for level in self.levels:
+        index = len(self.levels) - 1
+        for i, level in enumerate(self.levels):
             if level.get_width() >= size[0] and level.get_height() >= size[1]:
-                source = level
-        return pygame.transform.smoothscale(
-            source.convert() if pygame.display.get_surface() else source, size
-        )
+                index = i
+        return smoothscale(self.levels[index], self.world.levels[index], size, convert=True)
 
     def draw(self, target: pygame.Surface, camera: Camera) -> None:
         """Fill ``target`` with the part of the world ``camera`` sees."""
@@ -80,7 +109,8 @@ class WorldRenderer:
                 # Zoomed in: crisp square cells.
                 self._cache = pygame.transform.scale(piece, (dest_w, dest_h))
             else:
-                self._cache = pygame.transform.smoothscale(piece, (dest_w, dest_h))
+                pixels = self.world.levels[level_index][py0:py1, px0:px1]
+                self._cache = smoothscale(piece, pixels, (dest_w, dest_h))
             self._cache_key = key
             self.scaled_this_frame = True
         target.blit(self._cache, (dest_x0, dest_y0))

@@ -105,6 +105,10 @@ class Text:
                     lines.append(line)
                 while font.size(word)[0] > width and len(word) > 1:
                     cut = max(1, len(word) * width // max(1, font.size(word)[0]))
+                    # That guess assumes characters of average width: wide ones first make the piece
+                    # too wide, so measure and shorten it until it fits.
+                    while cut > 1 and font.size(word[:cut])[0] > width:
+                        cut -= 1
                     lines.append(word[:cut])
                     word = word[cut:]
                 line = word

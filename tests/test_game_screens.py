@@ -15,6 +15,7 @@ from typing import cast
 import numpy as np
 import pygame
 import pytest
+from vmtools import run_python
 
 from game import layout
 from game.app import App, Settings
@@ -220,6 +221,35 @@ def test_fit_cuts_text_to_the_width_and_marks_the_cut(display: None) -> None:
         assert text.font(18).size(cut)[0] <= width
         assert text.font(18).size(text.fit(line, 18, width + 30))[0] > text.font(18).size(cut)[0]
     assert text.fit(line, 18, 3) == ""
+
+
+def test_wrap_cuts_long_words_into_pieces_that_fit(display: None) -> None:
+    text = Text()
+    # Wide characters first: a cut guessed from the average character width would be too wide.
+    for word in ("W" * 60 + "i" * 300, "/site-packages/" + "M" * 80 + "l" * 200):
+        for width in (60, 133, 400):
+            lines = text.wrap(f"  {word} tail", 14, width)
+            assert "".join(lines).replace(" ", "") == f"{word}tail"  # nothing lost
+            assert all(text.font(14).size(line)[0] <= width for line in lines), width
+
+
+def test_thin_worlds_too_long_for_smoothscale_are_shrunk_safely() -> None:
+    # pygame-ce's smoothscale aborts the whole process ("double free or corruption") shrinking a
+    # 140,000 x 1 source to 1,000 x 1 (so: a process of its own), and shrinking 60,000 rows to 180 gives
+    # a green of 3 for 200.
+    script = (
+        "import os; os.environ['SDL_VIDEODRIVER'] = 'dummy'\n"
+        "import numpy as np, pygame\n"
+        "from game import render\n"
+        "for shape in ((1, 140_000), (300_000, 2), (60_000, 2)):\n"
+        "    pixels = np.zeros((*shape, 4), np.uint8); pixels[..., 1] = 200\n"
+        "    size = (1000, 1) if shape[0] == 1 else (2, 180)\n"
+        "    out = render.smoothscale(render.surface_from_rgbx(pixels), pixels, size)\n"
+        "    assert out.get_size() == size and out.get_at((0, 0))[1] >= 195, out.get_at((0, 0))\n"
+        "print('shrunk')\n"
+    )
+    done = run_python(script, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "shrunk"), done.stderr[-2000:]
 
 
 LONG_TRACEBACK = "\n".join(
