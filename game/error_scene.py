@@ -86,10 +86,7 @@ class ErrorScene(Scene):
         if len(wrapped) > 2:  # two lines at most; the whole message is at the traceback's end
             wrapped = [wrapped[0], text.fit(wrapped[1] + ui.ELLIPSIS, headline_size, width)]
         title_sizes = (40, 32, 26) if roomy else (26, 22, 18)
-        title_size = next(
-            (size for size in title_sizes if text.font(size).size("World generation failed")[0] <= width),
-            title_sizes[-1],
-        )
+        title_size = text.fitting_size("World generation failed", title_sizes, width)
         what = f"seed {self.request.seed}, size {self.request.width}x{self.request.height}"
         wanted = [
             ("World generation failed", title_size, palette.BAD, 12),

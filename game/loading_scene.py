@@ -113,8 +113,8 @@ class LoadingScene(Scene):
             width = right - left
             if width < MIN_COLUMN:
                 continue
-            title_size = self._size_for(TITLE, TITLE_SIZES, width)
-            seed_size = self._size_for(self._seed_text(), SEED_SIZES, width)
+            title_size = text.fitting_size(TITLE, TITLE_SIZES, width)
+            seed_size = text.fitting_size(self._seed_text(), SEED_SIZES, width)
             heights = {
                 "icon": self.icon.get_height() + 8,  # it bobs 4 pixels up and down
                 "title": text.font(title_size).get_height(),
@@ -158,10 +158,6 @@ class LoadingScene(Scene):
         if best is None:  # a window too small even for the bar: the hint (and the HUD) only
             return LoadingLayout({}, TITLE_SIZES[-1], SEED_SIZES[-1], hud, None, hint)
         return best[1]
-
-    def _size_for(self, line: str, sizes: tuple[int, ...], width: int) -> int:
-        fits = [size for size in sizes if self.app.text.font(size).size(line)[0] <= width]
-        return fits[0] if fits else sizes[-1]
 
     def _seed_text(self) -> str:
         return f"seed {self.request.seed}   size {self.request.width}x{self.request.height}"

@@ -69,22 +69,13 @@ class Text:
             self._fits[key] = fitted  # the HUD asks for the same lines every frame
         return fitted
 
-    def fitted(
-        self,
-        text: str,
-        sizes: tuple[int, ...],
-        width: int,
-        colour: tuple[int, int, int] = palette.TEXT,
-    ) -> pygame.Surface:
-        """``text`` rendered at the first of ``sizes`` at which it is at most ``width`` pixels wide.
+    def fitting_size(self, text: str, sizes: tuple[int, ...], width: int) -> int:
+        """The first of ``sizes`` at which ``text`` is at most ``width`` pixels wide, else the last one.
 
-        Titles shrink in small windows instead of running off them; if even the last size is too wide,
-        the text is cut (see :meth:`fit`).
+        Titles shrink in small windows instead of running off them (cut what still does not fit with
+        :meth:`fit`).
         """
-        for size in sizes:
-            if self.font(size).size(text)[0] <= width:
-                return self.render(text, size, colour)
-        return self.render(self.fit(text, sizes[-1], width), sizes[-1], colour)
+        return next((size for size in sizes if self.font(size).size(text)[0] <= width), sizes[-1])
 
     def wrap(self, text: str, size: int, width: int) -> list[str]:
         """Split ``text`` into lines no wider than ``width`` pixels (long words are cut)."""
