@@ -44,6 +44,14 @@ def _pair(text: str) -> tuple[int, int]:
     return (width, height)
 
 
+def _number(text: str) -> float:
+    """``text`` as a float; NaN when it is not a number, which every range check then refuses."""
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def size_arg(text: str) -> tuple[int, int]:
     """Parse the world size ``WxH``: at least 1x1 cells. Too large a world is VM 1's to refuse
     (worldgen knows its memory limit and says so on the error screen)."""
@@ -64,10 +72,7 @@ def window_arg(text: str) -> tuple[int, int]:
 
 def zoom_arg(text: str) -> float:
     """Parse the initial zoom: a number above 0 and at most :data:`MAX_ZOOM` screen pixels per cell."""
-    try:
-        zoom = float(text)
-    except ValueError:
-        zoom = math.nan
+    zoom = _number(text)
     if not (0 < zoom <= MAX_ZOOM):  # also false for nan
         rule = f"the zoom must be a number above 0 and at most {MAX_ZOOM:g} (screen pixels per cell)"
         raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
@@ -87,10 +92,7 @@ def frames_arg(text: str) -> int:
 
 def timeout_arg(text: str) -> float:
     """Parse ``--timeout``: seconds, above 0."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = math.nan
+    seconds = _number(text)
     if not (0 < seconds < math.inf):
         raise argparse.ArgumentTypeError(f"the timeout must be a number of seconds above 0, got {text!r}")
     return seconds
