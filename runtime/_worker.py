@@ -173,16 +173,10 @@ def _run(
 ) -> Any:
     # Source comes as a str, or, when long, as a payload like an argument's (VM 0 keeps messages small).
     if op == "exec":
-        source = message[2]
-        if not isinstance(source, str):
-            source = _decode_all([source], fds, on_release)[0]
-        exec(_compile(source, "exec", vm_index), namespace)
+        exec(_compile(_source(message[2], fds, on_release), "exec", vm_index), namespace)
         return None
     if op == "eval":
-        source = message[2]
-        if not isinstance(source, str):
-            source = _decode_all([source], fds, on_release)[0]
-        return eval(_compile(source, "eval", vm_index), namespace)
+        return eval(_compile(_source(message[2], fds, on_release), "eval", vm_index), namespace)
     if op == "call":
         target, arguments = message[2], message[3]
         payloads = [arguments] if isinstance(target, str) else [arguments, target]
@@ -193,6 +187,14 @@ def _run(
             function = eval(_compile(function, "eval", vm_index), namespace)
         return function(*args, **kwargs)
     raise ValueError(f"unknown job kind {op!r}")
+
+
+def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object]) -> str:
+    """The source of an exec or eval job: the field itself, or the payload it was sent as."""
+    if isinstance(field, str):
+        return field
+    source: str = _payload.decode(field, fds, on_release)
+    return source
 
 
 def _decode_all(
