@@ -73,8 +73,7 @@ class ErrorScene(Scene):
         back = ("    B: back to the last world", "  B: back") if self.back else ("", "")
         shorter = (f"Enter: retry    Esc: quit{back[0]}", f"Enter: retry  Esc: quit{back[1]}", "Enter: retry")
         room = w - 2 * layout.GAP
-        keys = next((line for line in shorter if text.font(hint_size).size(line)[0] <= room), None)
-        keys = keys or text.fit(shorter[-1], hint_size, room)
+        keys = text.first_fitting(shorter, hint_size, room)
         hint = pygame.Rect((0, 0), text.font(hint_size).size(keys))
         hint.center = (w // 2, h - (36 if roomy else 14))
         floor = hint.top - (12 if roomy else 6)  # nothing reaches below this: the hint stays readable

@@ -77,6 +77,15 @@ class Text:
         """
         return next((size for size in sizes if self.font(size).size(text)[0] <= width), sizes[-1])
 
+    def first_fitting(self, phrasings: tuple[str, ...], size: int, width: int) -> str:
+        """The first of ``phrasings`` (longest first) at most ``width`` pixels wide at ``size``, else the
+        last one cut to fit: a help line says as much as the window has room for."""
+        font = self.font(size)
+        for line in phrasings:
+            if font.size(line)[0] <= width:
+                return line
+        return self.fit(phrasings[-1], size, width)
+
     def wrap(self, text: str, size: int, width: int) -> list[str]:
         """Split ``text`` into lines no wider than ``width`` pixels (long words are cut)."""
         font = self.font(size)

@@ -240,8 +240,7 @@ class WorldScene(Scene):
             ui.panel(screen, overlays.note, 200)
             room = overlays.note.width - 20
             shorter = (self._note_text(), "Zoom in to see the creatures", "Zoom in for creatures")
-            words = next((line for line in shorter if text.font(20).size(line)[0] <= room), shorter[-1])
-            note = text.render(text.fit(words, 20, room), 20)
+            note = text.render(text.first_fitting(shorter, 20, room), 20)
             screen.blit(note, note.get_rect(center=overlays.note.center))
         strip = overlays.strip
         ui.panel(screen, strip, 170)
@@ -252,11 +251,7 @@ class WorldScene(Scene):
             pygame.draw.rect(screen, palette.ACCENT, (bar.x, bar.y, round(bar.width * fraction), bar.height))
             hint = text.render(text.fit(label, 18, strip.width - 16), 18, palette.ACCENT)
         else:
-            help_line = next(
-                (line for line in HELP_SHORTER if text.font(18).size(line)[0] <= strip.width - 16),
-                text.fit(HELP_SHORTER[-1], 18, strip.width - 16),
-            )
-            hint = text.render(help_line, 18, palette.TEXT_DIM)
+            hint = text.render(text.first_fitting(HELP_SHORTER, 18, strip.width - 16), 18, palette.TEXT_DIM)
         screen.blit(hint, hint.get_rect(center=strip.center))
 
     @staticmethod
