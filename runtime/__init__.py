@@ -14,9 +14,7 @@ The public API: ``ComputeThread``, ``currentvm``, ``report_progress``, ``configu
 the error classes. This package depends on the standard library and cloudpickle only.
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterable
+import collections.abc as _abc
 
 from ._compute_thread import ComputeThread
 from ._context import currentvm, report_progress
@@ -45,7 +43,7 @@ __all__ = [
 
 
 def configure(
-    *, preload: Iterable[str] | None = None, start_method: str | None = None, nice: int | None = None
+    *, preload: _abc.Iterable[str] | None = None, start_method: str | None = None, nice: int | None = None
 ) -> None:
     """Set how VMs start. ``preload`` and ``start_method`` must be set before the first ``ComputeThread``
     (or after ``shutdown()``); ``nice`` applies to every VM started after the call.
