@@ -36,6 +36,7 @@ import mmap
 import os
 import pickle
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -212,13 +213,29 @@ def _rebuild_memoryview(buffer: Any, fmt: str, shape: tuple[int, ...] | None) ->
 def _cloudpickler() -> type[pickle.Pickler]:
     import cloudpickle  # imported on first need: it costs ~30 ms, and most values never need it
 
+    code_reduce = getattr(cloudpickle.cloudpickle, "_code_reduce", None)
+
     class _CloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
         def reducer_override(self, obj: Any) -> Any:
             if type(obj) is memoryview:
                 return _reduce_memoryview(obj)
+            if type(obj) is types.CodeType and code_reduce is not None:
+                return _keep_filename(obj, code_reduce(obj))
             return super().reducer_override(obj)
 
     return _CloudPickler
+
+
+def _keep_filename(code: types.CodeType, reduced: Any) -> Any:
+    """cloudpickle's reduction of ``code`` with the code's own file name put back.
+
+    cloudpickle (3.x) names every function it pickles by value ``<dynamic-code>`` so that its pickles
+    are deterministic; a job's traceback would then show neither the user's file nor its source line.
+    With the real name, the VM's traceback reads as a local one would (the VM sees the same files).
+    """
+    constructor, args = reduced
+    args = tuple(code.co_filename if isinstance(arg, str) and arg == "<dynamic-code>" else arg for arg in args)
+    return constructor, args
 
 
 _cloud_pickler_class: type[pickle.Pickler] | None = None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from vmtools import NOT_DONE, wait_until
+from vmtools import NOT_DONE, ROOT, wait_until
 
 from runtime import ComputeThread, JobError, RemoteTraceback
 
@@ -61,6 +64,33 @@ def test_result_reraises_the_vm_exception_with_its_type_and_traceback(vm: Comput
     assert "in fail" in str(cause) and "raise GameError(message)" in str(cause)
     with pytest.raises(ZeroDivisionError):
         vm.submit("lambda: 1 / 0").result(10)
+
+
+def test_a_function_sent_from_the_main_script_fails_with_its_file_and_source_line(tmp_path: Path) -> None:
+    # Functions of the main script travel by value (cloudpickle), which names their code
+    # "<dynamic-code>": the VM's traceback must name the script and show the line, as a local one would.
+    script = tmp_path / "mygame.py"
+    script.write_text(
+        "from runtime import ComputeThread\n"
+        "def boom(x):\n"
+        "    y = x + 1\n"
+        "    raise ValueError(f'bad {y}')\n"
+        "with ComputeThread(1) as t:\n"
+        "    t.submit_call(boom, 1)\n"
+        "    t.wait_for_done(30)\n"
+        "    print(t.last_error())\n"
+        "    try:\n"
+        "        t.submit(boom, 2).result(30)\n"
+        "    except ValueError as e:\n"
+        "        print(e.__cause__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    where = f'File "{script}", line 4, in boom\n    raise ValueError(f\'bad {{y}}\')'
+    assert done.stdout.count(where) == 2, done.stdout
+    assert "<dynamic-code>" not in done.stdout
 
 
 def test_an_exception_that_cannot_be_pickled_becomes_a_job_error(vm: ComputeThread) -> None:
