@@ -64,9 +64,10 @@ def configure(
 
 def shutdown() -> None:
     """Close every ComputeThread and stop the template process; VMs start afresh on next use."""
-    from ._compute_thread import close_all
-    from ._launcher import LAUNCHER, REAPER
+    from ._launcher import LAUNCHER
     from ._payload import POOL
+    from ._reaper import REAPER
+    from ._registry import close_all
 
     close_all()
     REAPER.drain(2.0)

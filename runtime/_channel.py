@@ -1,9 +1,10 @@
 """A private, duplex, message-framed pipe between VM 0 and one worker VM.
 
-A Unix socket pair (private: no port is opened anywhere). Each message is a pickled tuple behind an
-8-byte length, and may carry file descriptors (the shared-memory segments of big values) as
-``SCM_RIGHTS`` ancillary data on its first byte. ``multiprocessing.connection.Connection`` frames
-messages the same way but cannot pass descriptors, hence this small class.
+A Unix socket pair (private: no port is opened anywhere). Each message is a record of ``_protocol``,
+pickled as its plain wire tuple behind an 8-byte length, and may carry file descriptors (the
+shared-memory segments of big values) as ``SCM_RIGHTS`` ancillary data on its first byte.
+``multiprocessing.connection.Connection`` frames messages the same way but cannot pass descriptors,
+hence this small class.
 
 Adds what a frame loop needs: a receive that never blocks (``recv_nowait`` assembles a message over
 as many calls as it takes), and a wait that spins for a few tens of microseconds before it sleeps.
@@ -24,7 +25,8 @@ import struct
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+
+from ._protocol import Message, from_wire, to_wire
 
 SPIN_SECONDS = 50e-6
 SEND_BUFFER = 1 << 20
@@ -65,13 +67,13 @@ class Channel:
         self._got = 0
         self._fds: list[int] = []
 
-    def send(self, message: tuple[Any, ...], fds: Sequence[int] = ()) -> None:
+    def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
-        data = pickle.dumps(message, pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
             self._send(data, fds)
 
-    def try_send(self, message: tuple[Any, ...]) -> bool:
+    def try_send(self, message: Message) -> bool:
         """Send one message only if that cannot block; return whether it was sent."""
         if not self._send_lock.acquire(blocking=False):
             return False
@@ -80,7 +82,7 @@ class Channel:
             poller.register(self.fd, select.POLLOUT)
             if not poller.poll(0):
                 return False
-            self._send(pickle.dumps(message, pickle.HIGHEST_PROTOCOL), ())
+            self._send(pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL), ())
             return True
         finally:
             self._send_lock.release()
@@ -95,7 +97,7 @@ class Channel:
         if frame:
             self._sock.sendall(frame, _NOSIGNAL)
 
-    def recv(self) -> tuple[tuple[Any, ...], list[int]]:
+    def recv(self) -> tuple[Message, list[int]]:
         """Receive one message and the descriptors that came with it, waiting as long as it takes.
 
         Raises ``EOFError`` once the peer has gone. The caller owns the descriptors (and must close them).
@@ -106,7 +108,7 @@ class Channel:
                 return received
             self.wait_readable(None)
 
-    def recv_nowait(self) -> tuple[tuple[Any, ...], list[int]] | None:
+    def recv_nowait(self) -> tuple[Message, list[int]] | None:
         """Receive one message if all of it has arrived, else keep what has and return None; never blocks.
 
         A message that arrives in pieces is assembled over several calls, so a reader that is interrupted
@@ -140,8 +142,7 @@ class Channel:
                 self._fds = []
                 self._header = bytearray()
                 self._body = None
-                message: tuple[Any, ...] = pickle.loads(body)
-                return message, fds
+                return from_wire(pickle.loads(body)), fds
         except BlockingIOError:
             return None
 

@@ -97,8 +97,8 @@ def _forget_latest() -> None:
 
 def _read_latest() -> tuple[float, str] | None:
     """Return the latest report of the running job, or None if it has reported nothing yet."""
-    fraction, message = _latest
+    fraction, text = _latest
     if fraction is None:
         return None
-    # The message is for a status line: a huge one must not flood the channel.
-    return fraction, message[:MAX_MESSAGE]
+    # The text is for a status line: a huge one must not flood the channel.
+    return fraction, text[:MAX_MESSAGE]

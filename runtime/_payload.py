@@ -234,7 +234,9 @@ def _keep_filename(code: types.CodeType, reduced: Any) -> Any:
     With the real name, the VM's traceback reads as a local one would (the VM sees the same files).
     """
     constructor, args = reduced
-    args = tuple(code.co_filename if isinstance(arg, str) and arg == "<dynamic-code>" else arg for arg in args)
+    args = tuple(
+        code.co_filename if isinstance(arg, str) and arg == "<dynamic-code>" else arg for arg in args
+    )
     return constructor, args
 
 

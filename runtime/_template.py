@@ -5,12 +5,12 @@ with the runtime and the ``preload`` modules imported. Each request carries a so
 the write end of a status pipe; the template forks, the child becomes the VM, and the template writes
 the child's pid, and later its exit code, to the status pipe::
 
-    VM 0 ──("fork", vm_index) + [vm socket, status pipe]──▶ template ──fork──▶ VM i (serves the socket)
+    VM 0 ──Fork(vm_index) + [vm socket, status pipe]──▶ template ──fork──▶ VM i (serves the socket)
     VM 0 ◀────────────── pid, then exit code ─────────────── template (reaps VM i)
 
 When VM 0 goes away, for any reason, the control socket reaches end-of-file: the template kills every VM
-it forked and exits. The VMs die with the template too (Linux
-``PR_SET_PDEATHSIG``), so nothing outlives VM 0. The same idea as ``multiprocessing``'s forkserver.
+it forked and exits. The VMs die with the template too (``_lifeline``: Linux ``PR_SET_PDEATHSIG``),
+so nothing outlives VM 0. The same idea as ``multiprocessing``'s forkserver.
 """
 
 from __future__ import annotations
@@ -25,25 +25,22 @@ import socket
 import struct
 import sys
 import traceback
-from collections.abc import Callable
 from typing import NoReturn
 
-from . import _worker
-
-STATUS_FORMAT = "q"  # the pid, then the exit code (negative: killed by that signal)
+from . import _lifeline, _worker
+from ._protocol import STATUS_FORMAT, Fork, TemplateConfig
 
 
 def main(ctl_fd: int) -> NoReturn:
     """Serve fork requests on the control socket ``ctl_fd`` until VM 0 closes it."""
-    global _prctl
     # subprocess keeps the launching thread's signal mask; a blocked SIGCHLD would stop all reaping.
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
-    _prctl = _load_prctl()
+    _lifeline.prepare()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     ctl = socket.socket(fileno=ctl_fd)
-    config = pickle.loads(ctl.recv(1 << 16))
-    sys.path[:] = config["sys_path"]
-    _preload(config["preload"])
+    config: TemplateConfig = pickle.loads(ctl.recv(1 << 16))
+    sys.path[:] = config.sys_path
+    _preload(config.preload)
 
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -62,7 +59,7 @@ def main(ctl_fd: int) -> NoReturn:
                 if not message:
                     break  # VM 0 is gone
                 request = pickle.loads(message)
-                if request[0] == "fork":
+                if isinstance(request, Fork):
                     vm_fd, status_fd = fds
                     pid = _fork_vm(vm_fd, status_fd, [ctl_fd, wake_r, wake_w, *children.values()])
                     os.write(status_fd, struct.pack(STATUS_FORMAT, pid))
@@ -95,7 +92,7 @@ def _fork_vm(vm_fd: int, status_fd: int, close_in_child: list[int]) -> int:
                     os.close(fd)
             signal.set_wakeup_fd(-1)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            _die_with_parent()
+            _lifeline.die_with_parent()
             if os.getppid() != template_pid:
                 os._exit(1)  # the template died while this VM was being born
             _worker.run_forked(vm_fd)
@@ -103,36 +100,6 @@ def _fork_vm(vm_fd: int, status_fd: int, close_in_child: list[int]) -> int:
             os._exit(1)
     os.close(vm_fd)
     return pid
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (even if a job holds the GIL)."""
-    global _prctl
-    if _prctl is None:
-        _prctl = _load_prctl()
-    _die_with_parent()
-
-
-def _load_prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes
-
-        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None  # the parent-watch thread in the worker remains as a fallback
-    return prctl
-
-
-_prctl: Callable[..., int] | None = None
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the template dies (even if a job holds the GIL)."""
-    pr_set_pdeathsig = 1
-    if _prctl is not None:
-        _prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _reap(children: dict[int, int], *, block: bool = False) -> None:

@@ -2,14 +2,16 @@
 
 Entry points: ``run_forked`` (called in a child of the template, see ``_template``) and ``run_spawned``
 (called by ``python -c`` on platforms without fork). Both read the init message, then serve jobs until VM 0
-says quit or goes away. A job is one message in, one message out::
+says quit or goes away. A job is one message in, one message out (the records of ``_protocol``)::
 
-    VM 0 ──("call", seq, target, args)──▶ worker: eval target, call it, encode the value
-    VM 0 ◀──("progress", seq, f, msg)──── publisher thread, at most ~60 times a second, latest value wins
-    VM 0 ◀──("ok", seq, payload)───────── or ("err", seq, exception payload or None, traceback text)
+    VM 0 ──Call(seq, target, arguments)──▶ worker: eval target, call it, encode the value
+    VM 0 ◀──Progress(seq, fraction, text)── publisher thread, at most ~60 a second, latest value wins
+    VM 0 ◀──Ok(seq, value)─────────────── or Err(seq, exception or None, traceback text)
 
-``SystemExit`` ends this VM (a job that calls ``exit()``): the worker tells VM 0 ("exiting", with the
-exit code) and exits; VM 0 reports that the VM died, and why.
+Jobs run one at a time, in the order they arrive; VM 0 may send the next ones before this one ends
+(a pool does), and they wait in the socket. ``SystemExit`` ends this VM (a job that calls ``exit()``):
+the worker tells VM 0 (``Exiting``, with the exit code) and exits; VM 0 reports that the VM died, and
+why.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
-from . import _context, _payload
+from . import _context, _lifeline, _payload
 from ._channel import Channel
+from ._protocol import Call, Err, Eval, Exec, Exiting, Init, Ok, Progress, Quit, Release
 
 PROGRESS_INTERVAL = 1 / 60
 _PARENT_CHECK_INTERVAL = 0.25
@@ -50,9 +53,7 @@ def run_spawned(fd: int, parent: int) -> NoReturn:
     ``parent`` is VM 0's pid: on Linux the kernel kills this VM when VM 0 dies, even while a job holds
     the GIL (elsewhere the parent-watch thread notices, once it gets the GIL).
     """
-    from ._template import die_with_parent
-
-    die_with_parent()
+    _lifeline.die_with_parent()
     if os.getppid() != parent:
         os._exit(1)  # VM 0 died while this VM was starting
     _exit(lambda: _serve(Channel(socket.socket(fileno=fd))))
@@ -83,15 +84,16 @@ def _exit(serve: Any) -> NoReturn:
 
 
 def _serve(channel: Channel) -> int:
-    (_tag, init), _fds = channel.recv()
-    vm_index: int = init["vm_index"]
+    init, _fds = channel.recv()
+    assert isinstance(init, Init)
+    vm_index = init.vm_index
     publisher = _ProgressPublisher(channel)
     _context._enter_vm(vm_index, publisher.start)
-    os.chdir(init["cwd"])
-    if init["nice"]:
+    os.chdir(init.cwd)
+    if init.nice:
         with contextlib.suppress(OSError):
-            os.nice(init["nice"])  # lowering one's own priority is always allowed; be safe anyway
-    sys.path[:] = init["sys_path"]
+            os.nice(init.nice)  # lowering one's own priority is always allowed; be safe anyway
+    sys.path[:] = init.sys_path
     # Ctrl+C in the terminal reaches the whole process group; VM 0 decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.enable()
@@ -105,9 +107,9 @@ def _serve(channel: Channel) -> int:
 
     namespace = _fresh_main()
     setup_error = None
-    if init["setup"]:
+    if init.setup:
         try:
-            exec(_compile(init["setup"], "exec", vm_index), namespace)
+            exec(_compile(init.setup, "exec", vm_index), namespace)
         except Exception as exc:
             setup_error = f"the setup source of VM {vm_index} failed:\n{_format(exc)}"
 
@@ -116,77 +118,74 @@ def _serve(channel: Channel) -> int:
             message, fds = channel.recv()
         except (EOFError, OSError):
             return 0  # VM 0 closed the channel or is gone
-        op = message[0]
-        if op == "quit":
+        if isinstance(message, Quit):
             return 0
-        if op == "release":
-            for segment in message[1]:
+        if isinstance(message, Release):
+            for segment in message.segments:
                 _payload.POOL.release(segment)
             continue
-        seq = message[1]
+        assert isinstance(message, Exec | Eval | Call)
+        seq = message.seq
         if setup_error is not None:
             for fd in fds:
                 os.close(fd)
-            # "retire": VM 0 replaces this VM, so the next job runs the setup again in a fresh one.
-            channel.send(("err", seq, None, setup_error, "retire"))
+            # Retire: VM 0 replaces this VM, so the next job runs the setup again in a fresh one.
+            channel.send(Err(seq, None, setup_error, retire=True))
             return 1
         publisher.begin(seq)
-        reply: tuple[Any, ...]
+        reply: Ok | Err
         out: _payload.Encoded | None = None
         try:
-            value = _run(op, message, iter(fds), releases.append, namespace, vm_index)
+            value = _run(message, iter(fds), releases.append, namespace, vm_index)
         except SystemExit as stop:
             # exit() ends this VM, as in pocketpy. Say why first: VM 0 puts it in last_error().
             with contextlib.suppress(OSError):
-                channel.send(("exiting", seq, f"the job raised SystemExit({repr(stop.code)[:200]})"))
+                channel.send(Exiting(seq, f"the job raised SystemExit({repr(stop.code)[:200]})"))
             raise
         except (Exception, KeyboardInterrupt) as exc:
             # KeyboardInterrupt can only be raised by the job itself (this VM ignores SIGINT): it is
             # the job's failure, not a reason to end the VM.
             text = _format(exc)
             out = _encode_exception(exc)
-            reply = ("err", seq, None if out is None else out.payload, text)
+            reply = Err(seq, None if out is None else out.payload, text)
         else:
             try:
                 out = _payload.encode(value)
             except Exception as exc:
                 text = f"the job's return value of type {_type_name(value)} cannot be pickled: {exc}"
-                reply = ("err", seq, None, f"{type(exc).__name__}: {text}\n")
+                reply = Err(seq, None, f"{type(exc).__name__}: {text}\n")
             else:
-                reply = ("ok", seq, out.payload)
+                reply = Ok(seq, out.payload)
             del value
         publisher.end()
         sys.stdout.flush()
         sys.stderr.flush()
         if releases:
-            channel.send(("release", None, _drain(releases)))
+            channel.send(Release(_drain(releases)))
         channel.send(reply, () if out is None or out.fd is None else (out.fd,))
 
 
 def _run(
-    op: str,
-    message: tuple[Any, ...],
+    job: Exec | Eval | Call,
     fds: Iterator[int],
     on_release: Callable[[int], object],
     namespace: dict[str, Any],
     vm_index: int,
 ) -> Any:
     # Source comes as a str, or, when long, as a payload like an argument's (VM 0 keeps messages small).
-    if op == "exec":
-        exec(_compile(_source(message[2], fds, on_release), "exec", vm_index), namespace)
+    if isinstance(job, Exec):
+        exec(_compile(_source(job.source, fds, on_release), "exec", vm_index), namespace)
         return None
-    if op == "eval":
-        return eval(_compile(_source(message[2], fds, on_release), "eval", vm_index), namespace)
-    if op == "call":
-        target, arguments = message[2], message[3]
-        payloads = [arguments] if isinstance(target, str) else [arguments, target]
-        decoded = _decode_all(payloads, fds, on_release)
-        args, kwargs = decoded[0]
-        function = target if isinstance(target, str) else decoded[1]
-        if isinstance(function, str):  # source that evaluates to the callable
-            function = eval(_compile(function, "eval", vm_index), namespace)
-        return function(*args, **kwargs)
-    raise ValueError(f"unknown job kind {op!r}")
+    if isinstance(job, Eval):
+        return eval(_compile(_source(job.source, fds, on_release), "eval", vm_index), namespace)
+    target = job.target
+    payloads = [job.arguments] if isinstance(target, str) else [job.arguments, target]
+    decoded = _decode_all(payloads, fds, on_release)
+    args, kwargs = decoded[0]
+    function = target if isinstance(target, str) else decoded[1]
+    if isinstance(function, str):  # source that evaluates to the callable
+        function = eval(_compile(function, "eval", vm_index), namespace)
+    return function(*args, **kwargs)
 
 
 def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object]) -> str:
@@ -316,7 +315,7 @@ class _ProgressPublisher:
         latest = _context._read_latest()
         if self._seq is None or latest is None or latest == self._sent:
             return
-        message = ("progress", self._seq, *latest)
+        message = Progress(self._seq, *latest)
         if wait:
             self._channel.send(message)
         elif not self._channel.try_send(message):

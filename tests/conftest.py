@@ -15,14 +15,14 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 @pytest.fixture(autouse=True)
 def _every_vm_is_closed() -> Iterator[None]:
-    """A test that starts a VM must end it: fail the test that leaves a ComputeThread open."""
+    """A test that starts a VM must end it: fail the test that leaves a ComputeThread or pool open."""
     yield
-    from runtime import _compute_thread
+    from runtime import _registry
 
-    left = sorted(_compute_thread._owners)
+    left = _registry.owned()
     if left:
-        _compute_thread.close_all()
-        pytest.fail(f"the test left ComputeThread(s) open for vm_index {left}")
+        _registry.close_all()
+        pytest.fail(f"the test left VM indices {left} owned (a ComputeThread or pool not closed)")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

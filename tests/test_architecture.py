@@ -58,3 +58,50 @@ def test_the_checker_sees_each_import_form() -> None:
     )
     assert [name for _, name in imported_modules(src, "<test>")] == ["pygame", "numpy", "importlib", "game"]
     assert imported_modules("from . import sibling\n", "<test>") == []
+
+
+# -- the runtime's own structure (issue: one protocol, named roles) ------------------------------------
+
+RUNTIME = ROOT / "runtime"
+MESSAGE_NAMES = {"message", "reply", "request", "received", "init", "wire", "config"}
+
+
+def _runtime_sources() -> dict[str, ast.Module]:
+    return {path.stem: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(RUNTIME.glob("*.py"))}
+
+
+def test_messages_are_read_by_name_never_by_position() -> None:
+    # Only _protocol knows the wire layout; everywhere else a message is a record read by field name.
+    found = []
+    for module, tree in _runtime_sources().items():
+        if module == "_protocol":
+            continue
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in MESSAGE_NAMES
+            ):
+                found.append(f"runtime/{module}.py:{node.lineno} indexes {node.value.id}")
+    assert found == []
+
+
+def test_the_runtime_has_no_import_circle_and_no_module_over_about_400_lines() -> None:
+    sources = _runtime_sources()
+    graph: dict[str, set[str]] = {}
+    for module, tree in sources.items():
+        edges = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [alias.name for alias in node.names]
+                edges |= {name.split(".")[0] for name in names if name and name.split(".")[0] in sources}
+        graph[module] = edges - {module}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})) for nxt in graph[start]
+        )
+
+    assert [module for module in graph if reaches(module, module, {module})] == []
+    lines = {module: len((RUNTIME / f"{module}.py").read_text().splitlines()) for module in sources}
+    assert {module: n for module, n in lines.items() if n > 450} == {}

@@ -84,11 +84,9 @@ def test_a_function_sent_from_the_main_script_fails_with_its_file_and_source_lin
         "    except ValueError as e:\n"
         "        print(e.__cause__)\n"
     )
-    done = subprocess.run(
-        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    where = f'File "{script}", line 4, in boom\n    raise ValueError(f\'bad {{y}}\')'
+    where = f"File \"{script}\", line 4, in boom\n    raise ValueError(f'bad {{y}}')"
     assert done.stdout.count(where) == 2, done.stdout
     assert "<dynamic-code>" not in done.stdout
 

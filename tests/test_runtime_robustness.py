@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from vmtools import NOT_DONE, ROOT, alive, run_python, wait_until
 
-from runtime import ComputeThread, VMClosedError, VMDiedError, _compute_thread, _launcher, _template
+from runtime import ComputeThread, VMClosedError, VMDiedError, _protocol, _registry, _vm_process
 from runtime._channel import Channel
+from runtime._protocol import Ok, Progress
 
 
 def test_done_callbacks_that_submit_to_each_other_do_not_deadlock() -> None:
@@ -118,11 +119,11 @@ def test_a_vm_that_close_kills_ends_its_job_as_closed_whoever_sees_it_exit() -> 
     vm = ComputeThread(1)
     running = vm.submit("__import__('time').sleep", 30)
     queued = vm.submit("1 + 1")
-    core = vm._core
+    core = vm._manager
     proc = core.proc
     assert proc is not None and wait_until(lambda: running.running(), 5)
     holding, closer = threading.Event(), threading.Thread(target=vm.close)
-    with core:  # a thread in the middle of a call: close() must wait for the lock, after its kill
+    with core.guard:  # a thread in the middle of a call: close() must wait for the lock, after its kill
         holding.set()
         closer.start()
         assert wait_until(lambda: proc.poll_exit() is not None, 5), "close() did not kill the VM"
@@ -165,8 +166,8 @@ def test_a_vm_that_dies_while_a_forked_child_holds_its_socket_is_noticed(tmp_pat
         vm.close()
 
 
-def _frame(message: tuple[object, ...]) -> bytes:
-    data = pickle.dumps(message)
+def _frame(message: _protocol.Message) -> bytes:
+    data = pickle.dumps(_protocol.to_wire(message))
     return struct.pack("!Q", len(data)) + data
 
 
@@ -174,7 +175,7 @@ def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> Non
     ours, theirs = socket.socketpair()
     channel = Channel(ours)
     try:
-        frame = _frame(("ok", 7, "x" * 100_000))
+        frame = _frame(Ok(7, ("p", b"x" * 100_000)))
         readable_r, readable_w = os.pipe()  # a descriptor to pass with the first piece
         os.close(readable_w)
         socket.send_fds(theirs, [frame[:3]], [readable_r])
@@ -182,13 +183,13 @@ def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> Non
         assert channel.recv_nowait() is None  # half a header
         theirs.sendall(frame[3:50_000])
         assert channel.recv_nowait() is None  # header and part of the body
-        theirs.sendall(frame[50_000:] + _frame(("progress", 8, 0.5, "half")))
+        theirs.sendall(frame[50_000:] + _frame(Progress(8, 0.5, "half")))
         message, fds = channel.recv_nowait() or ((), [])
-        assert message == ("ok", 7, "x" * 100_000) and len(fds) == 1
+        assert message == Ok(7, ("p", b"x" * 100_000)) and type(message) is Ok and len(fds) == 1
         os.close(fds[0])
-        assert channel.recv_nowait() == (("progress", 8, 0.5, "half"), [])
+        assert channel.recv_nowait() == (Progress(8, 0.5, "half"), [])
         assert channel.recv_nowait() is None
-        theirs.sendall(_frame(("ok", 9, None))[:20])
+        theirs.sendall(_frame(Ok(9, ("p", b"")))[:20])
         theirs.close()
         with pytest.raises(EOFError, match="^the other VM closed the channel mid-message$"):
             while channel.recv_nowait() is None:
@@ -201,11 +202,11 @@ def test_killing_a_vm_whose_pid_is_not_known_yet_never_waits_and_kills_it_once_k
     status_r, status_w = os.pipe()
     ours, theirs = socket.socketpair()
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    vm = _launcher._ForkedVM(Channel(ours), 1, status_r)
+    vm = _vm_process.ForkedVM(Channel(ours), 1, status_r)
     try:
         vm.kill()  # the template has not reported the pid: returns at once, the kill is remembered
         assert vm.pid == -1 and sleeper.poll() is None
-        os.write(status_w, struct.pack(_template.STATUS_FORMAT, sleeper.pid))
+        os.write(status_w, struct.pack(_protocol.STATUS_FORMAT, sleeper.pid))
         assert vm.wait_pid(5) == sleeper.pid
         assert sleeper.wait(5) == -signal.SIGKILL
     finally:
@@ -335,7 +336,7 @@ def test_garbage_collection_inside_the_runtimes_own_locks_closes_the_vm_later() 
         del vm
         gc.collect()  # the finalizer must not close here: closing takes this lock
     assert wait_until(lambda: not alive(pid), timeout=2)
-    assert 1 not in _compute_thread._owners
+    assert 1 not in _registry.owned()
 
 
 def test_a_vm_that_kept_a_segment_and_died_has_it_freed_not_reused() -> None:

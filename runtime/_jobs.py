@@ -1,0 +1,226 @@
+"""Jobs: one unit of work for a VM, its arguments encoded for the trip, and its outcome once it ends.
+
+A job is built in the caller's thread (``call_job``, ``source_job``): its arguments are pickled there and
+then, so an argument that cannot be pickled raises from the submit call and nothing starts. The manager
+(``_manager``) sends it, and records how it ended in it: a value still encoded (``ReceivedValue``,
+decoded by whoever takes it) or an error. ``resolve_future`` hands the outcome to a future.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from typing import Any, Literal, Protocol
+
+from . import _payload
+from ._errors import JobError, RemoteTraceback
+from ._protocol import Call, Eval, Exec
+
+# Where a job's outcome goes: "pocketpy" to ``last_error()``/``last_retval()`` (``submit_*``), "blocking"
+# to the caller waiting in ``exec``/``eval``, "future" to a ``concurrent.futures.Future``.
+JobKind = Literal["pocketpy", "blocking", "future"]
+
+
+class ReceivedValue:
+    """A value received from the VM and not decoded yet: its payload, descriptors, and release hook."""
+
+    __slots__ = ("fds", "payload", "release_to")
+
+    def __init__(
+        self, payload: _payload.Payload, fds: list[int], release_to: Callable[[int], object]
+    ) -> None:
+        self.payload = payload
+        self.fds = fds
+        self.release_to = release_to
+
+    def decode(self) -> Any:
+        fds, self.fds = self.fds, []
+        return _payload.decode(self.payload, iter(fds), self.release_to)
+
+    def discard(self) -> None:
+        fds, self.fds = self.fds, []
+        if fds:
+            _payload.discard(self.payload, iter(fds), self.release_to)
+
+
+class Job:
+    """One unit of work for the VM, and, once it ends, its outcome."""
+
+    __slots__ = (
+        "abandoned",
+        "done",
+        "error",
+        "error_text",
+        "exit_note",
+        "fds",
+        "fields",
+        "future",
+        "kind",
+        "record",
+        "result",
+        "segments",
+        "sent_segments",
+        "seq",
+    )
+
+    def __init__(
+        self,
+        kind: JobKind,
+        record: type[Exec | Eval | Call],
+        fields: tuple[Any, ...],
+        future: Future[Any] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.record = record  # the message that carries it, made with its sequence number when sent
+        self.fields = fields  # that message's fields after ``seq``
+        self.future = future
+        self.fds: list[int] = []  # descriptors of the arguments' segments, to send
+        self.segments: list[int] = []  # their ids in VM 0's segment pool, while VM 0 owns them
+        self.sent_segments: list[int] = []  # the same ids, kept while a VM has them
+        self.seq = 0
+        self.done = False
+        self.abandoned = False  # a blocking caller stopped waiting for it
+        self.result: ReceivedValue | None = None  # the return value, still encoded
+        self.error: BaseException | None = None  # what to raise in VM 0
+        self.error_text: str | None = None  # what last_error() says
+        self.exit_note: str | None = None  # why the VM is exiting, if it said so before it died
+
+    def message(self, seq: int) -> Exec | Eval | Call:
+        """The message that sends this job as number ``seq``."""
+        self.seq = seq
+        return self.record(seq, *self.fields)
+
+    def attach(self, encoded: _payload.Encoded) -> None:
+        """Send ``encoded``'s segment, if it has one, with this job's message."""
+        if encoded.fd is not None:
+            self.fds.append(encoded.fd)
+            self.segments.append(encoded.payload[1])
+
+    def reclaim(self) -> None:
+        """Take back the argument segments: the VM never got them, or died with them mapped."""
+        for segment in self.segments:
+            _payload.POOL.release(segment)
+        self.segments = []
+
+    def fail(self, error: BaseException, text: str) -> None:
+        """End with ``error``; ``text`` is what ``last_error()`` says (a traceback or a one-line reason)."""
+        self.error = error
+        self.error_text = text
+
+
+class JobQueue(Protocol):
+    """Where a manager takes its next job from."""
+
+    def first(self) -> Job | None:
+        """The next job, left in the queue (so that a lock-free ``idle`` never sees a gap)."""
+
+    def drop_first(self) -> None:
+        """Remove the job ``first()`` returned."""
+
+    def give_back(self, jobs: list[Job]) -> None:
+        """Put jobs that were sent but never started back at the front, in this order."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Job]: ...
+
+
+class FifoQueue(deque[Job]):
+    """A ComputeThread's queue: first in, first out."""
+
+    def first(self) -> Job | None:
+        return self[0] if self else None
+
+    def drop_first(self) -> None:
+        self.popleft()
+
+    def give_back(self, jobs: list[Job]) -> None:
+        self.extendleft(reversed(jobs))
+
+
+# Source longer than this (in characters; UTF-8 takes at most 4 bytes each) is sent as a payload, like
+# an argument: a big one goes through a segment, so the message never waits for the VM to read it.
+INLINE_SOURCE = _payload.INLINE_LIMIT // 4
+
+
+def source_job(kind: JobKind, record: type[Exec | Eval], text: str) -> Job:
+    """An exec or eval job for the source ``text``."""
+    if len(text) <= INLINE_SOURCE:
+        return Job(kind, record, (text,))
+    encoded = _payload.encode(text)
+    job = Job(kind, record, (encoded.payload,))
+    job.attach(encoded)
+    return job
+
+
+def call_job(
+    kind: JobKind, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any], future: Future[Any] | None
+) -> Job:
+    """A call job, its arguments (and a callable target) pickled now, in the caller's thread."""
+    if not isinstance(target, str) and not callable(target):
+        raise TypeError(f"expected a str to evaluate in the VM or a callable, got {type(target).__name__}")
+    encoded: list[_payload.Encoded] = []
+    try:
+        encoded.append(_payload.encode((args, kwargs)))
+        if not isinstance(target, str) or len(target) > INLINE_SOURCE:
+            encoded.append(_payload.encode(target))
+    except BaseException as exc:
+        for item in encoded:
+            if (segment := _payload.segment_id(item.payload)) is not None:
+                _payload.POOL.release(segment)
+        if isinstance(exc, Exception):
+            culprit = _unpicklable_part(target, args, kwargs)
+            exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
+        raise
+    sent_target = encoded[1].payload if len(encoded) > 1 else target
+    job = Job(kind, Call, (sent_target, encoded[0].payload), future)
+    for item in encoded:  # in the order the worker decodes them: arguments, then the target
+        job.attach(item)
+    return job
+
+
+def resolve_future(job: Job) -> None:
+    """Hand ``job``'s outcome to its future (decoding the value here, in the caller's thread)."""
+    future = job.future
+    assert future is not None
+    if job.error is not None:
+        future.set_exception(job.error)
+        return
+    try:
+        assert job.result is not None
+        value = job.result.decode()
+    except BaseException as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(value)
+
+
+def rebuild_exception(value: ReceivedValue | None, text: str) -> BaseException:
+    """The VM's exception as itself when it unpickles, with the remote traceback as ``__cause__``."""
+    exc: BaseException | None = None
+    if value is not None:
+        try:
+            exc = value.decode()
+        except Exception:
+            exc = None
+    # Only an Exception is re-raised as itself: a KeyboardInterrupt the job raised must not look like
+    # Ctrl+C in VM 0.
+    if not isinstance(exc, Exception):
+        exc = JobError(text)
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+def _unpicklable_part(target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """Name the first part of a call that does not pickle: an argument, a keyword argument, the callable."""
+    parts: list[tuple[str, Any]] = [(f"argument {i}", value) for i, value in enumerate(args, 1)]
+    parts += [(f"keyword argument {name!r}", value) for name, value in kwargs.items()]
+    if not isinstance(target, str):
+        parts.append(("the callable", target))
+    for what, value in parts:
+        try:
+            _payload.dumps(value)
+        except Exception:
+            return f"{what} (of type {type(value).__name__})"
+    return "an argument of this call"

@@ -1,0 +1,435 @@
+"""The manager of one worker VM, in VM 0: sends it jobs, reads what it says, and ends jobs.
+
+A job's life, end to end (every name is a module of this package)::
+
+  VM 0, the caller's thread                                      worker VM i (a process of its own)
+  ─────────────────────────                                      ──────────────────────────────────
+  ComputeThread.submit_call(fn, *args)  or  ComputePool.submit
+    │ _jobs.call_job: args pickled now (_payload.encode; big
+    │ buffers copied once into a shared-memory segment)
+    ▼
+  the queue (a ComputeThread's FIFO, or the pool's by priority)
+    │ Manager.dispatch(): up to ``window`` jobs in flight
+    ▼
+  _channel ══ _protocol.Call(seq, target, arguments) ═══▶  _worker: the loop reads it (the segment's
+             + the segment's descriptor (SCM_RIGHTS)         descriptor with it), maps the segment,
+                                                             unpickles the arguments, calls fn
+  Manager.service() ◀═══ Progress(seq, fraction, text) ═══  report_progress (coalesced, ~60 a second)
+  Manager.service() ◀═══ Ok(seq, value) | Err(...) ══════  the value encoded as above, or the error
+    │ end_job(): the outcome recorded where its taker looks
+    ▼
+  last_retval() / Future.result() / ComputePool.intake(): _jobs.ReceivedValue.decode() maps the
+  segment and unpickles (numpy arrays arrive as views of it); when the mapping is collected, a
+  Release(segment ids) goes back so the sender can reuse the segment.
+
+Nothing blocks the frame: ``service()`` reads whatever has arrived and returns. Whoever looks runs it
+(``is_done``, ``progress``, a wait, a pool's ``intake``) and, while futures are pending, a pump thread.
+A VM that dies (crash, ``exit()``, kill) ends its running job with ``VMDiedError``; jobs sent to it but
+not started go back to the front of the queue, and the next job starts a fresh VM (``_launcher``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from . import _payload
+from ._errors import JobCancelledError, VMClosedError, VMDiedError
+from ._guard import Guard
+from ._jobs import Job, JobQueue, ReceivedValue, rebuild_exception
+from ._launcher import LAUNCHER
+from ._protocol import Err, Exiting, Message, Ok, Progress, Quit, Release
+from ._reaper import REAPER
+from ._vm_process import VMProcess, describe_exit
+
+CLOSE_TIMEOUT = 1.0
+PUMP_INTERVAL = 0.05
+
+
+class Manager:
+    """All VM 0 state of one worker VM: its process, the jobs in flight, and their outcomes.
+
+    It holds no reference to its public owner (a ComputeThread or a pool), so garbage collection can
+    collect the owner and close the manager. ``window`` jobs may be in flight at once: one runs in the
+    VM, the rest wait in its socket so that it never idles between two jobs (a pool sets more than one).
+    """
+
+    def __init__(
+        self, vm_index: int, setup: str | None, guard: Guard, queue: JobQueue, *, owns_queue: bool
+    ) -> None:
+        self.vm_index = vm_index
+        self.setup = setup
+        self.guard = guard
+        self.queue = queue
+        self.owns_queue = owns_queue  # close() ends the queued jobs too (a pool ends its own)
+        self.window = 1
+        self.proc: VMProcess | None = None
+        self.inflight: deque[Job] = deque()  # sent to the VM, in order; the first one is running
+        self.closed = False
+        # Set as close() begins, before it kills a busy VM without the lock: whoever then sees that VM
+        # exit ends the job as closed (not died), and no queued job starts on a new VM meanwhile.
+        self.closing = False
+        self.seq = 0
+        self.last_error: str | None = None  # the last pocketpy job's outcome, for last_error()
+        self.retval_value: ReceivedValue | None = None  # ... its value, until decoded
+        self.retval: tuple[Any] | None = None  # ... decoded, once last_retval() has run
+        self.retval_error: BaseException | None = None  # ... or why it could not be decoded
+        self.progress: tuple[float, str] = (0.0, "")
+        self.pump: threading.Thread | None = None
+        self.started_at = 0.0
+        self.last_job_seconds: float | None = None
+        self.jobs_done = 0
+
+    # -- state ------------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> Job | None:
+        return self.inflight[0] if self.inflight else None
+
+    @property
+    def idle(self) -> bool:
+        """No job in flight, and (when the queue is its own) none queued."""
+        return not self.inflight and not (self.owns_queue and len(self.queue))
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise VMClosedError(f"ComputeThread({self.vm_index}) is closed")
+
+    def check_idle(self) -> None:
+        self.service()
+        if not self.idle:
+            error = OSError("thread is not done yet")  # pocketpy's words, kept exactly
+            error.add_note(
+                f"runtime: ComputeThread({self.vm_index}) has a job running or queued (futures count "
+                "too); poll is_done or call wait_for_done() first"
+            )
+            raise error
+
+    def has_futures(self) -> bool:
+        return any(job.future is not None for job in self.inflight) or (
+            self.owns_queue and any(job.future is not None for job in self.queue)
+        )
+
+    # -- sending jobs ---------------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Send queued jobs while fewer than ``window`` are in flight."""
+        while len(self.inflight) < self.window and not self.closing:
+            job = self.queue.first()
+            if job is None:
+                return
+            if job.future is not None and not job.future.set_running_or_notify_cancel():
+                self.queue.drop_first()
+                job.reclaim()
+                continue  # cancelled while it waited
+            self.seq += 1
+            message = job.message(self.seq)
+            if job.kind == "pocketpy":
+                self.clear_retval()
+            # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
+            self.inflight.append(job)
+            self.queue.drop_first()
+            if len(self.inflight) == 1:
+                self.job_started()
+            try:
+                self.send(message, job)
+            except BaseException as exc:
+                # No VM could be started or reached: the job fails, the next one may have more luck.
+                self.inflight.pop()
+                job.done = True
+                job.reclaim()
+                if job.future is None:
+                    raise
+                job.error = exc
+                self.guard.ended.append(job)
+
+    def send(self, message: Message, job: Job) -> None:
+        for attempt in (1, 2):
+            if self.proc is None:
+                self.proc = LAUNCHER.launch(self.vm_index, self.setup)
+            try:
+                self.flush_releases()
+                self.proc.channel.send(message, job.fds)
+            except OSError:
+                # The VM died while idle (nobody was watching): replace it and send again.
+                self.give_back_unstarted()
+                self.drop_proc(kill=True)
+                if attempt == 2:
+                    raise
+            else:
+                # The VM has the segments now; they come back when it says so, or when it ends.
+                self.proc.outstanding.update(job.segments)
+                job.sent_segments, job.segments = job.segments, []
+                return
+
+    def job_started(self) -> None:
+        """The first job in flight starts running in the VM (the one before it has ended)."""
+        self.progress = (0.0, "")
+        self.started_at = time.perf_counter()
+
+    def clear_retval(self) -> None:
+        self.last_error = None
+        self.retval = None
+        self.retval_error = None
+        if self.retval_value is not None:
+            self.retval_value.discard()
+            self.retval_value = None
+
+    def flush_releases(self) -> None:
+        """Hand back the VM's segments that VM 0 no longer maps (never blocks: retried next time)."""
+        proc = self.proc
+        if proc is None or not proc.releases:
+            return
+        ids = []
+        while proc.releases:
+            ids.append(proc.releases.popleft())
+        try:
+            sent = proc.channel.try_send(Release(ids))
+        except OSError:
+            return  # the VM is gone, and its segments with it
+        if not sent:
+            proc.releases.extend(ids)
+
+    def give_back_unstarted(self) -> None:
+        """The VM is going: the jobs in flight behind the running one never started; queue them again,
+        first in line, with their argument segments (the VM never received those)."""
+        proc = self.proc
+        unstarted = [self.inflight.pop() for _ in range(len(self.inflight) - 1)][::-1]
+        for job in unstarted:
+            if proc is not None:
+                proc.outstanding.difference_update(job.sent_segments)
+            job.segments, job.sent_segments = job.sent_segments, []
+        if unstarted:
+            self.queue.give_back(unstarted)
+
+    def drop_proc(self, *, kill: bool) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            REAPER.adopt(proc, kill=kill)
+
+    # -- reading what the VM says ---------------------------------------------------------------------
+
+    def service(self) -> None:
+        """Handle every message, end-of-file and exit that has arrived, without blocking."""
+        while True:
+            proc = self.proc
+            if proc is None:
+                return
+            if proc.releases and not proc.eof:
+                self.flush_releases()
+            if not proc.ready():
+                return
+            if not proc.eof:
+                try:
+                    received = proc.channel.recv_nowait()
+                except (EOFError, OSError):
+                    proc.eof = True
+                    continue
+                if received is not None:
+                    self.on_message(proc, *received)
+                    continue
+            # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
+            # process the job forked may hold the channel open, so the exit code decides.
+            code = proc.poll_exit()
+            if code is None:
+                return
+            self.on_exit(code)
+
+    def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
+        """Handle one message from the VM and the descriptors that came with it."""
+        if isinstance(message, Release):
+            for segment in message.segments:
+                if segment in proc.outstanding:  # only what was sent to this VM, once
+                    proc.outstanding.discard(segment)
+                    _payload.POOL.release(segment)
+            return
+        assert isinstance(message, Ok | Err | Progress | Exiting)
+        job = self.running
+        if job is None or message.seq != job.seq:
+            payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
+            if payload is not None:
+                ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
+            return
+        if isinstance(message, Progress):
+            self.progress = (message.fraction, message.message)
+        elif isinstance(message, Exiting):
+            job.exit_note = message.note
+        elif isinstance(message, Ok):
+            job.result = ReceivedValue(message.value, fds, proc.releases.append)
+            self.end_job(job)
+        else:
+            exception = message.exception
+            received = None if exception is None else ReceivedValue(exception, fds, proc.releases.append)
+            job.fail(rebuild_exception(received, message.traceback), message.traceback)
+            if message.retire:
+                job.reclaim()  # it never looked at the arguments
+                self.give_back_unstarted()
+                self.drop_proc(kill=False)  # the VM exits by itself; the next job gets a fresh one
+            self.end_job(job)
+
+    def on_exit(self, code: int) -> None:
+        job = self.running
+        if job is not None:
+            self.give_back_unstarted()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            REAPER.adopt(proc, kill=False)
+        if job is None:
+            return
+        if self.closing:
+            self.fail_as_closed(job)  # close() killed it
+        else:
+            text = f"VM {self.vm_index} died during the job: {describe_exit(code)}"
+            if job.exit_note:
+                text += f" ({job.exit_note})"
+            job.fail(VMDiedError(text), f"VMDiedError: {text}\n")
+        job.reclaim()
+        self.end_job(job)
+
+    def fail_as_closed(self, job: Job) -> None:
+        text = f"ComputeThread({self.vm_index}) was closed before the job finished"
+        job.fail(VMClosedError(text), f"VMClosedError: {text}\n")
+
+    def end_job(self, job: Job) -> None:
+        """Record how the running ``job`` ended where its taker will look, then send the next jobs."""
+        assert self.inflight and self.inflight[0] is job
+        self.inflight.popleft()
+        job.done = True
+        self.last_job_seconds = time.perf_counter() - self.started_at
+        self.jobs_done += 1
+        if self.inflight:
+            self.job_started()
+        if job.kind == "pocketpy":
+            self.last_error = job.error_text
+            self.retval_value = job.result
+        elif job.abandoned:
+            if job.result is not None:
+                job.result.discard()
+        elif job.future is not None:
+            self.guard.ended.append(job)  # resolved when the lock is released
+        self.dispatch()
+
+    # -- waiting ----------------------------------------------------------------------------------------
+
+    def wait_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        """Service the VM until ``done()`` is true or ``timeout`` passes; return ``done()``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        spin = True
+        while True:
+            with self.guard:
+                self.service()
+                finished = done()
+                proc = self.proc
+            if finished:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if proc is None:
+                return bool(done())
+            # Short slices: another thread may replace the VM meanwhile; then look again.
+            proc.wait(PUMP_INTERVAL if remaining is None else min(remaining, PUMP_INTERVAL), spin=spin)
+            spin = False
+
+    def ensure_pump(self) -> None:
+        """Start the pump thread if it is not running: it services the VM while futures are pending."""
+        if self.pump is None or not self.pump.is_alive():
+            self.pump = threading.Thread(
+                target=_pump, args=(self,), name=f"ComputeThread({self.vm_index}) pump", daemon=True
+            )
+            self.pump.start()
+
+    # -- ending -----------------------------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """Kill the VM under the running job, which ends with ``JobCancelledError``; return if one ran."""
+        with self.guard:
+            self.service()
+            job = self.running
+            if job is None:
+                return False
+            self.give_back_unstarted()
+            self.drop_proc(kill=True)
+            text = f"the job was cancelled: VM {self.vm_index} was stopped by cancel() and will be replaced"
+            job.fail(JobCancelledError(text), f"JobCancelledError: {text}\n")
+            job.reclaim()
+            self.end_job(job)
+            return True
+
+    def close(self, *, wait: bool = True, resolve_futures: bool = True) -> None:
+        """Stop the VM and end its jobs as closed; with ``wait``, until the VM has exited (at most ~1 s).
+
+        The futures of the jobs that end are resolved here, unless ``resolve_futures`` is False: then
+        they wait in the guard's ``ended`` for the caller to resolve.
+        """
+        # Kill a busy VM before taking the lock, which a thread in the middle of a call may hold.
+        self.closing = True
+        proc, busy = self.proc, bool(self.inflight)
+        if proc is not None and busy and not self.closed:
+            proc.kill()
+        with self.guard if resolve_futures else self.guard.lock:
+            if self.closed:
+                return
+            self.closed = True
+            busy = bool(self.inflight)
+            ending = list(self.inflight)  # their futures are running already
+            self.inflight.clear()
+            queued = []
+            if self.owns_queue:
+                while (job := self.queue.first()) is not None:
+                    self.queue.drop_first()
+                    queued.append(job)
+            self.clear_retval()
+            proc, self.proc = self.proc, None
+            for job in queued:
+                # A queued future runs from now on, so nobody can cancel it before its resolution.
+                if job.future is None or job.future.set_running_or_notify_cancel():
+                    ending.append(job)
+                else:
+                    job.reclaim()  # cancelled while it waited: nothing to resolve
+            for job in ending:
+                self.fail_as_closed(job)
+                job.done = True
+                job.reclaim()
+                if job.future is not None and not job.abandoned:
+                    self.guard.ended.append(job)
+        if proc is None:
+            return
+        if busy:
+            proc.kill()
+        else:
+            try:
+                proc.channel.try_send(Quit())  # never blocks; a VM that misses it sees end-of-file
+            except OSError:
+                pass
+        if not wait:
+            REAPER.adopt(proc, kill=False)
+        elif not REAPER.reap_now(proc, CLOSE_TIMEOUT):
+            REAPER.adopt(proc, kill=True)
+
+    def forget(self) -> None:
+        """In a child forked from VM 0: this VM is the parent's; read as closed, touch nothing."""
+        self.guard.forget()
+        self.closed = self.closing = True
+        self.proc = None
+        self.inflight.clear()
+        if self.owns_queue:
+            while self.queue.first() is not None:
+                self.queue.drop_first()
+        self.pump = None
+
+
+def _pump(manager: Manager) -> None:
+    """Service the VM while futures are pending, so they resolve without anyone polling."""
+    while True:
+        with manager.guard:
+            manager.service()
+            if manager.closed or not manager.has_futures():
+                manager.pump = None
+                return
+            proc = manager.proc
+        if proc is not None:
+            proc.wait(PUMP_INTERVAL, spin=False)

@@ -1,0 +1,155 @@
+"""Every message that crosses a socket of the runtime, defined once, as named records both ends use.
+
+Two conversations, each over a private Unix socket (no port is opened anywhere):
+
+* VM 0 and a worker VM, over the VM's channel (``_channel``)::
+
+      VM 0 ──Init──▶ VM            once, first: who the VM is and what its setup source is
+      VM 0 ──Exec | Eval | Call──▶ VM     one job each; the VM runs them one at a time, in order
+      VM 0 ◀──Progress── VM        while a job runs, at most ~60 a second (the latest value wins)
+      VM 0 ◀──Exiting─── VM        the job raised SystemExit: the VM is about to exit, and says why
+      VM 0 ◀──Ok | Err── VM        the job's end: its value, or its exception and traceback
+      VM 0 ◀─Release─▶ VM          segments the receiver no longer maps, for the sender to reuse
+      VM 0 ──Quit──▶ VM            exit now (a VM that misses it sees end-of-file, and exits too)
+
+* VM 0 and the template process that forks VMs (``_template``): ``TemplateConfig`` once, then one
+  ``Fork`` per new VM; the template answers on the status pipe that came with it, in ``STATUS_FORMAT``:
+  the new VM's pid, and later its exit code.
+
+A record is a ``NamedTuple``; on the wire it is a plain tuple ``(tag, *fields)``: pickling a plain tuple
+is several times faster than pickling a class instance, and a round trip is a handful of microseconds.
+``to_wire`` and ``from_wire`` are the only code that sees that layout; everything else reads fields by
+name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+Payload = tuple[Any, ...]  # an encoded value (see ``_payload``)
+
+
+# -- VM 0 to a worker VM ----------------------------------------------------------------------------------
+
+
+class Init(NamedTuple):
+    """The first message to a new VM: everything it must know before it can serve jobs."""
+
+    vm_index: int
+    sys_path: list[str]
+    cwd: str
+    setup: str | None  # source run in the fresh ``__main__`` before the first job
+    nice: int  # how much to lower the VM's CPU priority (an ``os.nice`` increment)
+
+
+class Exec(NamedTuple):
+    """Run statements in the VM's ``__main__``; the value is None."""
+
+    seq: int
+    source: str | Payload  # long source travels as a payload, like an argument
+
+
+class Eval(NamedTuple):
+    """Evaluate an expression in the VM's ``__main__``; the value is the result."""
+
+    seq: int
+    source: str | Payload
+
+
+class Call(NamedTuple):
+    """Call a function: ``target`` is source that evaluates to it, or the function itself, encoded."""
+
+    seq: int
+    target: str | Payload
+    arguments: Payload  # the encoded ``(args, kwargs)``
+
+
+class Quit(NamedTuple):
+    """Exit now."""
+
+
+# -- a worker VM to VM 0 ----------------------------------------------------------------------------------
+
+
+class Ok(NamedTuple):
+    """Job ``seq`` returned ``value`` (encoded)."""
+
+    seq: int
+    value: Payload
+
+
+class Err(NamedTuple):
+    """Job ``seq`` failed: its exception (encoded, or None when it does not pickle) and traceback text.
+
+    ``retire``: the VM's setup failed, so the VM exits after this reply and the next job gets a fresh VM
+    (which runs the setup again). The job's arguments were never looked at.
+    """
+
+    seq: int
+    exception: Payload | None
+    traceback: str
+    retire: bool = False
+
+
+class Progress(NamedTuple):
+    """The latest ``report_progress(fraction, message)`` of job ``seq``."""
+
+    seq: int
+    fraction: float
+    message: str
+
+
+class Exiting(NamedTuple):
+    """Job ``seq`` is ending the VM (it raised ``SystemExit``); ``note`` says so for ``last_error()``."""
+
+    seq: int
+    note: str
+
+
+# -- either way ---------------------------------------------------------------------------------------------
+
+
+class Release(NamedTuple):
+    """The sender of these segments may reuse them: the receiver no longer maps them."""
+
+    segments: list[int]
+
+
+Job = Exec | Eval | Call
+ToVM = Init | Exec | Eval | Call | Release | Quit
+FromVM = Ok | Err | Progress | Exiting | Release
+Message = ToVM | FromVM
+
+_KINDS: tuple[type[Any], ...] = (Init, Exec, Eval, Call, Quit, Ok, Err, Progress, Exiting, Release)
+_TAGS: dict[type[Any], int] = {kind: tag for tag, kind in enumerate(_KINDS)}
+
+
+def to_wire(message: Message) -> tuple[Any, ...]:
+    """The plain tuple that carries ``message``: its tag, then its fields."""
+    return (_TAGS[type(message)], *message)
+
+
+def from_wire(wire: tuple[Any, ...]) -> Message:
+    """The record a plain tuple from ``to_wire`` carries."""
+    kind = _KINDS[wire[0]]
+    record: Message = tuple.__new__(kind, wire[1:])
+    return record
+
+
+# -- VM 0 to the template ---------------------------------------------------------------------------------
+
+
+class TemplateConfig(NamedTuple):
+    """The template's first message: the import path, and the modules every forked VM starts with."""
+
+    sys_path: list[str]
+    preload: list[str]
+
+
+class Fork(NamedTuple):
+    """Fork VM ``vm_index``; its socket and a status pipe come with this message as descriptors."""
+
+    vm_index: int
+
+
+STATUS_FORMAT = "q"  # on a status pipe: the pid, then the exit code (negative: killed by that signal)
