@@ -15,7 +15,7 @@ from typing import Any, Literal, Protocol
 
 from . import _payload
 from ._errors import JobError, RemoteTraceback
-from ._protocol import Call, Eval, Exec
+from ._protocol import Call, Eval, Exec, make
 
 # Where a job's outcome goes: "pocketpy" to ``last_error()``/``last_retval()`` (``submit_*``), "blocking"
 # to the caller waiting in ``exec``/``eval``, "future" to a ``concurrent.futures.Future``.
@@ -89,7 +89,7 @@ class Job:
     def message(self, seq: int) -> Exec | Eval | Call:
         """The message that sends this job as number ``seq``."""
         self.seq = seq
-        return self.record(seq, *self.fields)
+        return make(self.record, seq, self.fields)
 
     def attach(self, encoded: _payload.Encoded) -> None:
         """Send ``encoded``'s segment, if it has one, with this job's message."""

@@ -92,7 +92,7 @@ class Manager:
     @property
     def idle(self) -> bool:
         """No job in flight, and (when the queue is its own) none queued."""
-        return not self.inflight and not (self.owns_queue and len(self.queue))
+        return not self.inflight and not (self.owns_queue and self.queue)
 
     def check_open(self) -> None:
         if self.closed:
@@ -246,20 +246,20 @@ class Manager:
                     proc.outstanding.discard(segment)
                     _payload.POOL.release(segment)
             return
-        assert isinstance(message, Ok | Err | Progress | Exiting)
+        assert isinstance(message, (Ok, Err, Progress, Exiting))
         job = self.running
         if job is None or message.seq != job.seq:
             payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
             if payload is not None:
                 ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
             return
-        if isinstance(message, Progress):
+        if isinstance(message, Ok):
+            job.result = ReceivedValue(message.value, fds, proc.releases.append)
+            self.end_job(job)
+        elif isinstance(message, Progress):
             self.progress = (message.fraction, message.message)
         elif isinstance(message, Exiting):
             job.exit_note = message.note
-        elif isinstance(message, Ok):
-            job.result = ReceivedValue(message.value, fds, proc.releases.append)
-            self.end_job(job)
         else:
             exception = message.exception
             received = None if exception is None else ReceivedValue(exception, fds, proc.releases.append)

@@ -126,14 +126,21 @@ _TAGS: dict[type[Any], int] = {kind: tag for tag, kind in enumerate(_KINDS)}
 
 def to_wire(message: Message) -> tuple[Any, ...]:
     """The plain tuple that carries ``message``: its tag, then its fields."""
-    return (_TAGS[type(message)], *message)
+    return (_TAGS[message.__class__], *message)
 
 
 def from_wire(wire: tuple[Any, ...]) -> Message:
     """The record a plain tuple from ``to_wire`` carries."""
-    kind = _KINDS[wire[0]]
-    record: Message = tuple.__new__(kind, wire[1:])
+    # tuple.__new__ rather than the record's own __new__ (a Python function): a round trip makes four
+    # records, and this keeps each under a tenth of a microsecond.
+    record: Message = tuple.__new__(_KINDS[wire[0]], wire[1:])
     return record
+
+
+def make(record: type[Job], seq: int, fields: tuple[Any, ...]) -> Job:
+    """The job message ``record(seq, *fields)``, built the fast way (as ``from_wire`` does)."""
+    job: Job = tuple.__new__(record, (seq, *fields))
+    return job
 
 
 # -- VM 0 to the template ---------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def _serve(channel: Channel) -> int:
             for segment in message.segments:
                 _payload.POOL.release(segment)
             continue
-        assert isinstance(message, Exec | Eval | Call)
+        assert isinstance(message, (Exec, Eval, Call))
         seq = message.seq
         if setup_error is not None:
             for fd in fds:
