@@ -26,15 +26,22 @@ from ._errors import (
     VMClosedError,
     VMDiedError,
 )
+from ._pool import ComputePool
+from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats
 
 __all__ = [
+    "ComputePool",
     "ComputeThread",
     "ComputeThreadError",
     "JobCancelledError",
     "JobError",
+    "MapResults",
+    "PoolFuture",
+    "PoolStats",
     "RemoteTraceback",
     "VMClosedError",
     "VMDiedError",
+    "VMStats",
     "configure",
     "currentvm",
     "report_progress",

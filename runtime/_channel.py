@@ -24,6 +24,7 @@ import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 
 from ._protocol import Message, from_wire, to_wire
@@ -37,6 +38,16 @@ _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _DONTWAIT = socket.MSG_DONTWAIT
 READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # poll events that mean "look now"
 _FD_SPACE = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+_RECV_SIZE = 64 * 1024
+_COMPACT_AT = 256 * 1024  # drop taken bytes from the buffer's front once there are this many
+
+
+def _fds_in(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    fds = array.array("i")
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+    return list(fds)
 
 
 def socket_pair() -> tuple[socket.socket, socket.socket]:
@@ -61,17 +72,37 @@ class Channel:
         self._sock = sock
         self.fd = sock.fileno()
         self._send_lock = threading.Lock()
-        # The message being received: its header so far, then its body and how much of it has come.
-        self._header = bytearray()
-        self._body: bytearray | None = None
-        self._got = 0
-        self._fds: list[int] = []
+        # What has been read and not yet taken: messages from ``_pos`` on; ``_base`` is the stream offset of
+        # the buffer's first byte, and ``_fd_marks`` the descriptors received, by the offset they came at.
+        self._buffer = bytearray()
+        self._pos = 0
+        self._base = 0
+        self._fd_marks: deque[tuple[int, list[int]]] = deque()
 
     def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
         data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
-            self._send(data, fds)
+            self._send(_HEADER.pack(len(data)) + data, fds)
+
+    def send_batch(self, items: Sequence[tuple[Message, Sequence[int]]]) -> None:
+        """Send several messages, each with its descriptors, in as few system calls as they allow."""
+        frames = []
+        for message, fds in items:
+            data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+            frames.append((_HEADER.pack(len(data)) + data, fds))
+        with self._send_lock:
+            plain: list[bytes] = []  # frames without descriptors go out together
+            for frame, fds in frames:
+                if fds:
+                    if plain:
+                        self._send(b"".join(plain), ())
+                        plain = []
+                    self._send(frame, fds)  # on its own: its descriptors must come with its first byte
+                else:
+                    plain.append(frame)
+            if plain:
+                self._send(b"".join(plain), ())
 
     def try_send(self, message: Message) -> bool:
         """Send one message only if that cannot block; return whether it was sent."""
@@ -82,13 +113,13 @@ class Channel:
             poller.register(self.fd, select.POLLOUT)
             if not poller.poll(0):
                 return False
-            self._send(pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL), ())
+            data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+            self._send(_HEADER.pack(len(data)) + data, ())
             return True
         finally:
             self._send_lock.release()
 
-    def _send(self, data: bytes, fds: Sequence[int]) -> None:
-        frame = _HEADER.pack(len(data)) + data
+    def _send(self, frame: bytes, fds: Sequence[int]) -> None:
         # MSG_NOSIGNAL: a peer that died raises BrokenPipeError here instead of SIGPIPE killing this VM.
         if fds:
             ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
@@ -111,54 +142,71 @@ class Channel:
     def recv_nowait(self) -> tuple[Message, list[int]] | None:
         """Receive one message if all of it has arrived, else keep what has and return None; never blocks.
 
-        A message that arrives in pieces is assembled over several calls, so a reader that is interrupted
-        (or a peer that stalls mid-message) never leaves the stream out of step. Raises ``EOFError`` once
-        the peer has gone.
+        Reads whatever the socket has (up to 64 KiB a call) into a buffer and takes messages from it, so
+        a burst of small replies costs one system call, not two per message. A message that arrives in
+        pieces is assembled over several calls, so a reader that is interrupted (or a peer that stalls
+        mid-message) never leaves the stream out of step. Raises ``EOFError`` once the peer has gone.
         """
-        try:
-            while True:
-                body = self._body
-                if body is None:
-                    missing = _HEADER.size - len(self._header)
-                    chunk, ancillary, _flags, _addr = self._sock.recvmsg(missing, _FD_SPACE, _DONTWAIT)
-                    self._take_fds(ancillary)
-                    if not chunk:
-                        self._reset_reader()
-                        raise EOFError("the other VM closed the channel")
-                    self._header += chunk
-                    if len(self._header) < _HEADER.size:
-                        continue
-                    (size,) = _HEADER.unpack(self._header)
-                    body = self._body = bytearray(size)
-                    self._got = 0
-                if self._got < len(body):
-                    n = self._sock.recv_into(memoryview(body)[self._got :], 0, _DONTWAIT)
-                    if n == 0:
-                        self._reset_reader()
-                        raise EOFError("the other VM closed the channel mid-message")
-                    self._got += n
-                    continue
-                fds = self._fds
-                self._fds = []
-                self._header = bytearray()
-                self._body = None
-                return from_wire(pickle.loads(body)), fds
-        except BlockingIOError:
-            return None
+        while True:
+            taken = self._take_buffered()
+            if taken is not None:
+                return taken
+            try:
+                chunk, ancillary, _flags, _addr = self._sock.recvmsg(_RECV_SIZE, _FD_SPACE, _DONTWAIT)
+            except BlockingIOError:
+                return None
+            if ancillary and chunk:
+                # Linux stops a read right after the piece of stream that carried descriptors (the first
+                # piece of the send that carried them, so the start of their message): the chunk's last
+                # byte belongs to the message they came with.
+                self._fd_marks.append((self._base + len(self._buffer) + len(chunk) - 1, _fds_in(ancillary)))
+            if not chunk:
+                partial = self._pos < len(self._buffer)
+                self._reset_reader()
+                raise EOFError("the other VM closed the channel" + (" mid-message" if partial else ""))
+            self._buffer += chunk
 
-    def _take_fds(self, ancillary: list[tuple[int, int, bytes]]) -> None:
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                received = array.array("i")
-                received.frombytes(data[: len(data) - len(data) % received.itemsize])
-                self._fds.extend(received)
+    def buffered(self) -> bool:
+        """Whether a whole message is waiting in the buffer (a poll of the socket cannot tell)."""
+        start = self._pos + _HEADER.size
+        if start > len(self._buffer):
+            return False
+        (size,) = _HEADER.unpack_from(self._buffer, self._pos)
+        return bool(start + size <= len(self._buffer))
+
+    def _take_buffered(self) -> tuple[Message, list[int]] | None:
+        buffer, pos = self._buffer, self._pos
+        start = pos + _HEADER.size
+        if start > len(buffer):
+            return None
+        (size,) = _HEADER.unpack_from(buffer, pos)
+        end = start + size
+        if end > len(buffer):
+            return None
+        message = from_wire(pickle.loads(memoryview(buffer)[start:end]))
+        fds: list[int] = []
+        marks = self._fd_marks
+        while marks and marks[0][0] < self._base + end:
+            fds += marks.popleft()[1]
+        if end == len(buffer):
+            buffer.clear()  # the common case: everything read was taken
+            self._base += end
+            self._pos = 0
+        elif end > _COMPACT_AT:
+            del buffer[:end]
+            self._base += end
+            self._pos = 0
+        else:
+            self._pos = end
+        return message, fds
 
     def _reset_reader(self) -> None:
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
-        self._header = bytearray()
-        self._body = None
+        for _offset, fds in self._fd_marks:
+            for fd in fds:
+                os.close(fd)
+        self._fd_marks.clear()
+        self._buffer.clear()
+        self._pos = 0
 
     def wait_readable(self, timeout: float | None, *, spin: float = SPIN_SECONDS) -> bool:
         """Wait until a message (or end-of-file) is waiting, at most ``timeout`` seconds (None: forever).

@@ -23,7 +23,7 @@ from ._errors import JobCancelledError, JobError, VMClosedError, VMDiedError
 from ._guard import Guard
 from ._jobs import FifoQueue, Job, JobKind, call_job, resolve_future, source_job
 from ._launcher import LAUNCHER
-from ._manager import Manager
+from ._manager import PUMP_INTERVAL, Manager
 from ._protocol import Eval, Exec
 from ._reaper import REAPER
 
@@ -96,7 +96,7 @@ class ComputeThread:
     def last_error(self) -> str | None:
         """The formatted traceback (str) of the last ``submit_*`` job's failure, or None if it succeeded."""
         with self._manager.guard:
-            self._manager.check_idle()
+            _check_idle(self._manager)
             return self._manager.last_error
 
     def last_retval(self) -> Any:
@@ -107,7 +107,7 @@ class ComputeThread:
         """
         core = self._manager
         with core.guard:
-            core.check_idle()
+            _check_idle(core)
             if core.retval is None:
                 if core.retval_error is not None:
                     raise core.retval_error  # the same failure on every call, as the value would be
@@ -143,8 +143,8 @@ class ComputeThread:
         """
         core = self._manager
         with core.guard:
-            core.check_open()
-            core.check_idle()
+            _check_open(core)
+            _check_idle(core)
             self._enqueue(_call_job("pocketpy", eval_src, args, kwargs))
 
     def exec(self, source: str) -> None:
@@ -176,10 +176,10 @@ class ComputeThread:
         """
         core = self._manager
         with core.guard:
-            core.check_open()
+            _check_open(core)
             job = _call_job("future", fn_or_eval_src, args, kwargs)
             self._enqueue(job)
-            core.ensure_pump()
+            _ensure_pump(core)
         assert job.future is not None
         return job.future
 
@@ -187,7 +187,7 @@ class ComputeThread:
         """Queue a call and wait for its value: ``submit(...).result()``, driven by the calling thread."""
         core = self._manager
         with core.guard:
-            core.check_open()
+            _check_open(core)
             job = _call_job("future", fn_or_eval_src, args, kwargs)
             self._enqueue(job)
         core.wait_until(lambda: job.done, None)
@@ -273,16 +273,16 @@ class ComputeThread:
     def _submit_pocketpy(self, record: type[Exec | Eval], source: str) -> None:
         core = self._manager
         with core.guard:
-            core.check_open()
-            core.check_idle()
+            _check_open(core)
+            _check_idle(core)
             self._enqueue(source_job("pocketpy", record, _check_source(source)))
 
     def _blocking(self, record: type[Exec | Eval], source: str) -> Any:
         core = self._manager
         op = "exec" if record is Exec else "eval"
         with core.guard:
-            core.check_open()
-            core.check_idle()
+            _check_open(core)
+            _check_idle(core)
             job = source_job("blocking", record, _check_source(source))
             self._enqueue(job)
         try:
@@ -304,6 +304,50 @@ class ComputeThread:
 
 def _call_job(kind: JobKind, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
     return call_job(kind, target, args, kwargs, Future() if kind == "future" else None)
+
+
+def _check_open(core: Manager) -> None:
+    if core.closed:
+        raise VMClosedError(f"{core.name} is closed")
+
+
+def _check_idle(core: Manager) -> None:
+    core.service()
+    if not core.idle:
+        error = OSError("thread is not done yet")  # pocketpy's words, kept exactly
+        error.add_note(
+            f"runtime: ComputeThread({core.vm_index}) has a job running or queued (futures count "
+            "too); poll is_done or call wait_for_done() first"
+        )
+        raise error
+
+
+def _ensure_pump(core: Manager) -> None:
+    """Start the pump thread if it is not running: it services the VM while futures are pending."""
+    if core.pump is None or not core.pump.is_alive():
+        core.pump = threading.Thread(
+            target=_pump, args=(core,), name=f"ComputeThread({core.vm_index}) pump", daemon=True
+        )
+        core.pump.start()
+
+
+def _pump(core: Manager) -> None:
+    """Service the VM while futures are pending, so they resolve without anyone polling."""
+    while True:
+        with core.guard:
+            core.service()
+            if core.closed or not _has_futures(core):
+                core.pump = None
+                return
+            proc = core.proc
+        if proc is not None:
+            proc.wait(PUMP_INTERVAL, spin=False)
+
+
+def _has_futures(core: Manager) -> bool:
+    return any(job.future is not None for job in core.inflight) or any(
+        job.future is not None for job in core.queue
+    )
 
 
 def _close_collected(core: Manager) -> None:

@@ -43,12 +43,19 @@ class ReceivedValue:
         if fds:
             _payload.discard(self.payload, iter(fds), self.release_to)
 
+    def __del__(self) -> None:
+        # A value nobody decoded (a pool future dropped unread): close its descriptor, hand back its
+        # segment. Both are safe wherever the collector runs (a close and a deque append).
+        if self.fds:
+            self.discard()
+
 
 class Job:
     """One unit of work for the VM, and, once it ends, its outcome."""
 
     __slots__ = (
         "abandoned",
+        "claimed",
         "done",
         "error",
         "error_text",
@@ -57,11 +64,14 @@ class Job:
         "fields",
         "future",
         "kind",
+        "progress",
+        "queue_place",
         "record",
         "result",
         "segments",
         "sent_segments",
         "seq",
+        "small",
     )
 
     def __init__(
@@ -79,12 +89,16 @@ class Job:
         self.segments: list[int] = []  # their ids in VM 0's segment pool, while VM 0 owns them
         self.sent_segments: list[int] = []  # the same ids, kept while a VM has them
         self.seq = 0
+        self.small = False  # its message is a few KiB at most (more may then be in flight at once)
         self.done = False
         self.abandoned = False  # a blocking caller stopped waiting for it
+        self.claimed = False  # its future was set running (it left the queue once)
         self.result: ReceivedValue | None = None  # the return value, still encoded
         self.error: BaseException | None = None  # what to raise in VM 0
         self.error_text: str | None = None  # what last_error() says
         self.exit_note: str | None = None  # why the VM is exiting, if it said so before it died
+        self.progress: tuple[float, str] = (0.0, "")  # its latest report_progress
+        self.queue_place: tuple[float, Any] = (0.0, None)  # (priority, key) in a pool's queue
 
     def message(self, seq: int) -> Exec | Eval | Call:
         """The message that sends this job as number ``seq``."""
@@ -142,6 +156,7 @@ class FifoQueue(deque[Job]):
 # Source longer than this (in characters; UTF-8 takes at most 4 bytes each) is sent as a payload, like
 # an argument: a big one goes through a segment, so the message never waits for the VM to read it.
 INLINE_SOURCE = _payload.INLINE_LIMIT // 4
+_SMALL = 4096  # bytes of a call's pickle that make it a small job
 
 
 def source_job(kind: JobKind, record: type[Exec | Eval], text: str) -> Job:
@@ -160,23 +175,15 @@ def call_job(
     """A call job, its arguments (and a callable target) pickled now, in the caller's thread."""
     if not isinstance(target, str) and not callable(target):
         raise TypeError(f"expected a str to evaluate in the VM or a callable, got {type(target).__name__}")
-    encoded: list[_payload.Encoded] = []
     try:
-        encoded.append(_payload.encode((args, kwargs)))
-        if not isinstance(target, str) or len(target) > INLINE_SOURCE:
-            encoded.append(_payload.encode(target))
-    except BaseException as exc:
-        for item in encoded:
-            if (segment := _payload.segment_id(item.payload)) is not None:
-                _payload.POOL.release(segment)
-        if isinstance(exc, Exception):
-            culprit = _unpicklable_part(target, args, kwargs)
-            exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
+        encoded = _payload.encode((target, args, kwargs))
+    except Exception as exc:
+        culprit = _unpicklable_part(target, args, kwargs)
+        exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
         raise
-    sent_target = encoded[1].payload if len(encoded) > 1 else target
-    job = Job(kind, Call, (sent_target, encoded[0].payload), future)
-    for item in encoded:  # in the order the worker decodes them: arguments, then the target
-        job.attach(item)
+    job = Job(kind, Call, (encoded.payload,), future)
+    job.attach(encoded)
+    job.small = encoded.payload[0] == "p" and len(encoded.payload[1]) <= _SMALL
     return job
 
 

@@ -30,6 +30,7 @@ not started go back to the front of the queue, and the next job starts a fresh V
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import deque
@@ -61,6 +62,7 @@ class Manager:
         self, vm_index: int, setup: str | None, guard: Guard, queue: JobQueue, *, owns_queue: bool
     ) -> None:
         self.vm_index = vm_index
+        self.name = f"ComputeThread({vm_index})"  # what messages call it
         self.setup = setup
         self.guard = guard
         self.queue = queue
@@ -78,10 +80,12 @@ class Manager:
         self.retval: tuple[Any] | None = None  # ... decoded, once last_retval() has run
         self.retval_error: BaseException | None = None  # ... or why it could not be decoded
         self.progress: tuple[float, str] = (0.0, "")
-        self.pump: threading.Thread | None = None
+        self.pump: threading.Thread | None = None  # services the VM while a ComputeThread's futures wait
         self.started_at = 0.0
         self.last_job_seconds: float | None = None
         self.jobs_done = 0
+        self.busy_seconds = 0.0  # time with a job in flight, for a pool's statistics
+        self.busy_since = 0.0
 
     # -- state ------------------------------------------------------------------------------------------
 
@@ -94,76 +98,82 @@ class Manager:
         """No job in flight, and (when the queue is its own) none queued."""
         return not self.inflight and not (self.owns_queue and self.queue)
 
-    def check_open(self) -> None:
-        if self.closed:
-            raise VMClosedError(f"ComputeThread({self.vm_index}) is closed")
-
-    def check_idle(self) -> None:
-        self.service()
-        if not self.idle:
-            error = OSError("thread is not done yet")  # pocketpy's words, kept exactly
-            error.add_note(
-                f"runtime: ComputeThread({self.vm_index}) has a job running or queued (futures count "
-                "too); poll is_done or call wait_for_done() first"
-            )
-            raise error
-
-    def has_futures(self) -> bool:
-        return any(job.future is not None for job in self.inflight) or (
-            self.owns_queue and any(job.future is not None for job in self.queue)
-        )
-
     # -- sending jobs ---------------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Send queued jobs while fewer than ``window`` are in flight."""
-        while len(self.inflight) < self.window and not self.closing:
-            job = self.queue.first()
-            if job is None:
-                return
-            if job.future is not None and not job.future.set_running_or_notify_cancel():
-                self.queue.drop_first()
-                job.reclaim()
-                continue  # cancelled while it waited
-            self.seq += 1
-            message = job.message(self.seq)
-            if job.kind == "pocketpy":
-                self.clear_retval()
-            # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
-            self.inflight.append(job)
-            self.queue.drop_first()
-            if len(self.inflight) == 1:
-                self.job_started()
-            try:
-                self.send(message, job)
-            except BaseException as exc:
-                # No VM could be started or reached: the job fails, the next one may have more luck.
-                self.inflight.pop()
-                job.done = True
-                job.reclaim()
-                if job.future is None:
-                    raise
-                job.error = exc
-                self.guard.ended.append(job)
-
-    def send(self, message: Message, job: Job) -> None:
+        """Send queued jobs while fewer than ``window`` are in flight (beyond two, only small ones: the
+        socket's buffer then always has room, so sending never waits for a busy VM)."""
         for attempt in (1, 2):
-            if self.proc is None:
-                self.proc = LAUNCHER.launch(self.vm_index, self.setup)
-            try:
-                self.flush_releases()
-                self.proc.channel.send(message, job.fds)
-            except OSError:
-                # The VM died while idle (nobody was watching): replace it and send again.
-                self.give_back_unstarted()
-                self.drop_proc(kill=True)
-                if attempt == 2:
-                    raise
-            else:
-                # The VM has the segments now; they come back when it says so, or when it ends.
-                self.proc.outstanding.update(job.segments)
-                job.sent_segments, job.segments = job.segments, []
+            batch: list[tuple[Message, Job]] = []
+            while len(self.inflight) < self.window and not self.closing:
+                job = self.queue.first()
+                if job is None or (len(self.inflight) >= 2 and not job.small):
+                    break
+                if job.future is not None and not job.claimed:
+                    if not job.future.set_running_or_notify_cancel():
+                        self.queue.drop_first()
+                        job.reclaim()
+                        continue  # cancelled while it waited
+                    job.claimed = True  # (a job given back keeps its running future)
+                if job.kind == "pocketpy":
+                    self.clear_retval()
+                # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
+                self.inflight.append(job)
+                self.queue.drop_first()
+                if len(self.inflight) == 1:
+                    self.busy_since = time.perf_counter()
+                    self.job_started()
+                self.seq += 1
+                batch.append((job.message(self.seq), job))
+            if not batch:
                 return
+            try:
+                self.send(batch)
+                return
+            except BaseException as exc:
+                error = exc
+            # Not sent: back to the front of the queue, except the first job on the second failure (no
+            # VM could be started or reached: it fails; the next one may have more luck).
+            jobs = [job for _message, job in batch]
+            for _ in jobs:
+                self.inflight.pop()
+            if attempt == 1 and isinstance(error, OSError):
+                self.queue.give_back(jobs)
+                self.replace_dead_proc()
+                continue
+            self.queue.give_back(jobs[1:])
+            failed = jobs[0]
+            failed.done = True
+            failed.reclaim()
+            if failed.future is None:
+                raise error
+            failed.error = error
+            self.guard.ended.append(failed)
+            self.dispatch()
+            return
+
+    def send(self, batch: list[tuple[Message, Job]]) -> None:
+        """Send the jobs' messages in one go, starting a VM first if there is none."""
+        if self.proc is None:
+            self.proc = LAUNCHER.launch(self.vm_index, self.setup)
+        self.flush_releases()
+        self.proc.channel.send_batch([(message, job.fds) for message, job in batch])
+        for _message, job in batch:
+            # The VM has the segments now; they come back when it says so, or when it ends.
+            self.proc.outstanding.update(job.segments)
+            job.sent_segments, job.segments = job.segments, []
+
+    def replace_dead_proc(self) -> None:
+        """The VM could not be reached: it died while nobody was watching. End it as it ended."""
+        proc = self.proc
+        if proc is None:
+            return
+        if not self.inflight:
+            self.drop_proc(kill=True)  # it died idle: nothing was lost
+            return
+        proc.kill()
+        code = proc.wait_exit(0.05)
+        self.on_exit(-signal.SIGKILL if code is None else code)
 
     def job_started(self) -> None:
         """The first job in flight starts running in the VM (the one before it has ended)."""
@@ -257,7 +267,7 @@ class Manager:
             job.result = ReceivedValue(message.value, fds, proc.releases.append)
             self.end_job(job)
         elif isinstance(message, Progress):
-            self.progress = (message.fraction, message.message)
+            self.progress = job.progress = (message.fraction, message.message)
         elif isinstance(message, Exiting):
             job.exit_note = message.note
         else:
@@ -290,7 +300,7 @@ class Manager:
         self.end_job(job)
 
     def fail_as_closed(self, job: Job) -> None:
-        text = f"ComputeThread({self.vm_index}) was closed before the job finished"
+        text = f"{self.name} was closed before the job finished"
         job.fail(VMClosedError(text), f"VMClosedError: {text}\n")
 
     def end_job(self, job: Job) -> None:
@@ -298,10 +308,13 @@ class Manager:
         assert self.inflight and self.inflight[0] is job
         self.inflight.popleft()
         job.done = True
-        self.last_job_seconds = time.perf_counter() - self.started_at
+        now = time.perf_counter()
+        self.last_job_seconds = now - self.started_at
         self.jobs_done += 1
         if self.inflight:
             self.job_started()
+        else:
+            self.busy_seconds += now - self.busy_since
         if job.kind == "pocketpy":
             self.last_error = job.error_text
             self.retval_value = job.result
@@ -333,14 +346,6 @@ class Manager:
             # Short slices: another thread may replace the VM meanwhile; then look again.
             proc.wait(PUMP_INTERVAL if remaining is None else min(remaining, PUMP_INTERVAL), spin=spin)
             spin = False
-
-    def ensure_pump(self) -> None:
-        """Start the pump thread if it is not running: it services the VM while futures are pending."""
-        if self.pump is None or not self.pump.is_alive():
-            self.pump = threading.Thread(
-                target=_pump, args=(self,), name=f"ComputeThread({self.vm_index}) pump", daemon=True
-            )
-            self.pump.start()
 
     # -- ending -----------------------------------------------------------------------------------------
 
@@ -386,7 +391,7 @@ class Manager:
             proc, self.proc = self.proc, None
             for job in queued:
                 # A queued future runs from now on, so nobody can cancel it before its resolution.
-                if job.future is None or job.future.set_running_or_notify_cancel():
+                if job.future is None or job.claimed or job.future.set_running_or_notify_cancel():
                     ending.append(job)
                 else:
                     job.reclaim()  # cancelled while it waited: nothing to resolve
@@ -414,22 +419,9 @@ class Manager:
         """In a child forked from VM 0: this VM is the parent's; read as closed, touch nothing."""
         self.guard.forget()
         self.closed = self.closing = True
+        self.pump = None
         self.proc = None
         self.inflight.clear()
         if self.owns_queue:
             while self.queue.first() is not None:
                 self.queue.drop_first()
-        self.pump = None
-
-
-def _pump(manager: Manager) -> None:
-    """Service the VM while futures are pending, so they resolve without anyone polling."""
-    while True:
-        with manager.guard:
-            manager.service()
-            if manager.closed or not manager.has_futures():
-                manager.pump = None
-                return
-            proc = manager.proc
-        if proc is not None:
-            proc.wait(PUMP_INTERVAL, spin=False)

@@ -5,7 +5,7 @@ Two conversations, each over a private Unix socket (no port is opened anywhere):
 * VM 0 and a worker VM, over the VM's channel (``_channel``)::
 
       VM 0 ──Init──▶ VM            once, first: who the VM is and what its setup source is
-      VM 0 ──Exec | Eval | Call──▶ VM     one job each; the VM runs them one at a time, in order
+      VM 0 ──Exec | Eval | Call──▶ VM  one job each; the VM runs them one at a time, in order
       VM 0 ◀──Progress── VM        while a job runs, at most ~60 a second (the latest value wins)
       VM 0 ◀──Exiting─── VM        the job raised SystemExit: the VM is about to exit, and says why
       VM 0 ◀──Ok | Err── VM        the job's end: its value, or its exception and traceback
@@ -57,11 +57,11 @@ class Eval(NamedTuple):
 
 
 class Call(NamedTuple):
-    """Call a function: ``target`` is source that evaluates to it, or the function itself, encoded."""
+    """Call a function: ``call`` is the encoded ``(target, args, kwargs)``, where ``target`` is the
+    function itself or source that evaluates to it in the VM's ``__main__``."""
 
     seq: int
-    target: str | Payload
-    arguments: Payload  # the encoded ``(args, kwargs)``
+    call: Payload
 
 
 class Quit(NamedTuple):

@@ -75,19 +75,21 @@ class VMProcess:
 
     def ready(self) -> bool:
         """Whether a message, end-of-file or news of the exit may be waiting (one ``poll`` call)."""
-        return bool(self._ready.poll(0))
+        return self.channel.buffered() or bool(self._ready.poll(0))
 
     def wait(self, timeout: float | None, *, spin: bool = True) -> None:
         """Wait until there is something to do: a message, end-of-file, or the exit code."""
+        if self.channel.buffered():
+            return
         if not self.eof:
             poller = select.poll()  # its own: another thread may wait on the same VM
-            for fd in self._watched():
+            for fd in self.watched():
                 poller.register(fd, READABLE)
             wait_fd(poller, timeout, spin=SPIN_SECONDS if spin else 0.0)
         else:
             self.wait_exit(timeout)
 
-    def _watched(self) -> list[int]:
+    def watched(self) -> list[int]:
         return [self.channel.fd]
 
     def kill(self) -> None:
@@ -126,7 +128,7 @@ class ForkedVM(VMProcess):
         self._kill_requested = False
         self._lock = threading.Lock()
 
-    def _watched(self) -> list[int]:
+    def watched(self) -> list[int]:
         return [self.channel.fd] if self._status_fd < 0 else [self.channel.fd, self._status_fd]
 
     def _read_status(self, timeout: float) -> None:
@@ -220,7 +222,7 @@ class SpawnedVM(VMProcess):
             self._pidfd = os.pidfd_open(popen.pid)
             self._ready.register(self._pidfd, select.POLLIN)
 
-    def _watched(self) -> list[int]:
+    def watched(self) -> list[int]:
         return [self.channel.fd] if self._pidfd < 0 else [self.channel.fd, self._pidfd]
 
     def kill(self) -> None:

@@ -4,7 +4,7 @@ Entry points: ``run_forked`` (called in a child of the template, see ``_template
 (called by ``python -c`` on platforms without fork). Both read the init message, then serve jobs until VM 0
 says quit or goes away. A job is one message in, one message out (the records of ``_protocol``)::
 
-    VM 0 ──Call(seq, target, arguments)──▶ worker: eval target, call it, encode the value
+    VM 0 ──Call(seq, (target, args, kwargs))──▶ worker: eval target if source, call it, encode the value
     VM 0 ◀──Progress(seq, fraction, text)── publisher thread, at most ~60 a second, latest value wins
     VM 0 ◀──Ok(seq, value)─────────────── or Err(seq, exception or None, traceback text)
 
@@ -178,11 +178,7 @@ def _run(
         return None
     if isinstance(job, Eval):
         return eval(_compile(_source(job.source, fds, on_release), "eval", vm_index), namespace)
-    target = job.target
-    payloads = [job.arguments] if isinstance(target, str) else [job.arguments, target]
-    decoded = _decode_all(payloads, fds, on_release)
-    args, kwargs = decoded[0]
-    function = target if isinstance(target, str) else decoded[1]
+    function, args, kwargs = _payload.decode(job.call, fds, on_release)
     if isinstance(function, str):  # source that evaluates to the callable
         function = eval(_compile(function, "eval", vm_index), namespace)
     return function(*args, **kwargs)
@@ -194,21 +190,6 @@ def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object])
         return field
     source: str = _payload.decode(field, fds, on_release)
     return source
-
-
-def _decode_all(
-    payloads: list[_payload.Payload], fds: Iterator[int], on_release: Callable[[int], object]
-) -> list[Any]:
-    """Decode every payload; if one fails, let go of the rest (their segments) before raising."""
-    values = []
-    for index, payload in enumerate(payloads):
-        try:
-            values.append(_payload.decode(payload, fds, on_release))
-        except BaseException:
-            for rest in payloads[index + 1 :]:
-                _payload.discard(rest, fds, on_release)
-            raise
-    return values
 
 
 def _drain(queue: deque[int]) -> list[int]:

@@ -1,0 +1,449 @@
+"""``ComputePool``: many jobs over VMs 1..N, by priority, as a ``concurrent.futures.Executor``.
+
+The pool owns several VM indices. Each VM has a manager (``_manager``, the same as a ComputeThread's);
+they share one guard and take their jobs from one priority queue (``_priority_queue``)::
+
+    submit(fn, *args, priority=, key=) ──▶ PriorityQueue ──▶ Manager(VM 1) ──Call──▶ VM 1
+                                                        └──▶ Manager(VM 2) ──Call──▶ VM 2
+    intake(budget_ms) / future.result() ◀── finished jobs ◀── Ok | Err (read by the pump thread or intake)
+
+Each manager keeps a few jobs in flight (``window``): one runs, the next already waits in the VM's socket,
+so a VM never idles between two jobs. How many: enough to cover ~2 ms of work at the pool's recent job
+length (2 for long jobs, up to 64 for tiny ones), so that tiny jobs travel in bursts while long ones stay
+in the queue where they can still be re-prioritised or cancelled. A job already sent counts as running
+(as in ``ProcessPoolExecutor``): ``future.cancel()`` and ``cancel(key)`` leave it be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import numbers
+import os
+import select
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
+from concurrent.futures import Executor
+from typing import Any
+
+from . import _registry
+from ._channel import READABLE
+from ._errors import JobCancelledError, VMClosedError
+from ._guard import Guard
+from ._jobs import Job, call_job
+from ._manager import CLOSE_TIMEOUT, PUMP_INTERVAL, Manager
+from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats, run_batch
+from ._priority_queue import PriorityQueue
+from ._reaper import REAPER
+
+WINDOW_SECONDS = 0.002  # how much work, at the recent job length, each VM keeps in flight
+MAX_WINDOW = 64
+
+
+class _PoolCore:
+    """All VM 0 state of one pool; the registry holds this, never the ComputePool (so GC can close it)."""
+
+    def __init__(self, indices: list[int], setup: str | None, keep_finished: bool) -> None:
+        self.guard = Guard(self.resolve)
+        self.queue = PriorityQueue()
+        self.managers = [Manager(i, setup, self.guard, self.queue, owns_queue=False) for i in indices]
+        for manager in self.managers:
+            manager.name = f"ComputePool VM {manager.vm_index}"
+            manager.window = 2
+        self.keep_finished = keep_finished
+        self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
+        self.recent: deque[float] = deque()  # when jobs finished, over the last second
+        self.job_seconds = 0.0  # the recent job length (a moving average)
+        self.shutting_down = False
+        self.closed = False
+        self.pump: threading.Thread | None = None
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    def resolve(self, job: Job) -> None:
+        """Resolve a finished job's future, its value still encoded (decoded by ``result()``)."""
+        future = job.future
+        assert isinstance(future, PoolFuture)
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.result)
+        job.result = None
+        if self.keep_finished:
+            self.finished.append(future)
+
+    def ended(self, manager: Manager) -> None:
+        """Note a job's end for the statistics and the window (with the guard held)."""
+        now = time.perf_counter()
+        self.recent.append(now)
+        while self.recent and self.recent[0] < now - 1.0:
+            self.recent.popleft()
+        seconds = manager.last_job_seconds or 0.0
+        self.job_seconds = seconds if self.job_seconds == 0.0 else 0.9 * self.job_seconds + 0.1 * seconds
+        window = 2 if self.job_seconds <= 0 else int(WINDOW_SECONDS / self.job_seconds) + 1
+        window = max(2, min(MAX_WINDOW, window))
+        for each in self.managers:
+            each.window = window
+
+    def dispatch(self) -> None:
+        for manager in self.managers:
+            if len(manager.inflight) < manager.window:
+                manager.dispatch()
+
+    def service(self) -> None:
+        """Read what every VM has said, end jobs, send more (with the guard held); never blocks."""
+        for manager in self.managers:
+            done = manager.jobs_done
+            manager.service()
+            if manager.jobs_done != done:
+                self.ended(manager)
+        self.dispatch()
+
+    def busy(self) -> bool:
+        return bool(len(self.queue)) or any(manager.inflight for manager in self.managers)
+
+    @staticmethod
+    def cancel_jobs(jobs: list[Job]) -> int:
+        """Cancel the futures of jobs taken out of the queue; count them. Call it without the guard:
+        a future's done-callbacks run here."""
+        count = 0
+        for job in jobs:
+            job.reclaim()
+            future = job.future
+            if future is None:
+                continue
+            if job.claimed:  # given back by a VM that died: its future already runs
+                future.set_exception(JobCancelledError("the job was cancelled before it ran"))
+                count += 1
+            elif future.cancel():
+                count += 1
+        return count
+
+    # -- the pump thread ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def ensure_pump(self) -> None:
+        """Start the pump thread unless it runs (it clears ``pump`` under the guard as it ends)."""
+        if self.pump is None:
+            self.pump = threading.Thread(target=self.run_pump, name="ComputePool pump", daemon=True)
+            self.pump.start()
+
+    def run_pump(self) -> None:
+        """Service the VMs while there is work, so that futures resolve with nobody polling."""
+        while True:
+            with self.guard:
+                self.service()
+                if self.closed or not self.busy():
+                    self.pump = None
+                    finish = self.shutting_down and not self.closed
+                    break
+                fds = self.watched()
+            self.wait_for_news(fds, PUMP_INTERVAL)
+        if finish:
+            self.close()  # shutdown(wait=False): the last job has ended
+
+    def watched(self) -> list[int]:
+        """The descriptors that turn readable when there is news (with the guard held)."""
+        fds = [self.wake_r]
+        for manager in self.managers:
+            if manager.proc is not None:
+                fds += manager.proc.watched()
+        return fds
+
+    def wait_for_news(self, fds: list[int], timeout: float) -> None:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, READABLE)
+        if poller.poll(max(1, int(timeout * 1000))):
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(self.wake_r, 4096)
+
+    def wait_idle(self) -> None:
+        """Service the VMs until no job is queued or in flight."""
+        while True:
+            with self.guard:
+                self.service()
+                if not self.busy():
+                    return
+                fds = self.watched()
+            self.wait_for_news(fds, PUMP_INTERVAL)
+
+    # -- ending ---------------------------------------------------------------------------------------
+
+    def close(self, *, wait: bool = True, resolve_futures: bool = True) -> None:
+        """Stop every VM now; running and queued jobs end with ``VMClosedError``."""
+        with self.guard if resolve_futures else self.guard.lock:
+            if self.closed:
+                return
+            self.closed = self.shutting_down = True
+            queued = self.queue.clear()
+            for job in queued:
+                if job.future is not None and (job.claimed or job.future.set_running_or_notify_cancel()):
+                    job.fail(VMClosedError("the ComputePool was closed before the job ran"), "")
+                    self.guard.ended.append(job)
+                job.reclaim()
+        for manager in self.managers:
+            manager.close(wait=False, resolve_futures=resolve_futures)
+        if wait:
+            deadline = time.monotonic() + CLOSE_TIMEOUT
+            REAPER.drain(max(0.0, deadline - time.monotonic()))
+        self.wake()
+
+    def forget(self) -> None:
+        for manager in self.managers:
+            manager.forget()
+        self.closed = self.shutting_down = True
+        self.pump = None
+
+
+def _close_collected(core: _PoolCore) -> None:
+    core.close(wait=False, resolve_futures=False)
+    if core.guard.ended:
+        threading.Thread(target=core.guard.resolve_ended, name="runtime-callbacks", daemon=True).start()
+
+
+class ComputePool(Executor):
+    """Owns VMs 1..N and runs many jobs over them: by priority, cancellable by key, with futures.
+
+    ``vms``: how many VMs (the lowest free indices), or which indices; default one per core, at most 15.
+    ``setup``: source every fresh VM runs first (imports, definitions), as for ``ComputeThread``.
+    ``intake``: keep finished jobs for ``intake()``, the frame loop's way to take results (else only
+    futures tell). A ``concurrent.futures.Executor``: ``submit``, ``map``, ``shutdown``, ``with``.
+    """
+
+    def __init__(
+        self, vms: int | Iterable[int] | None = None, *, setup: str | None = None, intake: bool = False
+    ) -> None:
+        indices = _indices(vms)
+        if setup is not None:
+            if not isinstance(setup, str):
+                raise TypeError(f"setup must be a str, got {type(setup).__name__}")
+            compile(setup, "<setup>", "exec")  # a syntax error shows here, not in the first job
+        core = _PoolCore(indices, setup, keep_finished=bool(intake))
+        _registry.claim(indices, core, "ComputeThread or ComputePool")
+        self._core = core
+        REAPER.start()
+        self._finalizer = weakref.finalize(
+            self, _registry.collected, core, functools.partial(_close_collected, core)
+        )
+        self._finalizer.atexit = False
+
+    # -- submitting -------------------------------------------------------------------------------------
+
+    def submit(  # type: ignore[override]
+        self,
+        fn: Callable[..., Any] | str,
+        /,
+        *args: Any,
+        priority: float = 0,
+        key: Hashable | None = None,
+        **kwargs: Any,
+    ) -> PoolFuture:
+        """Queue ``fn(*args, **kwargs)`` (``fn`` a callable, or source naming one in the VM); a future.
+
+        Higher ``priority`` runs first, first in first out within one. ``key`` names the job for
+        ``cancel(key)`` and ``reprioritize``. The arguments are pickled now: one that cannot be pickled
+        raises here, and nothing is queued.
+        """
+        priority = _priority(priority)
+        if key is not None:
+            hash(key)  # a TypeError naming the type, here rather than in the queue
+        future = PoolFuture(key, priority)
+        job = call_job("future", fn, args, kwargs, future)
+        future._job = job
+        core = self._core
+        with core.guard:
+            if core.shutting_down:
+                job.reclaim()
+                raise VMClosedError(
+                    "cannot schedule new futures after the ComputePool was shut down or closed"
+                )
+            core.queue.push(job, priority, key)
+            core.dispatch()
+            core.ensure_pump()
+        return future
+
+    def map(
+        self,
+        fn: Callable[..., Any] | str,
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        priority: float = 0,
+    ) -> MapResults:
+        """``fn`` over the items, spread over the VMs in batches; results in item order.
+
+        ``chunksize``: items per batch (default: enough batches to keep every VM busy, four per VM). The
+        iterator's ``done`` and ``total`` count items, for a loading bar.
+        """
+        items = list(zip(*iterables, strict=False))  # as Executor.map: the shortest iterable ends it
+        if chunksize is None:
+            chunksize = max(1, math.ceil(len(items) / (4 * len(self._core.managers))))
+        elif type(chunksize) is not int or chunksize < 1:
+            raise ValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+        batches = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
+        futures = [self.submit(run_batch, fn, batch, priority=priority) for batch in batches]
+        return MapResults(futures, [len(batch) for batch in batches], timeout)
+
+    # -- stale work -------------------------------------------------------------------------------------
+
+    def cancel(self, key: Hashable, *, running: bool = False) -> int:
+        """Cancel the queued jobs of ``key``; with ``running``, also stop its jobs already sent to a VM
+        (that VM is restarted; a job it had not started yet is queued again). Return how many."""
+        core = self._core
+        stopped = 0
+        with core.guard:
+            taken = core.queue.remove(key)
+            if running:
+                for manager in core.managers:
+                    for job in list(manager.inflight)[1:]:
+                        if job.queue_place[1] == key and not job.abandoned:
+                            job.abandoned = True  # its value, when it comes, is dropped
+                            taken.append(job)
+                    first = manager.running
+                    if first is not None and first.queue_place[1] == key and manager.cancel():
+                        stopped += 1
+                taken += core.queue.remove(key)  # given back by the VMs just restarted
+        return stopped + core.cancel_jobs(taken)
+
+    def reprioritize(self, new_priority: Callable[[Hashable], float | None]) -> int:
+        """Call ``new_priority(key)`` for each key of the queued jobs: a number is its jobs' new priority,
+        None cancels them. About a microsecond per job. Return how many were cancelled."""
+        core = self._core
+        with core.guard:
+            taken = core.queue.reprioritize(new_priority)
+        return core.cancel_jobs(taken)
+
+    # -- results ----------------------------------------------------------------------------------------
+
+    def intake(self, budget_ms: float | None = None) -> list[PoolFuture]:
+        """The futures finished since the last call, their values decoded here; never blocks.
+
+        With ``budget_ms``, stops decoding once that much time has passed (at least one is taken); the
+        rest come with the next call. Needs ``ComputePool(..., intake=True)``.
+        """
+        core = self._core
+        if not core.keep_finished:
+            raise ValueError("intake() needs a pool made with ComputePool(..., intake=True)")
+        if core.guard.try_enter():
+            try:
+                core.service()
+            finally:
+                core.guard.__exit__()
+        deadline = None if budget_ms is None else time.perf_counter() + max(0.0, budget_ms) / 1000
+        taken = []
+        while core.finished:
+            future = core.finished.popleft()
+            if not future.cancelled() and future.exception() is None:
+                future.result()  # decode it now, within the budget
+            taken.append(future)
+            if deadline is not None and time.perf_counter() >= deadline:
+                break
+        return taken
+
+    def stats(self) -> PoolStats:
+        """Queue length, jobs in flight and done, jobs per second (last second) and each VM's state."""
+        core = self._core
+        with core.guard:
+            vms = tuple(
+                VMStats(m.vm_index, bool(m.inflight), m.jobs_done, m.busy_seconds) for m in core.managers
+            )
+            now = time.perf_counter()
+            rate = sum(1 for t in core.recent if t >= now - 1.0)
+            return PoolStats(
+                len(core.queue),
+                sum(len(m.inflight) for m in core.managers),
+                sum(v.jobs_done for v in vms),
+                rate,
+                vms,
+            )
+
+    @property
+    def vm_indices(self) -> tuple[int, ...]:
+        return tuple(manager.vm_index for manager in self._core.managers)
+
+    @property
+    def closed(self) -> bool:
+        return self._core.closed
+
+    # -- ending -----------------------------------------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Take no new jobs; with ``cancel_futures``, cancel the queued ones. With ``wait``, return once
+        every job has ended and the VMs are stopped; else they stop by themselves when the work is done."""
+        core = self._core
+        with core.guard:
+            core.shutting_down = True
+            taken = core.queue.clear() if cancel_futures else []
+            idle = not core.busy()
+        core.cancel_jobs(taken)
+        if wait:
+            core.wait_idle()
+            self.close()
+        elif idle:
+            self.close()
+        else:
+            core.ensure_pump()  # it closes the pool after the last job
+            core.wake()
+
+    def close(self) -> None:
+        """Stop every VM now (within ~1 s); running and queued jobs end with ``VMClosedError``. Idempotent."""
+        if self._finalizer.detach() is not None:
+            _registry.release(self._core)
+            self._core.close()
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core.closed else f"{len(core.queue)} queued"
+        return f"<ComputePool vms={list(self.vm_indices)} {state}>"
+
+
+def _indices(vms: object) -> list[int]:
+    """The VM indices ``vms`` asks for, checked (the lowest free ones for a count)."""
+    top = _registry.MAX_VM_INDEX
+    rule = f"vms must be an int in 1..{top} or an iterable of VM indices in 1..{top}"
+    if vms is None:
+        vms = max(1, min(os.cpu_count() or 1, top))
+    if isinstance(vms, bool | str):
+        raise TypeError(f"{rule}, got {type(vms).__name__}")
+    if isinstance(vms, int):
+        if not 1 <= vms <= top:
+            raise ValueError(f"{rule}, got {vms}")
+        free = _registry.free_indices()
+        if len(free) < vms:
+            raise ValueError(f"vms={vms} asks for more VMs than are free ({len(free)}: {free})")
+        return free[:vms]
+    if not isinstance(vms, Iterable):
+        raise TypeError(f"{rule}, got {type(vms).__name__}")
+    indices = list(vms)
+    if not indices:
+        raise ValueError(f"{rule}, got an empty {type(vms).__name__}")
+    for index in indices:
+        if type(index) is not int or not 1 <= index <= top:
+            raise ValueError(f"{rule}, got {index!r} among them")
+        if indices.count(index) > 1:
+            raise ValueError(f"vms lists VM index {index} twice")
+    return indices
+
+
+def _priority(priority: object) -> float:
+    if (priority.__class__ is int or priority.__class__ is float) and priority == priority:  # not NaN
+        return float(priority)
+    if isinstance(priority, bool) or not isinstance(priority, numbers.Real):
+        raise TypeError(f"priority must be a number (higher runs first), got {type(priority).__name__}")
+    value = float(priority)
+    if math.isnan(value):
+        raise ValueError("priority must be a number (higher runs first), got nan")
+    return value

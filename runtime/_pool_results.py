@@ -1,0 +1,145 @@
+"""What a pool hands back: futures that decode on demand, ``map``'s iterator, and statistics.
+
+A ``PoolFuture`` is resolved as soon as its VM replies, with the value still encoded; the value is
+decoded (its segment mapped, the pickle loaded) by the first ``result()`` call, in that caller's thread,
+or by ``ComputePool.intake()`` within its time budget. So the pool's background thread never spends a
+frame's time unpickling a big result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Iterator
+from concurrent.futures import Future, TimeoutError
+from dataclasses import dataclass
+from typing import Any
+
+from ._jobs import Job, ReceivedValue
+
+
+class PoolFuture(Future[Any]):
+    """A ``concurrent.futures.Future`` for a pool job, with its ``key``, ``priority`` and ``progress``."""
+
+    def __init__(self, key: Hashable | None, priority: float) -> None:
+        super().__init__()
+        self.key = key
+        self.priority = priority
+        self._job: Job | None = None
+
+    @property
+    def progress(self) -> tuple[float, str]:
+        """``(fraction, message)`` last reported by the job (``report_progress``); ``(0.0, "")`` before."""
+        job = self._job
+        return (0.0, "") if job is None else job.progress
+
+    def result(self, timeout: float | None = None) -> Any:
+        value = super().result(timeout)
+        if not isinstance(value, ReceivedValue):
+            return value
+        # Decoded once, by whichever thread asks first. This reaches into Future's own state (its
+        # condition and _result), which has been stable since concurrent.futures began.
+        received: ReceivedValue = value
+        with self._condition:
+            if self._result is received:
+                try:
+                    self._result = received.decode()
+                except BaseException as exc:
+                    self._result = None
+                    self._exception = exc
+            if self._exception is not None:
+                raise self._exception
+            return self._result
+
+    def decoded(self) -> bool:
+        """Whether ``result()`` would return without decoding (it is done, and decoded or failed)."""
+        return self.done() and (self.cancelled() or type(self._result) is not ReceivedValue)
+
+
+class MapResults(Iterator[Any]):
+    """``ComputePool.map``'s iterator: the results in item order, and how far the items have come.
+
+    ``done`` and ``total`` count items (not batches), for a loading bar; closing the iterator (or
+    dropping it) cancels the batches that have not started.
+    """
+
+    def __init__(self, futures: list[PoolFuture], sizes: list[int], timeout: float | None) -> None:
+        self.total = sum(sizes)
+        self._sizes = sizes
+        self._consumed = 0  # items of the batches already taken by the iteration
+        self._futures: list[PoolFuture | None] = list(futures)
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._batch: list[Any] = []
+        self._next = 0
+        self._closed = False
+
+    @property
+    def done(self) -> int:
+        """How many items have been computed (cancelled and failed batches count as done)."""
+        rest = zip(self._futures[self._next :], self._sizes[self._next :], strict=True)
+        return self._consumed + sum(size for future, size in rest if future is not None and future.done())
+
+    def __iter__(self) -> MapResults:
+        return self
+
+    def __next__(self) -> Any:
+        while not self._batch:
+            if self._closed or self._next >= len(self._futures):
+                raise StopIteration
+            future = self._futures[self._next]
+            assert future is not None
+            remaining = None if self._deadline is None else self._deadline - time.monotonic()
+            if remaining is not None and remaining <= 0 and not future.done():
+                self.close()
+                raise TimeoutError(
+                    f"map() did not finish within its timeout ({self.done} of {self.total} done)"
+                )
+            try:
+                self._batch = list(reversed(future.result(remaining)))
+            except BaseException:
+                self.close()
+                raise
+            self._futures[self._next] = None  # let its values go
+            self._consumed += self._sizes[self._next]
+            self._next += 1
+        return self._batch.pop()
+
+    def close(self) -> None:
+        """Cancel the batches that have not started (the ones running finish)."""
+        for future in self._futures[self._next :]:
+            if future is not None:
+                future.cancel()
+        self._batch = []
+        self._closed = True
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def run_batch(function: Any, items: list[tuple[Any, ...]]) -> list[Any]:
+    """In the VM: call ``function`` (or the source that evaluates to it) on each item; a ``map`` batch."""
+    if isinstance(function, str):
+        import __main__
+
+        function = eval(function, vars(__main__))
+    return [function(*item) for item in items]
+
+
+@dataclass(frozen=True)
+class VMStats:
+    """One VM of a pool, for a HUD: busy (a job in flight), jobs done and busy seconds so far."""
+
+    vm_index: int
+    busy: bool
+    jobs_done: int
+    busy_seconds: float
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A pool at a glance: jobs queued, in flight and done, the rate over the last second, and its VMs."""
+
+    queued: int
+    in_flight: int
+    jobs_done: int
+    jobs_per_second: float
+    vms: tuple[VMStats, ...]
