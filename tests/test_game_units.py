@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from vmtools import run_python
 
 import worldgen
 from game import palette, terrain
@@ -20,8 +23,22 @@ def test_every_worldgen_biome_has_its_own_palette_colour() -> None:
     lut = palette.biome_lut(worldgen.BIOMES)
     assert lut.shape == (256, 3) and lut.dtype == np.uint8
     assert tuple(lut[0]) == palette.biome_colour(worldgen.BIOMES[0])
-    # An unknown name still gets a colour, the same one every time (no hash() randomisation).
-    assert palette.biome_colour("crystal_caves") == palette.biome_colour("crystal_caves")
+
+
+def test_an_unknown_biome_gets_the_same_colour_in_every_process() -> None:
+    # VM 1 colours the terrain and VM 0 the legend: both must agree on a name the table lacks. String
+    # hashes are randomised per process, so only processes with different hash seeds can show a colour
+    # made from hash(); several names make an accidental match of all of them impossible in practice.
+    names = ["crystal_caves", "mushroom_forest", "ash_plain", "coral_reef", "salt_flat"]
+    assert not any(name in palette.BIOME_COLOURS for name in names)
+    script = f"from game import palette; print([palette.biome_colour(n) for n in {names!r}])"
+    seen = []
+    for hash_seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        done = run_python(script, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen.append(done.stdout.strip())
+    assert seen[0] == seen[1] == seen[2] == str([palette.biome_colour(n) for n in names])
 
 
 def test_terrain_image_is_rgbx_shaded_and_deeper_water_is_darker() -> None:
