@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from game.error_scene import ErrorScene
     from game.generation import VMGenerator
     from game.sprites import load_image
-    from game.stats import summarise
+    from game.stats import shown_summary
 
     pygame.display.init()
     pygame.font.init()
@@ -253,16 +253,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         error = app.scene.error if isinstance(app.scene, ErrorScene) else None
         arrived = app.world_arrived_frame
         shown = app.shown_frame
+        # What --frames counts: the frames that showed the world (or the error), the first included.
+        counts = shown_summary(stats.times, shown)
         return {
-            # What --frames counts: the frames that showed the world (or the error), the first included.
-            "frames": app.frame_no - shown if shown is not None else 0,
-            "total_frames": app.frame_no,
+            "frames": counts["frames"],
+            "total_frames": counts["total_frames"],
             "seed": app.first_request.seed,
             "size": list(args.size),
             "generation_s": round(generator.last_seconds, 3) if generator.last_seconds else None,
             "world_frame": arrived,
-            "generating": summarise(stats.by_phase("generating")),
-            "after": summarise(stats.by_phase("swap", "world")),
+            "generating": counts["generating"],
+            "after": counts["after"],
             "swap_ms": round(max(stats.by_phase("swap"), default=0.0), 2),
             "over_20ms": sum(1 for t in stats.times if t > 20.0),
             "screenshot": args.screenshot if args.screenshot and saved is None else None,

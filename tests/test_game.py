@@ -414,8 +414,11 @@ def test_headless_cli_prints_one_json_line_and_saves_the_screenshot(tmp_path: Pa
     for phase in ("generating", "after"):
         assert {"p50_ms", "p99_ms", "max_ms", "over_20ms"} <= set(summary[phase])
     assert pygame.image.load(str(shot)).get_size() == (1280, 720)
-    # --frames counts the frames that showed the world; the ones spent generating come first.
+    # --frames counts the frames that showed the world; the ones spent generating come first, and the
+    # frame-time summaries count the same frames (the README's definitions).
     assert summary["total_frames"] == summary["world_frame"] + 90
+    assert summary["after"]["frames"] == 90
+    assert summary["generating"]["frames"] == summary["world_frame"]
 
     # A size VM 1 refuses (over worldgen's memory limit): the error, in the JSON line and on stderr.
     bad = subprocess.run([*cmd[:-1], "100000x100000"], capture_output=True, text=True, timeout=60, cwd=ROOT)

@@ -23,7 +23,7 @@ from game.error_scene import ErrorScene
 from game.generation import Finished, Outcome, Request
 from game.hud import Hud
 from game.loading_scene import LoadingScene
-from game.stats import FrameStats
+from game.stats import FrameStats, shown_summary, summarise
 from game.ui import Text
 from game.world_scene import WorldScene
 from game.worlddata import WorldData, build_world_data
@@ -318,6 +318,32 @@ def test_headless_pictures_do_not_depend_on_arrival_or_frame_times(display: None
         headless_picture(world, arrives_after=2, clock_seed=1, lockstep=False),
         headless_picture(world, arrives_after=9, clock_seed=2, lockstep=False),
     )
+
+
+@pytest.mark.parametrize("frames", [1, 7])
+def test_headless_counts_agree_with_each_other_and_the_readme(
+    display: None, world: WorldData, frames: int
+) -> None:
+    app = App(
+        pygame.Surface((320, 200)), StepClock(), random.Random(1), WorldAfter(world, polls=3), Settings(5)
+    )
+    app.run_shown(frames, wait_s=30.0)
+    counts = shown_summary(app.stats.times, app.shown_frame)
+    app.close()
+    assert app.world_arrived_frame == app.shown_frame and app.shown_frame is not None
+    # frames: N; total_frames: the frames spent generating plus N; world_frame counts from 0.
+    assert counts["frames"] == frames
+    assert counts["total_frames"] == app.frame_no == app.world_arrived_frame + frames
+    generating, after = cast(dict[str, int], counts["generating"]), cast(dict[str, int], counts["after"])
+    assert after["frames"] == frames
+    assert generating["frames"] == app.world_arrived_frame
+    # No result within the timeout: every frame was spent generating.
+    assert shown_summary([16.7] * 5, None) == {
+        "frames": 0,
+        "total_frames": 5,
+        "generating": summarise([16.7] * 5),
+        "after": summarise([]),
+    }
 
 
 @pytest.mark.parametrize(
