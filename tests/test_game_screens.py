@@ -17,7 +17,7 @@ import pygame
 import pytest
 from vmtools import run_python
 
-from game import layout
+from game import camera, layout, palette
 from game.app import App, Settings
 from game.error_scene import ErrorScene
 from game.generation import Finished, Outcome, Request
@@ -318,6 +318,48 @@ def test_headless_pictures_do_not_depend_on_arrival_or_frame_times(display: None
         headless_picture(world, arrives_after=2, clock_seed=1, lockstep=False),
         headless_picture(world, arrives_after=9, clock_seed=2, lockstep=False),
     )
+
+
+def test_panning_keeps_a_finite_world_in_view(display: None, world: WorldData) -> None:
+    # A player holds a pan key for 0.5 s at the fit zoom, then zoomed in, for 5 s: the world must stay on
+    # screen (it used to slide until its edge reached the middle, half the window empty).
+    view = (640, 360)
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(world), Settings(5))
+    app.step(3)
+    scene = app.scene
+    assert isinstance(scene, WorldScene)
+    app.hud_visible = scene.show_legend = False
+
+    def hold(key: int, frames: int) -> None:
+        app.post([pygame.event.Event(pygame.KEYDOWN, key=key)])
+        app.step(frames)
+        app.post([pygame.event.Event(pygame.KEYUP, key=key)])
+        app.step()
+
+    def empty_share() -> float:
+        # The share of the view's width and height where no world is drawn, along the middle row and
+        # column (above the help strip, whose translucent panel changes the background's colour).
+        pixels = pygame.surfarray.array3d(app.screen)
+        row = pixels[:, view[1] // 2]
+        column = pixels[view[0] // 2, : view[1] - layout.STRIP_H]
+        background = np.array(palette.BACKGROUND)
+        return max(
+            float((line == background).all(axis=1).sum()) / size
+            for line, size in zip((row, column), view, strict=True)
+        )
+
+    app.step()
+    fitted = empty_share()
+    assert fitted == pytest.approx(0.25, abs=0.01)  # 256x192 cells at 1.875 pixels each: bars at the sides
+    for key in (pygame.K_d, pygame.K_a, pygame.K_s, pygame.K_w):
+        hold(key, 30)
+        assert (scene.camera.x, scene.camera.y) == (world.width / 2, world.height / 2)
+        assert empty_share() == fitted  # the bars beside the world only: it did not move
+    scene.camera.zoom_at(2.0, view[0] / 2, view[1] / 2)
+    for key in (pygame.K_d, pygame.K_s, pygame.K_a, pygame.K_w):
+        hold(key, 300)
+        assert empty_share() <= camera.EDGE_SLACK + 0.01, key
+    app.close()
 
 
 @pytest.mark.parametrize("frames", [1, 7])
