@@ -236,15 +236,16 @@ def test_keys_drag_wheel_and_minimap_move_the_camera(make_app: MakeApp) -> None:
     app.step()
     assert scene.camera.x == pytest.approx(x + 80 / 4.0)
 
-    app.post([pygame.event.Event(pygame.MOUSEMOTION, pos=(100, 120), rel=(0, 0), buttons=(0, 0, 0))])
+    # On the map, clear of the panels (over a panel, the panel is what the pointer points at: no tooltip).
+    app.post([pygame.event.Event(pygame.MOUSEMOTION, pos=(400, 250), rel=(0, 0), buttons=(0, 0, 0))])
     app.step()
-    anchor = scene.camera.screen_to_world(100, 120)
+    anchor = scene.camera.screen_to_world(400, 250)
     app.post([pygame.event.Event(pygame.MOUSEWHEEL, x=0, y=2, precise_x=0.0, precise_y=2.0, flipped=False)])
     app.step()
     assert scene.camera.zoom == pytest.approx(4.0 * 1.25**2)
-    assert scene.camera.screen_to_world(100, 120) == pytest.approx(anchor)
+    assert scene.camera.screen_to_world(400, 250) == pytest.approx(anchor)
     lines = scene.hover_lines()
-    assert lines is not None
+    assert lines is not None and scene.tooltip is not None
     assert any(line.startswith("height ") for line in lines)
     assert any(line.startswith("elevation ") for line in lines)
 

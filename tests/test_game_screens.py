@@ -320,6 +320,92 @@ def test_headless_pictures_do_not_depend_on_arrival_or_frame_times(display: None
     )
 
 
+@pytest.mark.parametrize("view", [(400, 260), (320, 200), (160, 100)], ids=lambda v: f"{v[0]}x{v[1]}")
+def test_tooltip_stays_in_the_window_off_the_overlays_and_goes_with_the_pointer(
+    display: None, world: WorldData, view: tuple[int, int]
+) -> None:
+    settings = Settings(5, lockstep=True)  # the HUD shows the game clock: the same from frame to frame
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(world), settings)
+    app.step(3)
+    scene = app.scene
+    assert isinstance(scene, WorldScene)
+    scene.camera.zoom_at(3.0, view[0] / 2, view[1] / 2)  # creatures drawn: some tooltips name one
+    scene.creatures.update = lambda: None  # type: ignore[method-assign]  # still frames: only the tooltip changes
+    screen = pygame.Rect((0, 0), view)
+
+    def frame(*events: pygame.event.Event) -> np.ndarray:
+        app.post(list(events))
+        app.step()
+        return cast(np.ndarray, pygame.surfarray.array3d(app.screen))
+
+    def move(pos: tuple[int, int]) -> pygame.event.Event:
+        return pygame.event.Event(pygame.MOUSEMOTION, pos=pos, rel=(0, 0), buttons=(0, 0, 0))
+
+    bare = frame()
+    shown: list[tuple[int, int]] = []
+    step = max(7, view[0] // 16)
+    for pos in itertools.product(range(0, view[0], step), range(0, view[1], step)):
+        picture = frame(move(pos))
+        panels = scene.overlays.panels()
+        changed = (picture != bare).any(axis=2)
+        # The overlays (the key help, the legend, the HUD, the minimap) look as they did without a tooltip.
+        for panel in panels:
+            assert not changed[panel.left : panel.right, panel.top : panel.bottom].any(), (pos, panel)
+        on_panel = any(panel.collidepoint(pos) for panel in panels)
+        if scene.tooltip is None:
+            assert not changed.any(), pos
+            continue
+        assert not on_panel, pos  # over a panel, the panel is what the pointer points at
+        rect, lines = scene.tooltip
+        shown.append(pos)
+        assert lines and screen.contains(rect), (pos, rect)
+        assert rect.collidelist(panels) < 0, (pos, rect, panels)
+        assert not rect.collidepoint(pos), (pos, rect)  # never under the pointer
+        xs, ys = np.nonzero(changed)
+        assert rect.collidepoint(int(xs.min()), int(ys.min())) and rect.collidepoint(
+            int(xs.max()), int(ys.max())
+        )
+    # The tooltip shows for most of the map; small windows show fewer lines, never none at all.
+    assert len(shown) >= 0.3 * len(range(0, view[0], step)) * len(range(0, view[1], step)), shown
+    # The pointer leaves the window: the tooltip goes, and the picture is the bare one again.
+    frame(move(shown[len(shown) // 2]))
+    assert scene.tooltip is not None
+    assert np.array_equal(frame(pygame.event.Event(pygame.WINDOWLEAVE)), bare)
+    assert scene.tooltip is None
+    app.close()
+
+
+def test_creatures_do_not_show_through_the_translucent_panels(display: None, world: WorldData) -> None:
+    view = (640, 360)
+    settings = Settings(5, lockstep=True)  # the HUD shows the game clock: the same from frame to frame
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(world), settings)
+    app.step(3)
+    scene = app.scene
+    assert isinstance(scene, WorldScene)
+    scene.camera.zoom_at(3.0, view[0] / 2, view[1] / 2)
+    creatures = scene.creatures
+    creatures.update = lambda: None  # type: ignore[method-assign]  # still frames
+    app.step()
+    plan = scene.overlays
+    translucent = [rect for rect in (plan.hud, plan.legend, plan.strip) if rect is not None]
+    assert len(translucent) == 3
+    # Creatures in the middle of each panel and astride its top edge (half of that sprite shows above).
+    spots = [p for rect in translucent for p in (rect.center, (rect.centerx + 40, rect.top + 4))]
+    for i, spot in enumerate(spots):
+        creatures.x[i], creatures.y[i] = scene.camera.screen_to_world(*spot)
+    app.step()
+    with_creatures = pygame.surfarray.array3d(app.screen)
+    creatures.x[:] = creatures.y[:] = -1000.0  # off the world: none drawn
+    app.step()
+    without = pygame.surfarray.array3d(app.screen)
+    changed = (with_creatures != without).any(axis=2)
+    for rect in translucent:
+        assert not changed[rect.left : rect.right, rect.top : rect.bottom].any(), rect
+        above = changed[rect.centerx + 30 : rect.centerx + 50, rect.top - 6 : rect.top]
+        assert above.any(), rect  # the creature astride the edge was drawn, down to the panel
+    app.close()
+
+
 def test_panning_keeps_a_finite_world_in_view(display: None, world: WorldData) -> None:
     # A player holds a pan key for 0.5 s at the fit zoom, then zoomed in, for 5 s: the world must stay on
     # screen (it used to slide until its edge reached the middle, half the window empty).
