@@ -322,6 +322,26 @@ def test_retry_after_a_failure_brings_the_world(make_app: MakeApp) -> None:
     assert world_scene(app).world.seed == 11
 
 
+def test_enter_after_a_world_too_big_brings_a_world_that_fits(make_app: MakeApp) -> None:
+    # VM 1 on a machine with a 16 MiB limit: worldgen refuses 1024x1024 up front, as it refuses 100000x100000
+    # at its default 2 GiB. Enter must not ask for the same impossible size again.
+    setup = (
+        "import worldgen, game.worlddata\n"
+        "def small_machine(seed, x0, y0, width, height, **kwargs):\n"
+        "    worldgen.generate(seed, x0, y0, width, height, memory_limit=16 << 20)  # refuses, or fits\n"
+        "    return game.worlddata.build_world_data(seed, x0, y0, width, height, **kwargs)\n"
+    )
+    app = make_app(size=(1024, 1024), job="small_machine", setup=setup)
+    run_until(app, lambda: isinstance(app.scene, ErrorScene))
+    scene = app.scene
+    assert isinstance(scene, ErrorScene) and "memory limit" in scene.error
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
+    run_until(app, lambda: app.in_world or (isinstance(app.scene, ErrorScene) and app.scene is not scene))
+    world = world_scene(app).world  # not a second error screen
+    assert (world.width, world.height) == scene.advice.retry.size  # what the screen offered
+    assert world.width < 1024 and world.height < 1024
+
+
 def _descendants(pid: int) -> set[int]:
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):

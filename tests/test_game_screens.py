@@ -281,8 +281,65 @@ def test_error_screen_fits_any_window_and_shows_the_error_line(display: None, vi
         assert plan.trace[-1] == "ValueError: the world is flat"  # the end of the traceback is shown
         assert plan.trace[0] == "..."  # 60 lines never fit: the cut is marked
     if view[0] >= 320 and view[1] >= 200:
-        assert keys.startswith("Enter: retry") and plan.box is not None and texts, view
+        assert keys.startswith("Enter: try again") and plan.box is not None and texts, view
         assert any(line == "ValueError: the world is flat" for line, *_ in plan.blocks)
+    app.close()
+
+
+TOO_BIG = (
+    "Traceback (most recent call last):\n"
+    '  File "/game/worlddata.py", line 101, in build_world_data\n'
+    "ValueError: a 100000x100000 region would need about 309960 MiB, more than the memory limit of 2048 "
+    "MiB (pass memory_limit= to raise it)"
+)
+
+
+@pytest.mark.parametrize("view", [(320, 200), (640, 360), (1280, 720)], ids=lambda v: f"{v[0]}x{v[1]}")
+def test_error_screen_speaks_to_the_player_and_enter_offers_a_size_that_fits(
+    display: None, view: tuple[int, int]
+) -> None:
+    generator = WorldAfter(None)
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), generator, Settings(7))
+    app.switch(ErrorScene(app, TOO_BIG, Request(7, 100000, 100000)))
+    generator.close()  # forget the loading scene's request
+    app.step()
+    scene = app.scene
+    assert isinstance(scene, ErrorScene)
+    plan = scene.layout(view)
+    shown = [line for line, *_ in plan.blocks] + plan.trace + [plan.hint[0]]
+    assert shown[0] == "This world is too big"
+    # What a player reads: no keyword arguments to pass, no traceback; a size the game can make.
+    assert not any("memory_limit" in line or "Traceback" in line for line in shown), shown
+    assert plan.box is None
+    assert plan.hint[0].startswith("Enter: try 7680x7680")
+    assert "N:" not in plan.hint[0]  # another seed would be just as big
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n)])
+    app.step()
+    assert app.scene is scene and generator.request is None
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
+    app.step()
+    assert generator.request == Request(7, 7680, 7680)
+    assert isinstance(app.scene, LoadingScene) and app.scene.request == Request(7, 7680, 7680)
+    app.close()
+
+
+def test_error_screen_after_a_bug_offers_the_same_world_or_another_seed(display: None) -> None:
+    generator = WorldAfter(None)
+    app = App(pygame.Surface((640, 360)), StepClock(), random.Random(1), generator, Settings(7))
+    error = ErrorScene(app, LONG_TRACEBACK, Request(7, 256, 256))
+    app.switch(error)
+    app.step()
+    plan = error.layout((640, 360))
+    assert plan.hint[0] == "Enter: try again    N: another seed    Esc: quit"
+    assert plan.box is not None and plan.trace[-1] == "ValueError: the world is flat"  # for a bug report
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
+    app.step()
+    assert generator.request == Request(7, 256, 256)
+    app.switch(error)
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n)])
+    app.step()
+    assert generator.request is not None and generator.request.seed != 7
+    assert generator.request.size == (256, 256)
     app.close()
 
 
