@@ -207,6 +207,7 @@ class Legend:
 
 TOOLTIP_SIZE = 18  # font size, and the height of a line
 TOOLTIP_PAD = (8, 5)  # text inset from the panel's edge
+TOOLTIP_REACH = 40  # pixels between the pointer and the tooltip's nearest edge, at most, where possible
 
 
 def tooltip_plan(
@@ -219,19 +220,22 @@ def tooltip_plan(
     """The tooltip's rectangle and lines for ``lines`` (most important first) beside the pointer.
 
     In a small window lines are cut to its width, and the last lines are left out until the panel finds
-    a place (:func:`game.layout.tooltip_rect`); None when not even the first line has one.
+    a place (:func:`game.layout.tooltip_rect`) within :data:`TOOLTIP_REACH` of the pointer (a tooltip
+    far away is not read as the pointer's); only if none has one does it go further. None when not even
+    the first line has a place.
     """
     pad_x, pad_y = TOOLTIP_PAD
     room = view[0] - 2 * pad_x
     fitted = [line for line in (text.fit(line, TOOLTIP_SIZE, room) for line in lines) if line]
     font = text.font(TOOLTIP_SIZE)
-    for count in range(len(fitted), 0, -1):
-        shown = fitted[:count]
-        width = 2 * pad_x + max(font.size(line)[0] for line in shown)
-        height = 2 * pad_y + TOOLTIP_SIZE * count
-        rect = layout.tooltip_rect(view, (width, height), pointer, avoid)
-        if rect is not None:
-            return rect, shown
+    for reach in (TOOLTIP_REACH, None):
+        for count in range(len(fitted), 0, -1):
+            shown = fitted[:count]
+            width = 2 * pad_x + max(font.size(line)[0] for line in shown)
+            height = 2 * pad_y + TOOLTIP_SIZE * count
+            rect = layout.tooltip_rect(view, (width, height), pointer, avoid, reach)
+            if rect is not None:
+                return rect, shown
     return None
 
 

@@ -199,13 +199,18 @@ def world_overlays(
 
 
 def tooltip_rect(
-    view: tuple[int, int], size: tuple[int, int], pointer: tuple[int, int], avoid: list[pygame.Rect]
+    view: tuple[int, int],
+    size: tuple[int, int],
+    pointer: tuple[int, int],
+    avoid: list[pygame.Rect],
+    reach: float | None = None,
 ) -> pygame.Rect | None:
     """Where a ``size`` tooltip goes for the pointer at ``pointer`` in a ``view``-sized window.
 
     It stays inside the window, off every ``avoid`` rectangle (the overlays: a tooltip over the legend or
-    the key help would hide what they say) and off the pointer's arrow; of the places that allow, the one
-    nearest the usual spot below-right of the pointer. None when there is no such place.
+    the key help would hide what they say) and off the pointer's arrow, and if ``reach`` is given, within
+    that many pixels of the pointer; of the places that allow, the one nearest the usual spot below-right
+    of the pointer. None when there is no such place.
     """
     w, h = view
     tw, th = size
@@ -227,6 +232,11 @@ def tooltip_rect(
     )
     for x, y in places:
         rect = pygame.Rect(x, y, tw, th)
+        if reach is not None:
+            dx = max(rect.left - px, px - rect.right, 0)
+            dy = max(rect.top - py, py - rect.bottom, 0)
+            if dx * dx + dy * dy > reach * reach:
+                continue
         if rect.collidelist(blocked) < 0:
             return rect
     return None

@@ -21,7 +21,7 @@ from game import camera, layout, palette
 from game.app import App, Settings
 from game.error_scene import ErrorScene
 from game.generation import Finished, Outcome, Request
-from game.hud import Hud
+from game.hud import TOOLTIP_REACH, Hud, tooltip_plan
 from game.loading_scene import LoadingScene
 from game.stats import FrameStats, shown_summary, summarise
 from game.ui import Text
@@ -430,6 +430,25 @@ def test_tooltip_stays_in_the_window_off_the_overlays_and_goes_with_the_pointer(
     assert np.array_equal(frame(pygame.event.Event(pygame.WINDOWLEAVE)), bare)
     assert scene.tooltip is None
     app.close()
+
+
+def test_tooltip_keeps_near_the_pointer_with_fewer_lines_rather_than_far_away(display: None) -> None:
+    # 400x260: beside the pointer at (350, 190) the minimap, the zoom note and the legend leave room for one
+    # line; four lines would only fit in the top right corner, 100 pixels away, where no one looks.
+    plan = layout.world_overlays(
+        (400, 260), hud=True, world_size=(512, 384), legend_rows=13, banner=False, note_width=170
+    )
+    lines = ["Desert", "Wolf #00aa11", "height 6/10", "x 479  y 280"]
+    placed = tooltip_plan(Text(), lines, (400, 260), (350, 190), plan.panels())
+    assert placed is not None
+    rect, shown = placed
+    assert shown == ["Desert"]
+    gap = pygame.Vector2(max(rect.left - 350, 350 - rect.right, 0), max(rect.top - 190, 190 - rect.bottom, 0))
+    assert gap.length() <= TOOLTIP_REACH and rect.collidelist(plan.panels()) < 0
+    # With no room near the pointer at all, the tooltip goes where there is room.
+    blocked = [*plan.panels(), pygame.Rect(220, 140, 180, 90)]  # everything within reach of the pointer
+    far = tooltip_plan(Text(), lines, (400, 260), (350, 190), blocked)
+    assert far is not None and far[0].collidelist(blocked) < 0
 
 
 def test_creatures_do_not_show_through_the_translucent_panels(display: None, world: WorldData) -> None:
