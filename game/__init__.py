@@ -8,6 +8,7 @@
     worlddata, terrain      VM 1's side (numpy + worldgen only): generate, colour, zoom levels
     scene, loading_scene,   the scenes (enter/leave/handle_event/on_generation/update/draw)
     world_scene, error_scene
+    failure                 what the error screen tells a player and offers (a smaller size, a retry)
     render, camera          terrain Surfaces from VM 1's arrays, only the visible part scaled
     sprites                 creature PNGs from game.assets and their vectorised wandering
     hud, ui, palette        overlays, drawing helpers, the one biome palette

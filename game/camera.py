@@ -10,6 +10,9 @@ import math
 from dataclasses import dataclass
 
 MAX_ZOOM = 32.0
+# How far past the world's edge the view may go, as a share of the view: enough to bring the cells at the
+# edge out from under a corner panel, never so far that the world leaves the screen.
+EDGE_SLACK = 0.25
 
 
 @dataclass
@@ -41,10 +44,24 @@ class Camera:
         self.clamp()
 
     def clamp(self) -> None:
-        """Keep the zoom in range and the centre inside the world."""
+        """Keep the zoom in range and the world in view.
+
+        Along an axis where the whole world fits the view it stays centred (so at the fit zoom panning
+        moves nothing); where it is larger, the view may pass its edge by at most :data:`EDGE_SLACK` of
+        the view, and never by more than the world overflows the view.
+        """
         self.zoom = min(MAX_ZOOM, max(self.min_zoom, self.zoom))
-        self.x = min(float(self.world_size[0]), max(0.0, self.x))
-        self.y = min(float(self.world_size[1]), max(0.0, self.y))
+        self.x = self._clamped(self.x, self.world_size[0], self.view_size[0])
+        self.y = self._clamped(self.y, self.world_size[1], self.view_size[1])
+
+    def _clamped(self, centre: float, world: int, view: int) -> float:
+        """``centre`` (in cells) along one axis of ``world`` cells seen through ``view`` pixels."""
+        overflow = world * self.zoom - view  # screen pixels of world that do not fit the view
+        if overflow <= 0:
+            return world / 2
+        slack = min(EDGE_SLACK * view, overflow) / self.zoom
+        half = view / 2 / self.zoom
+        return min(world - half + slack, max(half - slack, centre))
 
     def screen_to_world(self, sx: float, sy: float) -> tuple[float, float]:
         """The world position under screen pixel ``(sx, sy)``."""

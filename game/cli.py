@@ -1,6 +1,7 @@
 """Command line: ``python -m game [--seed S] [--size WxH] [--headless --frames N --screenshot out.png]``.
 
-Windowed, the game runs until the player quits. Headless (SDL's dummy video driver, no window), it runs
+Windowed, the game runs until the player quits (with no display to show a window on, it exits at once
+with code 2 and says to use ``--headless``). Headless (SDL's dummy video driver, no window), it runs
 at the same 60 FPS cap until the world (or the generation error) is on screen, then exactly ``--frames``
 frames more, counting the first that shows it; it optionally saves the last frame and prints one JSON
 line of frame statistics. Headless frames are one game tick each and the HUD shows that game clock, so
@@ -203,8 +204,41 @@ def interrupts_deferred() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+class NoDisplayError(RuntimeError):
+    """A window was asked for, but SDL found no display and would draw off screen, unseen."""
+
+
+# SDL's video drivers that draw into memory only. SDL picks "offscreen" by itself when it finds no
+# display, and the game would then run unseen until killed.
+OFF_SCREEN_DRIVERS = frozenset({"offscreen", "dummy"})
+
+
+def check_display(driver: str, asked_for: str | None) -> None:
+    """Refuse to run windowed on an off-screen ``driver`` that the user did not ask for by setting
+    ``SDL_VIDEODRIVER`` (``asked_for``): say how to run without a window instead."""
+    if driver not in OFF_SCREEN_DRIVERS or asked_for:
+        return
+    displays = [
+        f"{name}={os.environ[name]!r}" for name in ("DISPLAY", "WAYLAND_DISPLAY") if os.environ.get(name)
+    ]
+    why = (
+        f"SDL could not open {' or '.join(displays)}"
+        if displays
+        else "DISPLAY and WAYLAND_DISPLAY are not set"
+    )
+    raise NoDisplayError(
+        f"python -m game: no display to open the window on ({why}; SDL fell back to its {driver!r} "
+        "driver, which shows nothing). Run it on a desktop, or add --headless to run without a window "
+        "(e.g. python -m game --headless --frames 600 --screenshot world.png)."
+    )
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the game as ``args`` say; returns the summary printed in headless mode."""
+    """Run the game as ``args`` say; returns the summary printed in headless mode.
+
+    Windowed, with no display to show the window on, raises :class:`NoDisplayError` before VM 1 starts.
+    """
+    asked_for = os.environ.get("SDL_VIDEODRIVER")
     if args.headless:
         # Before pygame starts SDL: no window, no sound device.
         os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -218,11 +252,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from game.error_scene import ErrorScene
     from game.generation import VMGenerator
     from game.sprites import load_image
-    from game.stats import summarise
+    from game.stats import shown_summary
 
     pygame.display.init()
     pygame.font.init()
     try:
+        if not args.headless:
+            check_display(pygame.display.get_driver(), asked_for)
         try:
             # VMs fork from a template that has these imported, so a fresh VM (after R cancels a job)
             # is ready in milliseconds instead of importing numpy again.
@@ -253,16 +289,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         error = app.scene.error if isinstance(app.scene, ErrorScene) else None
         arrived = app.world_arrived_frame
         shown = app.shown_frame
+        # What --frames counts: the frames that showed the world (or the error), the first included.
+        counts = shown_summary(stats.times, shown)
         return {
-            # What --frames counts: the frames that showed the world (or the error), the first included.
-            "frames": app.frame_no - shown if shown is not None else 0,
-            "total_frames": app.frame_no,
+            "frames": counts["frames"],
+            "total_frames": counts["total_frames"],
             "seed": app.first_request.seed,
             "size": list(args.size),
             "generation_s": round(generator.last_seconds, 3) if generator.last_seconds else None,
             "world_frame": arrived,
-            "generating": summarise(stats.by_phase("generating")),
-            "after": summarise(stats.by_phase("swap", "world")),
+            "generating": counts["generating"],
+            "after": counts["after"],
             "swap_ms": round(max(stats.by_phase("swap"), default=0.0), 2),
             "over_20ms": sum(1 for t in stats.times if t > 20.0),
             "screenshot": args.screenshot if args.screenshot and saved is None else None,
@@ -285,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(args)
     except KeyboardInterrupt:
         return 130
+    except NoDisplayError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     status = 0
     if args.headless:
         print(json.dumps(summary), flush=True)

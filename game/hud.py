@@ -205,16 +205,43 @@ class Legend:
         target.blit(self.image(rect.size, rows), rect.topleft)
 
 
-def tooltip(target: pygame.Surface, text: ui.Text, lines: list[str], pos: tuple[int, int]) -> None:
-    """A small panel of ``lines`` next to the cursor, kept on screen."""
-    surfaces = [text.render(line, 18) for line in lines]
-    width = 16 + max(s.get_width() for s in surfaces)
-    height = 10 + 18 * len(surfaces)
-    rect = pygame.Rect(pos[0] + 18, pos[1] + 18, width, height)
-    if rect.right > target.get_width():
-        rect.right = pos[0] - 8
-    if rect.bottom > target.get_height():
-        rect.bottom = pos[1] - 8
+TOOLTIP_SIZE = 18  # font size, and the height of a line
+TOOLTIP_PAD = (8, 5)  # text inset from the panel's edge
+TOOLTIP_REACH = 40  # pixels between the pointer and the tooltip's nearest edge, at most, where possible
+
+
+def tooltip_plan(
+    text: ui.Text,
+    lines: list[str],
+    view: tuple[int, int],
+    pointer: tuple[int, int],
+    avoid: list[pygame.Rect],
+) -> tuple[pygame.Rect, list[str]] | None:
+    """The tooltip's rectangle and lines for ``lines`` (most important first) beside the pointer.
+
+    In a small window lines are cut to its width, and the last lines are left out until the panel finds
+    a place (:func:`game.layout.tooltip_rect`) within :data:`TOOLTIP_REACH` of the pointer (a tooltip
+    far away is not read as the pointer's); only if none has one does it go further. None when not even
+    the first line has a place.
+    """
+    pad_x, pad_y = TOOLTIP_PAD
+    room = view[0] - 2 * pad_x
+    fitted = [line for line in (text.fit(line, TOOLTIP_SIZE, room) for line in lines) if line]
+    font = text.font(TOOLTIP_SIZE)
+    for reach in (TOOLTIP_REACH, None):
+        for count in range(len(fitted), 0, -1):
+            shown = fitted[:count]
+            width = 2 * pad_x + max(font.size(line)[0] for line in shown)
+            height = 2 * pad_y + TOOLTIP_SIZE * count
+            rect = layout.tooltip_rect(view, (width, height), pointer, avoid, reach)
+            if rect is not None:
+                return rect, shown
+    return None
+
+
+def draw_tooltip(target: pygame.Surface, text: ui.Text, rect: pygame.Rect, lines: list[str]) -> None:
+    """The tooltip panel ``rect`` with ``lines`` (from :func:`tooltip_plan`)."""
     ui.panel(target, rect, 230)
-    for i, surface in enumerate(surfaces):
-        target.blit(surface, (rect.x + 8, rect.y + 6 + 18 * i))
+    for i, line in enumerate(lines):
+        position = (rect.x + TOOLTIP_PAD[0], rect.y + TOOLTIP_PAD[1] + 1 + TOOLTIP_SIZE * i)
+        target.blit(text.render(line, TOOLTIP_SIZE), position)

@@ -3,8 +3,9 @@
 The HUD, the minimap, the legend, the regeneration banner and the zoom note each have a preferred size
 and corner. Windows are resizable and can be small, so the rectangles are placed one at a time, most
 important first, each where it does not touch the ones already placed; an overlay shrinks (the minimap,
-the legend's rows, the HUD's frame graph) or is left out when there is no room for it. Everything here is
-plain arithmetic on ``pygame.Rect`` (nothing is drawn), so the tests can sweep many window sizes.
+the legend's rows, the HUD's frame graph) or is left out when there is no room for it. The tooltip
+follows the pointer into the room the others leave. Everything here is plain arithmetic on
+``pygame.Rect`` (nothing is drawn), so the tests can sweep many window sizes.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ BANNER_SIZE = (360, 54)
 BANNER_MIN_WIDTH = 240  # narrower, the banner's label would be cut short: the strip shows progress instead
 NOTE_H = 24
 NOTE_MIN_WIDTH = 140
+# The tooltip goes below and right of the pointer's tip, clear of the arrow drawn there (about 12x19
+# pixels on common desktops); left of or above the pointer it keeps a small gap.
+POINTER_BOX = (16, 20)
+POINTER_GAP = 6
+TOOLTIP_GAP = 2  # between the tooltip and the window's edge or an overlay
 
 
 def hud_rect(view: tuple[int, int], visible: bool = True, bottom: int = STRIP_H) -> pygame.Rect | None:
@@ -190,3 +196,47 @@ def world_overlays(
             note = pygame.Rect(span.x, top, span.width, NOTE_H)
 
     return WorldOverlays(strip, hud_panel, minimap, box, legend, rows, banner_rect, note)
+
+
+def tooltip_rect(
+    view: tuple[int, int],
+    size: tuple[int, int],
+    pointer: tuple[int, int],
+    avoid: list[pygame.Rect],
+    reach: float | None = None,
+) -> pygame.Rect | None:
+    """Where a ``size`` tooltip goes for the pointer at ``pointer`` in a ``view``-sized window.
+
+    It stays inside the window, off every ``avoid`` rectangle (the overlays: a tooltip over the legend or
+    the key help would hide what they say) and off the pointer's arrow, and if ``reach`` is given, within
+    that many pixels of the pointer; of the places that allow, the one nearest the usual spot below-right
+    of the pointer. None when there is no such place.
+    """
+    w, h = view
+    tw, th = size
+    px, py = pointer
+    arrow = pygame.Rect(px - 1, py - 1, POINTER_BOX[0] + 1, POINTER_BOX[1] + 1)
+    # A small gap keeps the tooltip's edge from merging with an overlay's or the window's.
+    blocked = [rect.inflate(2 * TOOLTIP_GAP, 2 * TOOLTIP_GAP) for rect in avoid] + [arrow]
+    low_x, high_x, low_y, high_y = TOOLTIP_GAP, w - TOOLTIP_GAP - tw, TOOLTIP_GAP, h - TOOLTIP_GAP - th
+    preferred = (px + POINTER_BOX[0], py + POINTER_BOX[1])
+    # Candidate edges: beside the pointer, against the window's edges and against each overlay's edges.
+    xs = {preferred[0], px - POINTER_GAP - tw, px - tw // 2, low_x, high_x}
+    ys = {preferred[1], py - POINTER_GAP - th, py - th // 2, low_y, high_y}
+    for rect in blocked:
+        xs |= {rect.right, rect.left - tw}
+        ys |= {rect.bottom, rect.top - th}
+    places = sorted(
+        ((x, y) for x in xs if low_x <= x <= high_x for y in ys if low_y <= y <= high_y),
+        key=lambda p: ((p[0] - preferred[0]) ** 2 + (p[1] - preferred[1]) ** 2, p),
+    )
+    for x, y in places:
+        rect = pygame.Rect(x, y, tw, th)
+        if reach is not None:
+            dx = max(rect.left - px, px - rect.right, 0)
+            dy = max(rect.top - py, py - rect.bottom, 0)
+            if dx * dx + dy * dy > reach * reach:
+                continue
+        if rect.collidelist(blocked) < 0:
+            return rect
+    return None

@@ -2,8 +2,8 @@
 
 A frame's time is the interval between the ends of two consecutive frames, the wait in ``Clock.tick``
 included: that is what a player sees as smooth or stuttering. Each frame is tagged with the phase it ran
-in ("generating", "swap" for the frame a world arrived, "world", "idle"), so a run can be summarised per
-phase.
+in ("generating", "swap" for the two frames of a world's arrival, "world", "idle"), so a run can be
+summarised per phase; :func:`shown_summary` splits a headless run where its picture changed instead.
 """
 
 from __future__ import annotations
@@ -33,6 +33,24 @@ def summarise(values: list[float]) -> dict[str, float | int]:
         "p99_ms": round(percentile(values, 99), 2),
         "max_ms": round(max(values, default=0.0), 2),
         "over_20ms": sum(1 for v in values if v > SLOW_FRAME_MS),
+    }
+
+
+def shown_summary(times: list[float], shown_frame: int | None) -> dict[str, object]:
+    """The frame counts of a headless run whose frame ``shown_frame`` (counting from 0) was the first to
+    show the world or the error (None: neither came).
+
+    ``frames`` are the frames from that one on, ``total_frames`` all of them, and the frame times are
+    split at it: "generating" are the frames that showed the loading screen (the one that received the
+    world included: it still drew the full bar), "after" the ``frames`` frames that showed the result.
+    So ``total_frames == generating["frames"] + after["frames"] == shown_frame + frames``.
+    """
+    split = len(times) if shown_frame is None else shown_frame
+    return {
+        "frames": len(times) - split,
+        "total_frames": len(times),
+        "generating": summarise(times[:split]),
+        "after": summarise(times[split:]),
     }
 
 

@@ -15,7 +15,7 @@ import pygame
 from game import layout, palette, ui
 from game.camera import Camera
 from game.generation import Failed, Finished, Outcome, Request
-from game.hud import Legend, Minimap, tooltip
+from game.hud import Legend, Minimap, draw_tooltip, tooltip_plan
 from game.layout import WorldOverlays
 from game.release import release_later
 from game.render import WorldRenderer
@@ -65,6 +65,8 @@ class WorldScene(Scene):
             self.camera.clamp()
         self._overlays_key: tuple[object, ...] | None = None
         self.overlays = self.layout(app.screen.get_size())  # clicks before the first draw hit the minimap
+        self.tooltip: tuple[pygame.Rect, list[str]] | None = None
+        """The tooltip's rectangle and lines as last drawn (None: not shown)."""
 
     def _build(self, world: WorldData) -> tuple[WorldData, WorldRenderer, Creatures, Minimap, Legend]:
         """Everything drawn for ``world``. Cheap: VM 1 already coloured the image and made the levels."""
@@ -151,6 +153,8 @@ class WorldScene(Scene):
         elif kind == pygame.WINDOWFOCUSLOST:
             self.held.clear()
             self.dragging = self.minimap_drag = False
+        elif kind == pygame.WINDOWLEAVE:
+            self.mouse = None  # the pointer is elsewhere: no tooltip for the cell it last crossed
         elif kind == pygame.MOUSEMOTION:
             self._mouse_to(event.pos)
         elif kind == pygame.MOUSEBUTTONDOWN and event.button == 1:
@@ -195,8 +199,9 @@ class WorldScene(Scene):
         self.creatures.update()
 
     def hover_lines(self) -> list[str] | None:
-        """The tooltip for the cell under the mouse, or None when the mouse is off the world or on a panel."""
-        if self.mouse is None or self.minimap.to_world(self.mouse) is not None:
+        """The tooltip for the cell under the mouse, most important line first (a small window shows the
+        first few), or None when the mouse is outside the window, off the world or on a panel."""
+        if self.mouse is None or pygame.Rect(self.mouse, (1, 1)).collidelist(self.overlays.panels()) >= 0:
             return None
         wx, wy = self.camera.screen_to_world(*self.mouse)
         x, y = int(np.floor(wx)), int(np.floor(wy))
@@ -205,17 +210,17 @@ class WorldScene(Scene):
             return None
         biome = int(world.biome[y, x])
         name = world.biome_names[biome] if biome < len(world.biome_names) else f"biome {biome}"
-        lines = [
-            palette.pretty(name),
-            f"height {int(world.heights[y, x])}/10",
-            f"elevation {float(world.elevation[y, x]):.3f}   moisture {float(world.moisture[y, x]):.3f}",
-            f"x {x + world.x0}  y {y + world.y0}",
-        ]
+        lines = [palette.pretty(name)]
         found = self.creatures.at_screen(self.camera, *self.mouse)
         if found is not None:
             species = int(self.creatures.species[found])
             kind = world.species_names[species] if species < len(world.species_names) else "creature"
             lines.append(f"{palette.pretty(kind)} #{int(self.creatures.ids[found]) & 0xFFFFFF:06x}")
+        lines += [
+            f"height {int(world.heights[y, x])}/10",
+            f"x {x + world.x0}  y {y + world.y0}",
+            f"elevation {float(world.elevation[y, x]):.3f}   moisture {float(world.moisture[y, x]):.3f}",
+        ]
         return lines
 
     def draw(self, screen: pygame.Surface) -> None:
@@ -224,7 +229,22 @@ class WorldScene(Scene):
             self.camera.resize(screen.get_size())
         overlays = self.layout(screen.get_size())
         self.renderer.draw(screen, self.camera)
-        self.creatures.draw(screen, self.camera)
+        lines = self.hover_lines() if not self.dragging else None
+        self.tooltip = None
+        if lines is not None and self.mouse is not None:
+            self.tooltip = tooltip_plan(text, lines, screen.get_size(), self.mouse, overlays.panels())
+        # The panels are translucent over the terrain, but creatures moving under them would show through
+        # and flicker behind the text: the terrain under each panel is put back over the creatures.
+        covered = [overlays.strip, overlays.hud, overlays.legend, overlays.banner, overlays.note]
+        if self.tooltip is not None:
+            covered.append(self.tooltip[0])
+        screen_rect = screen.get_rect()
+        under = [rect.clip(screen_rect) for rect in covered if rect is not None]
+        saved = []
+        if self.creatures.count and self.camera.zoom >= SPRITE_MIN_ZOOM:  # else none are drawn
+            saved = [(rect, screen.subsurface(rect).copy()) for rect in under if rect.width and rect.height]
+        if self.creatures.draw(screen, self.camera):
+            screen.fblits([(pixels, rect) for rect, pixels in saved])
         self.minimap.draw(screen, self.camera)
         if overlays.legend is not None:
             self.legend.draw(screen, overlays.legend, overlays.legend_rows)
@@ -233,9 +253,8 @@ class WorldScene(Scene):
         generator = self.app.generator
         if generator.busy and overlays.banner is not None:
             self._regen_banner(screen, overlays.banner, generator.progress, generator.current)
-        lines = self.hover_lines()
-        if lines is not None and self.mouse is not None and not self.dragging:
-            tooltip(screen, text, lines, self.mouse)
+        if self.tooltip is not None:
+            draw_tooltip(screen, text, *self.tooltip)
         if overlays.note is not None:
             ui.panel(screen, overlays.note, 200)
             room = overlays.note.width - 20

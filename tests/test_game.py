@@ -236,15 +236,16 @@ def test_keys_drag_wheel_and_minimap_move_the_camera(make_app: MakeApp) -> None:
     app.step()
     assert scene.camera.x == pytest.approx(x + 80 / 4.0)
 
-    app.post([pygame.event.Event(pygame.MOUSEMOTION, pos=(100, 120), rel=(0, 0), buttons=(0, 0, 0))])
+    # On the map, clear of the panels (over a panel, the panel is what the pointer points at: no tooltip).
+    app.post([pygame.event.Event(pygame.MOUSEMOTION, pos=(400, 250), rel=(0, 0), buttons=(0, 0, 0))])
     app.step()
-    anchor = scene.camera.screen_to_world(100, 120)
+    anchor = scene.camera.screen_to_world(400, 250)
     app.post([pygame.event.Event(pygame.MOUSEWHEEL, x=0, y=2, precise_x=0.0, precise_y=2.0, flipped=False)])
     app.step()
     assert scene.camera.zoom == pytest.approx(4.0 * 1.25**2)
-    assert scene.camera.screen_to_world(100, 120) == pytest.approx(anchor)
+    assert scene.camera.screen_to_world(400, 250) == pytest.approx(anchor)
     lines = scene.hover_lines()
-    assert lines is not None
+    assert lines is not None and scene.tooltip is not None
     assert any(line.startswith("height ") for line in lines)
     assert any(line.startswith("elevation ") for line in lines)
 
@@ -321,6 +322,26 @@ def test_retry_after_a_failure_brings_the_world(make_app: MakeApp) -> None:
     assert world_scene(app).world.seed == 11
 
 
+def test_enter_after_a_world_too_big_brings_a_world_that_fits(make_app: MakeApp) -> None:
+    # VM 1 on a machine with a 16 MiB limit: worldgen refuses 1024x1024 up front, as it refuses 100000x100000
+    # at its default 2 GiB. Enter must not ask for the same impossible size again.
+    setup = (
+        "import worldgen, game.worlddata\n"
+        "def small_machine(seed, x0, y0, width, height, **kwargs):\n"
+        "    worldgen.generate(seed, x0, y0, width, height, memory_limit=16 << 20)  # refuses, or fits\n"
+        "    return game.worlddata.build_world_data(seed, x0, y0, width, height, **kwargs)\n"
+    )
+    app = make_app(size=(1024, 1024), job="small_machine", setup=setup)
+    run_until(app, lambda: isinstance(app.scene, ErrorScene))
+    scene = app.scene
+    assert isinstance(scene, ErrorScene) and "memory limit" in scene.error
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
+    run_until(app, lambda: app.in_world or (isinstance(app.scene, ErrorScene) and app.scene is not scene))
+    world = world_scene(app).world  # not a second error screen
+    assert (world.width, world.height) == scene.advice.retry.size  # what the screen offered
+    assert world.width < 1024 and world.height < 1024
+
+
 def _descendants(pid: int) -> set[int]:
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -393,7 +414,8 @@ def test_camera_zoom_keeps_the_point_under_the_cursor() -> None:
     camera.zoom_at(1.5, 200, 100)
     assert camera.screen_to_world(200, 100) == pytest.approx(before)
     camera.pan_pixels(-1e9, 0)
-    assert camera.x == 1000  # clamped to the world
+    # Clamped: the world's right edge may come a quarter of the view in, no further.
+    assert camera.world_to_screen(1000, 0)[0] == pytest.approx(640 * 0.75)
 
 
 @pytest.mark.slow
@@ -414,8 +436,11 @@ def test_headless_cli_prints_one_json_line_and_saves_the_screenshot(tmp_path: Pa
     for phase in ("generating", "after"):
         assert {"p50_ms", "p99_ms", "max_ms", "over_20ms"} <= set(summary[phase])
     assert pygame.image.load(str(shot)).get_size() == (1280, 720)
-    # --frames counts the frames that showed the world; the ones spent generating come first.
+    # --frames counts the frames that showed the world; the ones spent generating come first, and the
+    # frame-time summaries count the same frames (the README's definitions).
     assert summary["total_frames"] == summary["world_frame"] + 90
+    assert summary["after"]["frames"] == 90
+    assert summary["generating"]["frames"] == summary["world_frame"]
 
     # A size VM 1 refuses (over worldgen's memory limit): the error, in the JSON line and on stderr.
     bad = subprocess.run([*cmd[:-1], "100000x100000"], capture_output=True, text=True, timeout=60, cwd=ROOT)

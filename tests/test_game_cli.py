@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,40 @@ def game(*argv: str, cwd: Path, code: str | None = None, new_session: bool = Fal
         text=True,
         start_new_session=new_session,
     )
+
+
+def test_with_no_display_the_windowed_game_exits_at_once_naming_headless(tmp_path: Path) -> None:
+    # No X, no Wayland, no driver asked for: SDL falls back to drawing off screen, and the game used to
+    # run there unseen until killed. It must stop before starting VM 1 and say what to do instead.
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "game", "--size", "64x64"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = run.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+        pytest.fail("the windowed game kept running with no display")
+    assert run.returncode == 2, err
+    assert out == ""
+    assert "no display" in err and "--headless" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("driver", ["offscreen", "dummy"])
+def test_an_off_screen_driver_is_refused_only_when_nobody_asked_for_it(driver: str) -> None:
+    with pytest.raises(cli.NoDisplayError, match="add --headless to run without a window"):
+        cli.check_display(driver, None)
+    cli.check_display(driver, driver)  # SDL_VIDEODRIVER set by the user: they know there is no window
+    cli.check_display("x11", None)
 
 
 @pytest.mark.slow

@@ -17,13 +17,13 @@ import pygame
 import pytest
 from vmtools import run_python
 
-from game import layout
+from game import camera, layout, palette
 from game.app import App, Settings
 from game.error_scene import ErrorScene
 from game.generation import Finished, Outcome, Request
-from game.hud import Hud
+from game.hud import TOOLTIP_REACH, Hud, tooltip_plan
 from game.loading_scene import LoadingScene
-from game.stats import FrameStats
+from game.stats import FrameStats, shown_summary, summarise
 from game.ui import Text
 from game.world_scene import WorldScene
 from game.worlddata import WorldData, build_world_data
@@ -281,8 +281,65 @@ def test_error_screen_fits_any_window_and_shows_the_error_line(display: None, vi
         assert plan.trace[-1] == "ValueError: the world is flat"  # the end of the traceback is shown
         assert plan.trace[0] == "..."  # 60 lines never fit: the cut is marked
     if view[0] >= 320 and view[1] >= 200:
-        assert keys.startswith("Enter: retry") and plan.box is not None and texts, view
+        assert keys.startswith("Enter: try again") and plan.box is not None and texts, view
         assert any(line == "ValueError: the world is flat" for line, *_ in plan.blocks)
+    app.close()
+
+
+TOO_BIG = (
+    "Traceback (most recent call last):\n"
+    '  File "/game/worlddata.py", line 101, in build_world_data\n'
+    "ValueError: a 100000x100000 region would need about 309960 MiB, more than the memory limit of 2048 "
+    "MiB (pass memory_limit= to raise it)"
+)
+
+
+@pytest.mark.parametrize("view", [(320, 200), (640, 360), (1280, 720)], ids=lambda v: f"{v[0]}x{v[1]}")
+def test_error_screen_speaks_to_the_player_and_enter_offers_a_size_that_fits(
+    display: None, view: tuple[int, int]
+) -> None:
+    generator = WorldAfter(None)
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), generator, Settings(7))
+    app.switch(ErrorScene(app, TOO_BIG, Request(7, 100000, 100000)))
+    generator.close()  # forget the loading scene's request
+    app.step()
+    scene = app.scene
+    assert isinstance(scene, ErrorScene)
+    plan = scene.layout(view)
+    shown = [line for line, *_ in plan.blocks] + plan.trace + [plan.hint[0]]
+    assert shown[0] == "This world is too big"
+    # What a player reads: no keyword arguments to pass, no traceback; a size the game can make.
+    assert not any("memory_limit" in line or "Traceback" in line for line in shown), shown
+    assert plan.box is None
+    assert plan.hint[0].startswith("Enter: try 7680x7680")
+    assert "N:" not in plan.hint[0]  # another seed would be just as big
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n)])
+    app.step()
+    assert app.scene is scene and generator.request is None
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
+    app.step()
+    assert generator.request == Request(7, 7680, 7680)
+    assert isinstance(app.scene, LoadingScene) and app.scene.request == Request(7, 7680, 7680)
+    app.close()
+
+
+def test_error_screen_after_a_bug_offers_the_same_world_or_another_seed(display: None) -> None:
+    generator = WorldAfter(None)
+    app = App(pygame.Surface((640, 360)), StepClock(), random.Random(1), generator, Settings(7))
+    error = ErrorScene(app, LONG_TRACEBACK, Request(7, 256, 256))
+    app.switch(error)
+    app.step()
+    plan = error.layout((640, 360))
+    assert plan.hint[0] == "Enter: try again    N: another seed    Esc: quit"
+    assert plan.box is not None and plan.trace[-1] == "ValueError: the world is flat"  # for a bug report
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
+    app.step()
+    assert generator.request == Request(7, 256, 256)
+    app.switch(error)
+    app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n)])
+    app.step()
+    assert generator.request is not None and generator.request.seed != 7
+    assert generator.request.size == (256, 256)
     app.close()
 
 
@@ -318,6 +375,179 @@ def test_headless_pictures_do_not_depend_on_arrival_or_frame_times(display: None
         headless_picture(world, arrives_after=2, clock_seed=1, lockstep=False),
         headless_picture(world, arrives_after=9, clock_seed=2, lockstep=False),
     )
+
+
+@pytest.mark.parametrize("view", [(400, 260), (320, 200), (160, 100)], ids=lambda v: f"{v[0]}x{v[1]}")
+def test_tooltip_stays_in_the_window_off_the_overlays_and_goes_with_the_pointer(
+    display: None, world: WorldData, view: tuple[int, int]
+) -> None:
+    settings = Settings(5, lockstep=True)  # the HUD shows the game clock: the same from frame to frame
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(world), settings)
+    app.step(3)
+    scene = app.scene
+    assert isinstance(scene, WorldScene)
+    scene.camera.zoom_at(3.0, view[0] / 2, view[1] / 2)  # creatures drawn: some tooltips name one
+    scene.creatures.update = lambda: None  # type: ignore[method-assign]  # still frames: only the tooltip changes
+    screen = pygame.Rect((0, 0), view)
+
+    def frame(*events: pygame.event.Event) -> np.ndarray:
+        app.post(list(events))
+        app.step()
+        return cast(np.ndarray, pygame.surfarray.array3d(app.screen))
+
+    def move(pos: tuple[int, int]) -> pygame.event.Event:
+        return pygame.event.Event(pygame.MOUSEMOTION, pos=pos, rel=(0, 0), buttons=(0, 0, 0))
+
+    bare = frame()
+    shown: list[tuple[int, int]] = []
+    step = max(7, view[0] // 16)
+    for pos in itertools.product(range(0, view[0], step), range(0, view[1], step)):
+        picture = frame(move(pos))
+        panels = scene.overlays.panels()
+        changed = (picture != bare).any(axis=2)
+        # The overlays (the key help, the legend, the HUD, the minimap) look as they did without a tooltip.
+        for panel in panels:
+            assert not changed[panel.left : panel.right, panel.top : panel.bottom].any(), (pos, panel)
+        on_panel = any(panel.collidepoint(pos) for panel in panels)
+        if scene.tooltip is None:
+            assert not changed.any(), pos
+            continue
+        assert not on_panel, pos  # over a panel, the panel is what the pointer points at
+        rect, lines = scene.tooltip
+        shown.append(pos)
+        assert lines and screen.contains(rect), (pos, rect)
+        assert rect.collidelist(panels) < 0, (pos, rect, panels)
+        assert not rect.collidepoint(pos), (pos, rect)  # never under the pointer
+        xs, ys = np.nonzero(changed)
+        assert rect.collidepoint(int(xs.min()), int(ys.min())) and rect.collidepoint(
+            int(xs.max()), int(ys.max())
+        )
+    # The tooltip shows for most of the map; small windows show fewer lines, never none at all.
+    assert len(shown) >= 0.3 * len(range(0, view[0], step)) * len(range(0, view[1], step)), shown
+    # The pointer leaves the window: the tooltip goes, and the picture is the bare one again.
+    frame(move(shown[len(shown) // 2]))
+    assert scene.tooltip is not None
+    assert np.array_equal(frame(pygame.event.Event(pygame.WINDOWLEAVE)), bare)
+    assert scene.tooltip is None
+    app.close()
+
+
+def test_tooltip_keeps_near_the_pointer_with_fewer_lines_rather_than_far_away(display: None) -> None:
+    # 400x260: beside the pointer at (350, 190) the minimap, the zoom note and the legend leave room for one
+    # line; four lines would only fit in the top right corner, 100 pixels away, where no one looks.
+    plan = layout.world_overlays(
+        (400, 260), hud=True, world_size=(512, 384), legend_rows=13, banner=False, note_width=170
+    )
+    lines = ["Desert", "Wolf #00aa11", "height 6/10", "x 479  y 280"]
+    placed = tooltip_plan(Text(), lines, (400, 260), (350, 190), plan.panels())
+    assert placed is not None
+    rect, shown = placed
+    assert shown == ["Desert"]
+    gap = pygame.Vector2(max(rect.left - 350, 350 - rect.right, 0), max(rect.top - 190, 190 - rect.bottom, 0))
+    assert gap.length() <= TOOLTIP_REACH and rect.collidelist(plan.panels()) < 0
+    # With no room near the pointer at all, the tooltip goes where there is room.
+    blocked = [*plan.panels(), pygame.Rect(220, 140, 180, 90)]  # everything within reach of the pointer
+    far = tooltip_plan(Text(), lines, (400, 260), (350, 190), blocked)
+    assert far is not None and far[0].collidelist(blocked) < 0
+
+
+def test_creatures_do_not_show_through_the_translucent_panels(display: None, world: WorldData) -> None:
+    view = (640, 360)
+    settings = Settings(5, lockstep=True)  # the HUD shows the game clock: the same from frame to frame
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(world), settings)
+    app.step(3)
+    scene = app.scene
+    assert isinstance(scene, WorldScene)
+    scene.camera.zoom_at(3.0, view[0] / 2, view[1] / 2)
+    creatures = scene.creatures
+    creatures.update = lambda: None  # type: ignore[method-assign]  # still frames
+    app.step()
+    plan = scene.overlays
+    translucent = [rect for rect in (plan.hud, plan.legend, plan.strip) if rect is not None]
+    assert len(translucent) == 3
+    # Creatures in the middle of each panel and astride its top edge (half of that sprite shows above).
+    spots = [p for rect in translucent for p in (rect.center, (rect.centerx + 40, rect.top + 4))]
+    for i, spot in enumerate(spots):
+        creatures.x[i], creatures.y[i] = scene.camera.screen_to_world(*spot)
+    app.step()
+    with_creatures = pygame.surfarray.array3d(app.screen)
+    creatures.x[:] = creatures.y[:] = -1000.0  # off the world: none drawn
+    app.step()
+    without = pygame.surfarray.array3d(app.screen)
+    changed = (with_creatures != without).any(axis=2)
+    for rect in translucent:
+        assert not changed[rect.left : rect.right, rect.top : rect.bottom].any(), rect
+        above = changed[rect.centerx + 30 : rect.centerx + 50, rect.top - 6 : rect.top]
+        assert above.any(), rect  # the creature astride the edge was drawn, down to the panel
+    app.close()
+
+
+def test_panning_keeps_a_finite_world_in_view(display: None, world: WorldData) -> None:
+    # A player holds a pan key for 0.5 s at the fit zoom, then zoomed in, for 5 s: the world must stay on
+    # screen (it used to slide until its edge reached the middle, half the window empty).
+    view = (640, 360)
+    app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(world), Settings(5))
+    app.step(3)
+    scene = app.scene
+    assert isinstance(scene, WorldScene)
+    app.hud_visible = scene.show_legend = False
+
+    def hold(key: int, frames: int) -> None:
+        app.post([pygame.event.Event(pygame.KEYDOWN, key=key)])
+        app.step(frames)
+        app.post([pygame.event.Event(pygame.KEYUP, key=key)])
+        app.step()
+
+    def empty_share() -> float:
+        # The share of the view's width and height where no world is drawn, along the middle row and
+        # column (above the help strip, whose translucent panel changes the background's colour).
+        pixels = pygame.surfarray.array3d(app.screen)
+        row = pixels[:, view[1] // 2]
+        column = pixels[view[0] // 2, : view[1] - layout.STRIP_H]
+        background = np.array(palette.BACKGROUND)
+        return max(
+            float((line == background).all(axis=1).sum()) / size
+            for line, size in zip((row, column), view, strict=True)
+        )
+
+    app.step()
+    fitted = empty_share()
+    assert fitted == pytest.approx(0.25, abs=0.01)  # 256x192 cells at 1.875 pixels each: bars at the sides
+    for key in (pygame.K_d, pygame.K_a, pygame.K_s, pygame.K_w):
+        hold(key, 30)
+        assert (scene.camera.x, scene.camera.y) == (world.width / 2, world.height / 2)
+        assert empty_share() == fitted  # the bars beside the world only: it did not move
+    scene.camera.zoom_at(2.0, view[0] / 2, view[1] / 2)
+    for key in (pygame.K_d, pygame.K_s, pygame.K_a, pygame.K_w):
+        hold(key, 300)
+        assert empty_share() <= camera.EDGE_SLACK + 0.01, key
+    app.close()
+
+
+@pytest.mark.parametrize("frames", [1, 7])
+def test_headless_counts_agree_with_each_other_and_the_readme(
+    display: None, world: WorldData, frames: int
+) -> None:
+    app = App(
+        pygame.Surface((320, 200)), StepClock(), random.Random(1), WorldAfter(world, polls=3), Settings(5)
+    )
+    app.run_shown(frames, wait_s=30.0)
+    counts = shown_summary(app.stats.times, app.shown_frame)
+    app.close()
+    assert app.world_arrived_frame == app.shown_frame and app.shown_frame is not None
+    # frames: N; total_frames: the frames spent generating plus N; world_frame counts from 0.
+    assert counts["frames"] == frames
+    assert counts["total_frames"] == app.frame_no == app.world_arrived_frame + frames
+    generating, after = cast(dict[str, int], counts["generating"]), cast(dict[str, int], counts["after"])
+    assert after["frames"] == frames
+    assert generating["frames"] == app.world_arrived_frame
+    # No result within the timeout: every frame was spent generating.
+    assert shown_summary([16.7] * 5, None) == {
+        "frames": 0,
+        "total_frames": 5,
+        "generating": summarise([16.7] * 5),
+        "after": summarise([]),
+    }
 
 
 @pytest.mark.parametrize(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from vmtools import run_python
 
 import worldgen
 from game import palette, terrain
 from game.clock import FrameClock
+from game.failure import advise, smaller_size
+from game.generation import Request
 from game.stats import FrameStats, percentile, summarise
 from game.worlddata import build_world_data
+from worldgen._generate import estimated_bytes
 
 
 def test_every_worldgen_biome_has_its_own_palette_colour() -> None:
@@ -20,8 +26,22 @@ def test_every_worldgen_biome_has_its_own_palette_colour() -> None:
     lut = palette.biome_lut(worldgen.BIOMES)
     assert lut.shape == (256, 3) and lut.dtype == np.uint8
     assert tuple(lut[0]) == palette.biome_colour(worldgen.BIOMES[0])
-    # An unknown name still gets a colour, the same one every time (no hash() randomisation).
-    assert palette.biome_colour("crystal_caves") == palette.biome_colour("crystal_caves")
+
+
+def test_an_unknown_biome_gets_the_same_colour_in_every_process() -> None:
+    # VM 1 colours the terrain and VM 0 the legend: both must agree on a name the table lacks. String
+    # hashes are randomised per process, so only processes with different hash seeds can show a colour
+    # made from hash(); several names make an accidental match of all of them impossible in practice.
+    names = ["crystal_caves", "mushroom_forest", "ash_plain", "coral_reef", "salt_flat"]
+    assert not any(name in palette.BIOME_COLOURS for name in names)
+    script = f"from game import palette; print([palette.biome_colour(n) for n in {names!r}])"
+    seen = []
+    for hash_seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+        done = run_python(script, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        seen.append(done.stdout.strip())
+    assert seen[0] == seen[1] == seen[2] == str([palette.biome_colour(n) for n in names])
 
 
 def test_terrain_image_is_rgbx_shaded_and_deeper_water_is_darker() -> None:
@@ -106,3 +126,51 @@ def test_one_cell_wide_terrain_is_shaded_along_its_length(shape: tuple[int, int]
     # The whole job VM 1 runs (it used to fail with numpy's "Shape of array too small" message).
     world = build_world_data(3, 0, 0, shape[1], shape[0])
     assert (world.height, world.width) == shape and world.levels[0].shape == (*shape, 4)
+
+
+def too_big(width: int, height: int, limit_mib: int = 2048) -> str:
+    """worldgen's own refusal of a ``width`` x ``height`` world, as VM 1 reports it (the traceback)."""
+    try:
+        worldgen.generate(1, 0, 0, width, height, memory_limit=limit_mib << 20)
+    except ValueError as exc:
+        return f"Traceback (most recent call last):\n  ...\nValueError: {exc}"
+    raise AssertionError(f"{width}x{height} was not refused")
+
+
+@pytest.mark.parametrize(
+    ("size", "limit_mib"),
+    [
+        ((100000, 100000), 2048),
+        ((9000, 9000), 2048),
+        ((1, 10**8), 2048),
+        ((10**8, 3), 2048),
+        ((1024, 1024), 16),
+    ],
+    ids=["huge", "just-over", "one-cell-wide", "three-cells-high", "small-limit"],
+)
+def test_a_world_too_big_is_offered_at_a_size_that_fits(size: tuple[int, int], limit_mib: int) -> None:
+    request = Request(7, *size)
+    advice = advise(too_big(*size, limit_mib), request)
+    assert advice.title == "This world is too big"
+    offered = advice.retry
+    assert offered.seed == 7 and offered.size != size
+    assert offered.width <= size[0] and offered.height <= size[1]
+    # worldgen's up-front check passes the offered size: Enter does not retry an impossible one. (The
+    # estimate is what that check compares; generating a 7680x7680 world here would take too long.)
+    assert estimated_bytes(offered.width, offered.height) <= limit_mib << 20
+    assert estimated_bytes(offered.width, offered.height) > (limit_mib << 20) / 4  # not needlessly small
+    assert advice.retry_label == f"try {offered.width}x{offered.height}"
+    assert f"{offered.width}x{offered.height}" in advice.message
+    assert "memory_limit" not in advice.message and not advice.details and not advice.new_seed
+
+
+def test_other_failures_offer_the_same_world_again_or_another_seed() -> None:
+    request = Request(7, 256, 256)
+    died = advise("VM 1 died during the job: killed by SIGKILL", request)
+    bug = advise("Traceback (most recent call last):\n  ...\nZeroDivisionError: division by zero", request)
+    for advice in (died, bug):
+        assert advice.retry == request and advice.retry_label == "try again"
+        assert advice.new_seed and advice.details
+    assert died.title != bug.title
+    # Sizes never grow, and the same size is never offered twice.
+    assert smaller_size(10, 10, needed=100.0, limit=99.0) == (5, 5)
