@@ -28,6 +28,7 @@ from ._errors import (
 )
 from ._pool import ComputePool
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats
+from ._shared import is_shared, shared_buffer
 
 __all__ = [
     "ComputePool",
@@ -44,7 +45,9 @@ __all__ = [
     "VMStats",
     "configure",
     "currentvm",
+    "is_shared",
     "report_progress",
+    "shared_buffer",
     "shutdown",
 ]
 

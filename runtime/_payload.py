@@ -41,6 +41,9 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from . import _shared
+from ._shared import anonymous_fd
+
 PROTOCOL = 5
 # A payload (pickle plus its out-of-band buffers) up to this size travels inline in the message: a
 # segment costs a few system calls on each side, more than copying a few kilobytes through the pipe.
@@ -78,6 +81,8 @@ class _SegmentPool:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._busy: dict[int, _Segment] = {}
+        # Other descriptors a payload in flight holds open until its receiver releases it (see "r").
+        self._held: dict[int, list[int]] = {}
         self._free: list[_Segment] = []
         self._retain = True
 
@@ -105,12 +110,22 @@ class _SegmentPool:
                 # never free it while it carries a new value.
                 segment = segment._replace(id=next(self._ids))
             else:
-                segment = _Segment(next(self._ids), _anonymous_fd(capacity), capacity)
+                segment = _Segment(next(self._ids), anonymous_fd(capacity, "pyct-segment"), capacity)
             self._busy[segment.id] = segment
         return segment
 
+    def hold(self, fds: list[int], segment_id: int | None = None) -> int:
+        """Keep ``fds`` open until ``segment_id`` (a new id if None) is released or dropped; the id."""
+        with self._lock:
+            if segment_id is None:
+                segment_id = next(self._ids)
+            self._held.setdefault(segment_id, []).extend(fds)
+        return segment_id
+
     def release(self, segment_id: int) -> None:
         with self._lock:
+            for fd in self._held.pop(segment_id, ()):
+                os.close(fd)
             segment = self._busy.pop(segment_id, None)
             if segment is None:
                 return
@@ -125,8 +140,9 @@ class _SegmentPool:
         """Close a segment in use instead of keeping it: it may still be mapped somewhere unknown."""
         with self._lock:
             segment = self._busy.pop(segment_id, None)
-        if segment is not None:
-            os.close(segment.fd)
+            held = self._held.pop(segment_id, [])
+        for fd in held if segment is None else [*held, segment.fd]:
+            os.close(fd)
 
     def trim(self) -> None:
         """Close every released segment (the kernel frees their memory)."""
@@ -143,33 +159,20 @@ class _SegmentPool:
         self._lock = threading.Lock()
         for segment in [*self._busy.values(), *self._free]:
             os.close(segment.fd)
+        for fds in self._held.values():
+            for fd in fds:
+                os.close(fd)
         self._busy.clear()
+        self._held.clear()
         self._free.clear()
 
     def counts(self) -> tuple[int, int]:
         """(segments in use by a receiver, segments kept for reuse)."""
         with self._lock:
-            return len(self._busy), len(self._free)
+            return len(self._busy.keys() | self._held.keys()), len(self._free)
 
 
 POOL = _SegmentPool()
-
-
-def _anonymous_fd(size: int) -> int:
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("pyct-segment", os.MFD_CLOEXEC)
-    else:
-        import tempfile
-
-        # No memfd: a temporary file, unlinked at once so that it has no name either.
-        fd, path = tempfile.mkstemp(prefix="pyct-segment-")
-        os.unlink(path)
-    try:
-        os.ftruncate(fd, size)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
 
 
 class _Pickler(pickle.Pickler):
@@ -289,6 +292,15 @@ def encode(value: Any) -> Encoded:
     if not buffers and len(data) <= INLINE_LIMIT:
         return Encoded(("p", data))
     raws = [buffer.raw() for buffer in buffers]
+    if _shared.active():
+        found = [_shared.locate(raw) for raw in raws]
+        if any(place is not None for place in found):
+            return _encode_with_references(data, raws, found)
+    return _pack(data, raws)
+
+
+def _pack(data: bytes, raws: list[memoryview]) -> Encoded:
+    """A ``"b"`` or ``"s"`` payload: ``data`` and its out-of-band buffers ``raws``, inline or in a segment."""
     total = sum(raw.nbytes for raw in raws)
     if len(data) + total <= INLINE_LIMIT:
         return Encoded(("b", data, [raw.tobytes() for raw in raws]))
@@ -329,6 +341,87 @@ def encode(value: Any) -> Encoded:
     return Encoded(("s", segment.id, size, data_span, inline_data, inline_spans, table_span), segment.fd)
 
 
+_REFERENCE = 5  # fields per entry of an "r" payload's table: position, segment, offset, length, read-only
+
+
+def _encode_with_references(
+    data: bytes, raws: list[memoryview], found: list[tuple[_shared.Segment, int] | None]
+) -> Encoded:
+    """An ``"r"`` payload: buffers in shared memory go as references, the others as ``_pack`` sends them.
+
+    The table of references rides as one more out-of-band buffer of the inner payload (so that a long one
+    goes into the segment, not the message). The descriptors to send, the inner segment's first, then
+    one per shared segment, go as one descriptor: itself when there is one, else a socket holding them.
+    """
+    indexes: dict[int, int] = {}
+    shared_fds: list[int] = []
+    table: list[int] = []
+    ordinary: list[memoryview] = []
+    for position, (raw, place) in enumerate(zip(raws, found, strict=True)):
+        if place is None:
+            ordinary.append(raw)
+            continue
+        segment, offset = place
+        index = indexes.setdefault(id(segment), len(indexes))
+        if index == len(shared_fds):
+            shared_fds.append(segment.fd)
+        table += (position, index, offset, raw.nbytes, int(raw.readonly))
+    ordinary.append(memoryview(array.array("q", table)).cast("B"))
+    inner = _pack(data, ordinary)
+    fds = shared_fds if inner.fd is None else [inner.fd, *shared_fds]
+    # The message may leave after the value (and so the segment's own descriptor) is gone: what is sent is
+    # this payload's own descriptor, held open until the receiver has taken it.
+    try:
+        fd = os.dup(fds[0]) if len(fds) == 1 else _bundle(fds)
+        lease = POOL.hold([fd], segment_id(inner.payload))
+    except BaseException:
+        if inner.fd is not None:
+            POOL.release(inner.payload[1])
+        raise
+    return Encoded(("r", lease, len(fds), inner.payload), fd)
+
+
+_MAX_FDS_PER_MESSAGE = 250  # the kernel takes at most 253 descriptors in one message
+
+
+def _bundle(fds: list[int]) -> int:
+    """One descriptor carrying several: a socket with them queued in it (the kernel holds them)."""
+    import socket
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours:
+        try:
+            for start in range(0, len(fds), _MAX_FDS_PER_MESSAGE):
+                chunk = array.array("i", fds[start : start + _MAX_FDS_PER_MESSAGE])
+                ours.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, chunk)])
+        except BaseException:
+            theirs.close()
+            raise
+    return theirs.detach()
+
+
+def _unbundle(fd: int, count: int) -> list[int]:
+    """The ``count`` descriptors a ``_bundle`` socket carries; closes the socket."""
+    import socket
+
+    received: list[int] = []
+    with socket.socket(fileno=fd) as carrier:
+        try:
+            while len(received) < count:
+                more = min(count - len(received), _MAX_FDS_PER_MESSAGE)
+                _data, fds, _flags, _address = socket.recv_fds(
+                    carrier, 1, more, getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+                )
+                if not fds:
+                    raise ValueError(f"a payload's bundle held {len(received)} descriptors, not {count}")
+                received += fds
+        except BaseException:
+            for received_fd in received:
+                os.close(received_fd)
+            raise
+    return received
+
+
 def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> Any:
     """Rebuild the value a payload describes.
 
@@ -339,8 +432,18 @@ def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], obj
     kind = payload[0]
     if kind == "p":
         return pickle.loads(payload[1])
-    if kind == "b":
-        return pickle.loads(payload[1], buffers=[bytearray(raw) for raw in payload[2]])
+    if kind == "r":
+        return _decode_with_references(payload, next(fds), on_release)
+    data, buffers = _unpack(payload, fds, on_release)
+    return pickle.loads(data, buffers=buffers)
+
+
+def _unpack(
+    payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None
+) -> tuple[Any, list[Any]]:
+    """The pickle and the out-of-band buffers of a ``"b"`` or ``"s"`` payload."""
+    if payload[0] == "b":
+        return payload[1], [bytearray(raw) for raw in payload[2]]
     _, segment_id, size, data_span, data, spans, table_span = payload
     fd = next(fds)
     try:
@@ -358,17 +461,51 @@ def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], obj
     if data_span is not None:
         offset, length = data_span
         data = view[offset : offset + length]
+    return data, buffers
+
+
+def _decode_with_references(payload: Payload, fd: int, on_release: Callable[[int], object] | None) -> Any:
+    _, lease, count, inner = payload
+    received = iter([fd] if count == 1 else _unbundle(fd, count))
+    try:
+        if inner[0] == "s":
+            # The lease is the inner segment's id: it is released when that mapping goes, as for "s".
+            data, ordinary = _unpack(inner, received, on_release)
+        else:
+            data, ordinary = _unpack(inner, received, None)
+            if on_release is not None:
+                on_release(lease)  # this VM holds descriptors of its own now
+        mappings = []
+        for shared_fd in received:
+            mappings.append(_shared.attach(shared_fd))
+    except BaseException:
+        for unused in received:
+            os.close(unused)
+        raise
+    table = memoryview(ordinary.pop()).cast("q").tolist()
+    buffers: list[Any] = [None] * (len(ordinary) + len(table) // _REFERENCE)
+    for start in range(0, len(table), _REFERENCE):
+        position, index, offset, length, readonly = table[start : start + _REFERENCE]
+        mapping = mappings[index]
+        if not 0 <= offset <= offset + length <= len(mapping):
+            raise ValueError(f"a shared buffer at {offset}+{length} lies outside its {len(mapping)} bytes")
+        view = memoryview(mapping)[offset : offset + length]
+        buffers[position] = view.toreadonly() if readonly else view
+    rest = iter(ordinary)
+    for position, buffer in enumerate(buffers):
+        if buffer is None:
+            buffers[position] = next(rest)
     return pickle.loads(data, buffers=buffers)
 
 
 def discard(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> None:
     """Let go of a payload without decoding it (close its descriptor, release its segment)."""
-    if payload[0] == "s":
+    if payload[0] in ("s", "r"):
         os.close(next(fds))
         if on_release is not None:
             on_release(payload[1])
 
 
 def segment_id(payload: Payload | None) -> int | None:
-    """The id of the segment a payload of this process wrote, if it has one."""
-    return payload[1] if payload is not None and payload[0] == "s" else None
+    """The id of the segment (or descriptors) a payload of this process holds for its receiver, if any."""
+    return payload[1] if payload is not None and payload[0] in ("s", "r") else None
