@@ -17,11 +17,14 @@ from __future__ import annotations
 import bisect
 import mmap
 import os
+import sys
 import threading
 import weakref
 from typing import Any
 
 _NAME = "pyct-shared"  # what /proc/<pid>/maps and /proc/<pid>/fd show for these segments
+# From Python 3.13 an mmap need not keep a duplicate of the descriptor (this module keeps one already).
+_UNTRACKED: dict[str, Any] = {"trackfd": False} if sys.version_info >= (3, 13) else {}
 
 
 class Segment:
@@ -108,7 +111,7 @@ def attach(fd: int) -> mmap.mmap:
 def _map(fd: int, info: os.stat_result | None = None) -> mmap.mmap:
     """Map segment ``fd`` and record it; the record owns ``fd`` from here on."""
     info = os.fstat(fd) if info is None else info
-    mapping = mmap.mmap(fd, info.st_size)
+    mapping = mmap.mmap(fd, info.st_size, **_UNTRACKED)
     extent = _extent(memoryview(mapping))
     assert extent is not None  # a mapping is one block
     segment = Segment(fd, (info.st_dev, info.st_ino), mapping, extent[0])
