@@ -170,30 +170,34 @@ def counts() -> int:
 # -- addresses ---------------------------------------------------------------------------------------
 
 _PyBUF_ANY_CONTIGUOUS = 0x0080 | 0x0010 | 0x0008  # PyBUF_ANY_CONTIGUOUS: C or Fortran order, with strides
-_get_buffer: Any = None
-_release_buffer: Any = None
-_buffer_struct: Any = None
+_api: Any = None
 
 
 def _extent(view: memoryview) -> tuple[int, int] | None:
     """(address, length) of ``view``'s memory if it is one contiguous block, else None."""
-    global _get_buffer, _release_buffer, _buffer_struct
-    if _get_buffer is None:
-        _get_buffer, _release_buffer, _buffer_struct = _buffer_api()
-    buffer = _buffer_struct()
+    global _api
+    if _api is None:
+        _api = _buffer_api()
+    from_buffer, addressof, get_buffer, release_buffer, buffer_struct = _api
     try:
-        _get_buffer(view, buffer, _PyBUF_ANY_CONTIGUOUS)
+        # The fast way (~0.5 us), for the usual writable, non-empty, C-ordered buffer.
+        return addressof(from_buffer(view)), view.nbytes
+    except (BufferError, TypeError, ValueError):
+        pass  # read-only, empty, or not C-contiguous
+    buffer = buffer_struct()
+    try:
+        get_buffer(view, buffer, _PyBUF_ANY_CONTIGUOUS)
     except BufferError:
         return None  # not contiguous
     try:
         return int(buffer.buf or 0), int(buffer.len)
     finally:
-        _release_buffer(buffer)
+        release_buffer(buffer)
 
 
-def _buffer_api() -> tuple[Any, Any, Any]:
-    """``PyObject_GetBuffer`` and ``PyBuffer_Release`` through ctypes (imported on first need): the
-    only way in the standard library to read the address of a buffer, read-only ones included."""
+def _buffer_api() -> tuple[Any, ...]:
+    """ctypes' ``c_char.from_buffer`` and ``addressof``, and ``PyObject_GetBuffer``/``PyBuffer_Release``
+    (imported on first need): the standard library's only ways to read the address of a buffer."""
     import ctypes
 
     class PyBuffer(ctypes.Structure):
@@ -217,7 +221,7 @@ def _buffer_api() -> tuple[Any, Any, Any]:
     release = ctypes.pythonapi.PyBuffer_Release
     release.argtypes = (ctypes.POINTER(PyBuffer),)
     release.restype = None
-    return get, release, PyBuffer
+    return ctypes.c_char.from_buffer, ctypes.addressof, get, release, PyBuffer
 
 
 def anonymous_fd(size: int, name: str) -> int:
