@@ -1,7 +1,7 @@
 """How values cross between VMs: pickle protocol 5, with big buffers in shared-memory segments.
 
 ``encode(value)`` turns a value into a small, picklable *payload*; ``decode(payload, ...)`` gives the value
-back in the other VM. Three shapes, chosen by size:
+back in the other VM. Four shapes, chosen by size and by where the buffers live:
 
 * ``("p", data)``: a plain pickle, for small values (the fast path: one ``pickle.dumps`` call);
 * ``("b", data, buffers)``: a pickle plus its protocol-5 out-of-band buffers inline, when they are small;
@@ -9,7 +9,17 @@ back in the other VM. Three shapes, chosen by size:
   itself, and the table of buffer spans, when they are big) written once into a shared-memory
   *segment*, whose file descriptor travels with the message (``SCM_RIGHTS``). The receiver maps it
   and unpickles straight from the mapping, so a numpy array arrives as a view of shared memory: no
-  copy through the pipe and none in the receiving VM.
+  copy through the pipe and none in the receiving VM. The one copy is the sender's ``pwrite`` into the
+  segment (tens of milliseconds per 100 MB).
+* ``("r", lease_id, count, inner)``: some buffers lie in memory that VMs share (``_shared``:
+  ``runtime.shared_buffer``, or such memory received from another VM). Those travel as references
+  (segment, offset, length, read-only), not bytes; ``inner`` is a ``"b"`` or ``"s"`` payload of the pickle,
+  the other buffers, and the table of references as its last buffer. The ``count`` descriptors (the inner
+  segment's, then one per shared segment) travel as one: itself if there is one, else a socket that holds
+  them. The receiver maps each shared segment once (or reuses the mapping it has) and rebuilds the
+  values as views of it: nothing is copied on either side, and both sides see each other's writes.
+  ``lease_id`` names the descriptors the sender keeps open for this message until the receiver has
+  them (the inner segment's id when there is one, so that one release frees both).
 
 Segments are anonymous (``memfd_create``; elsewhere a temporary file unlinked at once): they have no
 name in ``/dev/shm`` or anywhere, so nothing can be left behind, whatever dies how: the kernel frees a
@@ -18,9 +28,11 @@ in a pool: when the receiver's mapping is garbage collected it sends the segment
 the writer reuses the segment for the next big value, writing into pages that already exist instead of
 asking the kernel for tens of thousands of fresh zeroed pages (the slow part of a first transfer).
 
-Received arrays and memoryviews are writable; the receiver's mapping is its own (a later value never
-reuses a segment until the receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by
-pickle, which copies them once.
+Received arrays and memoryviews are writable (those in shared memory keep a read-only flag); the
+receiver's mapping of an ``"s"`` segment is its own (a later value never reuses a segment until the
+receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by pickle, which copies them
+once. numpy pickles a non-contiguous array by value (in the pickle itself), and ``_reduce_memoryview``
+copies a non-contiguous memoryview: such views are copied even when they lie in shared memory.
 
 Plain ``pickle`` is tried first; cloudpickle is used when plain pickle fails (lambdas, closures) or when
 the pickle refers to ``__main__`` (a function or class defined in the sending VM's main script or
