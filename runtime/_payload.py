@@ -31,32 +31,29 @@ asking the kernel for tens of thousands of fresh zeroed pages (the slow part of 
 Received arrays and memoryviews are writable (those in shared memory keep a read-only flag); the
 receiver's mapping of an ``"s"`` segment is its own (a later value never reuses a segment until the
 receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by pickle, which copies them
-once. numpy pickles a non-contiguous array by value (in the pickle itself), and ``_reduce_memoryview``
+once. numpy pickles a non-contiguous array by value (in the pickle itself), and ``_pickling``
 copies a non-contiguous memoryview: such views are copied even when they lie in shared memory.
 
-Plain ``pickle`` is tried first; cloudpickle is used when plain pickle fails (lambdas, closures) or when
-the pickle refers to ``__main__`` (a function or class defined in the sending VM's main script or
-namespace, which the other VM does not have): cloudpickle pickles those by value.
+How a value becomes a pickle and its out-of-band buffers is ``_pickling``'s job.
 """
 
 from __future__ import annotations
 
 import array
-import io
 import itertools
 import mmap
 import os
 import pickle
 import threading
-import types
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from . import _shared
+from ._pickling import dumps as dumps  # what callers use to check that a value pickles
+from ._pickling import dumps_with_buffers
 from ._shared import anonymous_fd
 
-PROTOCOL = 5
 # A payload (pickle plus its out-of-band buffers) up to this size travels inline in the message: a
 # segment costs a few system calls on each side, more than copying a few kilobytes through the pipe.
 # Beyond it, the buffers (and a pickle beyond it) go into a segment. So a message on the pipe stays
@@ -187,120 +184,13 @@ class _SegmentPool:
 POOL = _SegmentPool()
 
 
-class _Pickler(pickle.Pickler):
-    """The standard pickler, plus contiguous ``memoryview`` objects as out-of-band buffers."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is memoryview:
-            return _reduce_memoryview(obj)
-        return NotImplemented
-
-
-def _reduce_memoryview(view: memoryview) -> Any:
-    fmt: str = view.format
-    shape: tuple[int, ...] | None = view.shape
-    if not view.c_contiguous:
-        view = memoryview(view.tobytes())  # C order, the order cast() rebuilds (Fortran views too)
-    if shape and 0 in shape:
-        if len(shape) > 1:
-            raise pickle.PicklingError(
-                f"an empty memoryview of shape {shape} cannot cross VMs (cast() cannot rebuild a shape "
-                "with a zero in it): send a numpy array instead"
-            )
-        shape = None  # one dimension, empty: rebuilt by cast() without a shape
-    try:
-        probe: Any = view.cast("B")
-        probe.cast(fmt) if shape is None else probe.cast(fmt, shape)  # as the receiver will, before sending
-    except (TypeError, ValueError):
-        raise pickle.PicklingError(
-            f"a memoryview of format {fmt!r} cannot cross VMs (only native single-character formats "
-            "such as 'B', 'i' or 'd' can be rebuilt): send the numpy array, or bytes, instead"
-        ) from None
-    return _rebuild_memoryview, (pickle.PickleBuffer(view), fmt, shape)
-
-
-def _rebuild_memoryview(buffer: Any, fmt: str, shape: tuple[int, ...] | None) -> memoryview:
-    raw: Any = memoryview(buffer).cast("B")
-    rebuilt: memoryview = raw.cast(fmt) if shape is None else raw.cast(fmt, shape)
-    return rebuilt
-
-
-def _cloudpickler() -> type[pickle.Pickler]:
-    import cloudpickle  # imported on first need: it costs ~30 ms, and most values never need it
-
-    code_reduce = getattr(cloudpickle.cloudpickle, "_code_reduce", None)
-
-    class _CloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def reducer_override(self, obj: Any) -> Any:
-            if type(obj) is memoryview:
-                return _reduce_memoryview(obj)
-            if type(obj) is types.CodeType and code_reduce is not None:
-                return _keep_filename(obj, code_reduce(obj))
-            return super().reducer_override(obj)
-
-    return _CloudPickler
-
-
-def _keep_filename(code: types.CodeType, reduced: Any) -> Any:
-    """cloudpickle's reduction of ``code`` with the code's own file name put back.
-
-    cloudpickle (3.x) names every function it pickles by value ``<dynamic-code>`` so that its pickles
-    are deterministic; a job's traceback would then show neither the user's file nor its source line.
-    With the real name, the VM's traceback reads as a local one would (the VM sees the same files).
-    """
-    constructor, args = reduced
-    args = tuple(
-        code.co_filename if isinstance(arg, str) and arg == "<dynamic-code>" else arg for arg in args
-    )
-    return constructor, args
-
-
-_cloud_pickler_class: type[pickle.Pickler] | None = None
-
-
-def dumps(value: Any) -> bytes:
-    """Pickle ``value`` as ``encode`` would, buffers in band; raise what pickling raises."""
-    data, _buffers = _dumps(value)
-    return data
-
-
-def _dumps(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    global _cloud_pickler_class
-    buffers: list[pickle.PickleBuffer] = []
-    try:
-        # The C pickler's one-call form is the fastest path for the small values most jobs exchange.
-        data: bytes | None = pickle.dumps(value, PROTOCOL, buffer_callback=buffers.append)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        data = _dumps_with_memoryviews(value, buffers)
-    # A reference to __main__ would not resolve in the other VM: pickle those objects by value.
-    if data is not None and b"__main__" not in data:
-        return data, buffers
-    if _cloud_pickler_class is None:
-        _cloud_pickler_class = _cloudpickler()
-    buffers = []
-    out = io.BytesIO()
-    _cloud_pickler_class(out, PROTOCOL, buffer_callback=buffers.append).dump(value)
-    return out.getvalue(), buffers
-
-
-def _dumps_with_memoryviews(value: Any, buffers: list[pickle.PickleBuffer]) -> bytes | None:
-    """Pickle with ``_Pickler`` (memoryview support); None if the value needs cloudpickle."""
-    buffers.clear()
-    out = io.BytesIO()
-    try:
-        _Pickler(out, PROTOCOL, buffer_callback=buffers.append).dump(value)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return None
-    return out.getvalue()
-
-
 def encode(value: Any) -> Encoded:
     """Serialise ``value`` into a payload (and a segment, for big buffers).
 
     Raises whatever pickling raises (``TypeError`` or ``pickle.PicklingError`` naming the type that
     cannot be pickled).
     """
-    data, buffers = _dumps(value)
+    data, buffers = dumps_with_buffers(value)
     if not buffers and len(data) <= INLINE_LIMIT:
         return Encoded(("p", data))
     raws = [buffer.raw() for buffer in buffers]
@@ -384,54 +274,13 @@ def _encode_with_references(
     # The message may leave after the value (and so the segment's own descriptor) is gone: what is sent is
     # this payload's own descriptor, held open until the receiver has taken it.
     try:
-        fd = os.dup(fds[0]) if len(fds) == 1 else _bundle(fds)
+        fd = os.dup(fds[0]) if len(fds) == 1 else _shared.bundle(fds)
         lease = POOL.hold([fd], segment_id(inner.payload))
     except BaseException:
         if inner.fd is not None:
             POOL.release(inner.payload[1])
         raise
     return Encoded(("r", lease, len(fds), inner.payload), fd)
-
-
-_MAX_FDS_PER_MESSAGE = 250  # the kernel takes at most 253 descriptors in one message
-
-
-def _bundle(fds: list[int]) -> int:
-    """One descriptor carrying several: a socket with them queued in it (the kernel holds them)."""
-    import socket
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with ours:
-        try:
-            for start in range(0, len(fds), _MAX_FDS_PER_MESSAGE):
-                chunk = array.array("i", fds[start : start + _MAX_FDS_PER_MESSAGE])
-                ours.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, chunk)])
-        except BaseException:
-            theirs.close()
-            raise
-    return theirs.detach()
-
-
-def _unbundle(fd: int, count: int) -> list[int]:
-    """The ``count`` descriptors a ``_bundle`` socket carries; closes the socket."""
-    import socket
-
-    received: list[int] = []
-    with socket.socket(fileno=fd) as carrier:
-        try:
-            while len(received) < count:
-                more = min(count - len(received), _MAX_FDS_PER_MESSAGE)
-                _data, fds, _flags, _address = socket.recv_fds(
-                    carrier, 1, more, getattr(socket, "MSG_CMSG_CLOEXEC", 0)
-                )
-                if not fds:
-                    raise ValueError(f"a payload's bundle held {len(received)} descriptors, not {count}")
-                received += fds
-        except BaseException:
-            for received_fd in received:
-                os.close(received_fd)
-            raise
-    return received
 
 
 def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> Any:
@@ -478,7 +327,7 @@ def _unpack(
 
 def _decode_with_references(payload: Payload, fd: int, on_release: Callable[[int], object] | None) -> Any:
     _, lease, count, inner = payload
-    received = iter([fd] if count == 1 else _unbundle(fd, count))
+    received = iter([fd] if count == 1 else _shared.unbundle(fd, count))
     try:
         if inner[0] == "s":
             # The lease is the inner segment's id: it is released when that mapping goes, as for "s".

@@ -10,13 +10,18 @@ sent to a VM and returned arrives as a view of the very memory it started from.
 A process keeps a segment's descriptor (to send it on) and its mapping while anything here refers to the
 mapping (a memoryview, a numpy array over it); when the last reference goes, the mapping is unmapped and
 the descriptor closed, and the kernel frees the memory once no process maps or holds it.
+
+``bundle``/``unbundle`` pass several descriptors as one (a socket holding them), for a value that refers
+to several segments: a payload travels with one descriptor.
 """
 
 from __future__ import annotations
 
+import array
 import bisect
 import mmap
 import os
+import socket
 import sys
 import threading
 import weakref
@@ -165,6 +170,45 @@ def is_shared(obj: Any) -> bool:
 def counts() -> int:
     """How many shared segments this process maps (for tests)."""
     return len(_table[1])
+
+
+# -- several descriptors as one -----------------------------------------------------------------
+
+_MAX_FDS_PER_MESSAGE = 250  # the kernel takes at most 253 descriptors in one message
+
+
+def bundle(fds: list[int]) -> int:
+    """One descriptor carrying several: a socket with them queued in it (the kernel holds them)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours:
+        try:
+            for start in range(0, len(fds), _MAX_FDS_PER_MESSAGE):
+                chunk = array.array("i", fds[start : start + _MAX_FDS_PER_MESSAGE])
+                ours.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, chunk)])
+        except BaseException:
+            theirs.close()
+            raise
+    return theirs.detach()
+
+
+def unbundle(fd: int, count: int) -> list[int]:
+    """The ``count`` descriptors a ``bundle`` socket carries; closes the socket."""
+    received: list[int] = []
+    with socket.socket(fileno=fd) as carrier:
+        try:
+            while len(received) < count:
+                more = min(count - len(received), _MAX_FDS_PER_MESSAGE)
+                _data, fds, _flags, _address = socket.recv_fds(
+                    carrier, 1, more, getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+                )
+                if not fds:
+                    raise ValueError(f"a payload's bundle held {len(received)} descriptors, not {count}")
+                received += fds
+        except BaseException:
+            for received_fd in received:
+                os.close(received_fd)
+            raise
+    return received
 
 
 # -- addresses ---------------------------------------------------------------------------------------
