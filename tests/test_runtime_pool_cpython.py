@@ -11,11 +11,16 @@ which makes a ``ComputePool(vms=2)`` instead and closes it after the test:
 
 A stdlib test that does not apply is taken out of the class; ``NOT_APPLICABLE`` says why. A few are
 replaced by a copy adapted to the pool (its docstring says what changed and why). A test that fails
-because of a bug in the pool is kept as a strict xfail naming the bug. The thread-pool-only classes
-(``ThreadPool*``) are not used: they test threads of VM 0.
+because of a bug in the pool is kept as a strict xfail naming the bug.
 
-The stdlib ships this package from Python 3.12 on (and pyenv's 3.11 has no test suite at all), so on an
-older Python the whole module is skipped.
+Not used: the ``ThreadPool*`` classes' own tests (they read ``_threads`` and thread names, or share a
+closure over a ``threading.Event``, which cannot cross to a VM), and the package's other modules
+(``test_deadlock``: ProcessPoolExecutor's BrokenProcessPool handling; ``test_init``: ``initializer=``,
+where the pool has ``setup=`` source; ``test_future``: the Future class itself, not an executor).
+
+The mixins come from the stdlib's ``test.test_concurrent_futures`` package, which not every Python has
+(pyenv's 3.11 build here ships its test suite without it): where it is absent the module is skipped,
+and it runs on 3.13.
 """
 
 from __future__ import annotations
@@ -35,11 +40,10 @@ from vmtools import alive, wait_until
 from runtime import ComputePool, RemoteTraceback, VMClosedError
 
 _ABSENT = (
-    "CPython's test.test_concurrent_futures package is not installed with this Python (the stdlib "
-    "ships it from 3.12 on, and pyenv's 3.11 build has no test suite): these tests run on 3.12+"
+    "this Python has no test.test_concurrent_futures package (CPython's executor tests as mixins; "
+    "pyenv's 3.11 build ships its test suite without it), so they cannot run here; they run on 3.13"
 )
 # Modules, never their classes, are bound here: pytest collects every TestCase class in this namespace.
-executor_tests = pytest.importorskip("test.test_concurrent_futures.executor", reason=_ABSENT)
 wait_tests = pytest.importorskip("test.test_concurrent_futures.test_wait", reason=_ABSENT)
 as_completed_tests = pytest.importorskip("test.test_concurrent_futures.test_as_completed", reason=_ABSENT)
 shutdown_tests = pytest.importorskip("test.test_concurrent_futures.test_shutdown", reason=_ABSENT)
