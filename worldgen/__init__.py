@@ -8,18 +8,22 @@ and in any process, is bit-identical. ``gen_world`` is the seed example's entry 
 Python data. This package depends on numpy only: never on pygame or runtime.
 """
 
-from ._biomes import BIOMES, SEA_LEVEL, SNOW_LEVEL, WATER_BIOMES
+from ._biomes import BIOMES, FORBIDDEN_NEIGHBOURS, SEA_BIOMES, SEA_LEVEL, SNOW_LEVEL, WATER_BIOMES
 from ._checks import DEFAULT_MEMORY_LIMIT
 from ._creatures import CREATURE_DTYPE, HABITATS, MIN_CREATURE_SPACING, SPECIES
 from ._generate import World, generate
+from ._rivers import RIVER_FAR
 from .seedcompat import gen_world
 
 __all__ = [
     "BIOMES",
     "CREATURE_DTYPE",
     "DEFAULT_MEMORY_LIMIT",
+    "FORBIDDEN_NEIGHBOURS",
     "HABITATS",
     "MIN_CREATURE_SPACING",
+    "RIVER_FAR",
+    "SEA_BIOMES",
     "SEA_LEVEL",
     "SNOW_LEVEL",
     "SPECIES",
