@@ -11,7 +11,7 @@ import numpy.typing as npt
 from . import _checks, _creatures
 from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify, near
 from ._noise import peak_bytes as noise_peak_bytes
-from ._rivers import _BATCH, RIVER_FAR, Network, network, water_grid, water_points
+from ._rivers import _BATCH, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
 from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
 
@@ -92,7 +92,7 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     offsets = np.arange(-r, r + 1, dtype=np.int64)
     dx = np.repeat(offsets, offsets.size)
     dy = np.tile(offsets, offsets.size)
-    _, sea = land_noise(seed, Points(x[:, None] + dx[None, :], y[:, None] + dy[None, :]))
+    _, sea, _ = land_noise(seed, Points(x[:, None] + dx[None, :], y[:, None] + dy[None, :]))
     return sea.any(axis=1)
 
 
@@ -107,6 +107,7 @@ def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]
     river = water.river < 0.0
     lake = ((water.lake < 0.0) & (e >= SEA_LEVEL)) | (basin > 0.0)
     carved = np.where(lake, np.maximum(carved, np.float32(SEA_LEVEL)), carved)
+    cut_channels(carved, river & ~lake)
     cand = (carved >= SEA_LEVEL) & (c < BEACH_NOISE) & ~river & ~lake
     if cand.any():
         beach[cand] = _near_sea_points(seed, x[cand], y[cand])
@@ -165,6 +166,7 @@ def generate(
     del basin
     carved = water.carved
     carved[lake] = np.maximum(carved[lake], np.float32(SEA_LEVEL))
+    cut_channels(carved, river & ~lake)
     river_field = np.clip(water.river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR))
     del water
     report(0.75, "rivers")

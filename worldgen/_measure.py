@@ -107,3 +107,18 @@ def forbidden_adjacencies(biome: npt.NDArray[np.uint8]) -> int:
     for ay, ax, by, bx in _pairs(biome.shape, _EIGHT):
         total += int(table[biome[ay, ax], biome[by, bx]].sum())
     return total
+
+
+def rivers_above_banks(biome: npt.NDArray[np.uint8], elevation: npt.NDArray[np.float32]) -> int:
+    """Number of (river cell, land neighbour) pairs (4-neighbourhood) where the river lies higher."""
+    river = biome == RIVER
+    land = ~np.isin(biome, sorted(SEA_BIOMES | {RIVER, LAKE}))
+    total = 0
+    h, w = biome.shape
+    for a, b in (
+        ((slice(0, h), slice(0, w - 1)), (slice(0, h), slice(1, w))),
+        ((slice(0, h - 1), slice(0, w)), (slice(1, h), slice(0, w))),
+    ):
+        total += int((river[a] & land[b] & (elevation[a] > elevation[b])).sum())
+        total += int((river[b] & land[a] & (elevation[b] > elevation[a])).sum())
+    return total

@@ -40,11 +40,13 @@ SOURCE_ELEVATION = 0.44  # sources lie in land at least this high ...
 SOURCE_MOISTURE = 0.3  # ... and at least this wet ...
 SOURCE_CHANCE = 1.0  # ... and then with this chance
 HALF_WIDTH, WIDTH_GAIN, MAX_HALF_WIDTH = 1.0, 0.8, 6.0  # half width = 1 + 0.8 sqrt(sources upstream)
-MEANDER = 0.09  # sideways swing of a segment, as a share of its length
+MEANDER = (0.16, 0.07, 0.04)  # sideways swings of a segment (1, 2, 3 half waves), shares of its length
+PIECES = 8  # straight pieces per segment
 RIVER_FAR = 8.0  # the river field's cap: distances beyond this are stored as this
 VALLEY = 8.0  # cells beyond the banks over which the valley fades out
 VALLEY_SLOPE = 0.006  # elevation per cell of a valley's sides
 RIVER_DEPTH = 0.004  # water level below the line between the two nodes' elevations
+RIVER_CUT = 0.02  # a river's channel lies this far below the ground beside it (more than a cell's slope)
 LAKE_RADIUS, LAKE_GAIN, MAX_LAKE_RADIUS = 14.0, 8.0, 60.0  # radius = 14 + 8 sqrt(sources upstream)
 LAKE_DEPTH = 0.02
 _WOBBLE = 1.0 + 0.22 + 0.12  # a lake's shore lies within this many radii of its centre
@@ -67,7 +69,7 @@ class Network:
     sources: npt.NDArray[np.int32]  # sources within HOPS upstream (0: no river)
 
     def segments(self) -> tuple[F64, ...]:
-        """(ax, ay, bx, by, ea, eb, half width, swing, waves) of every river segment, one array each."""
+        """(ax, ay, bx, by, ea, eb, half width, swing 1, 2, 3) of every river segment, one array each."""
         n = np.flatnonzero((self.sources.ravel() > 0) & (self.down.ravel() >= 0))
         return self._segment_arrays(n)
 
@@ -77,10 +79,15 @@ class Network:
         flow = self.sources.ravel()[n].astype(np.float64)
         half = np.minimum(HALF_WIDTH + WIDTH_GAIN * np.sqrt(flow), MAX_HALF_WIDTH)
         ax, ay, bx, by = (a.astype(np.float64) for a in (x[n], y[n], x[d], y[d]))
-        h = hash2(derive_key(self.key, 9), x[n], y[n])
-        swing = (unit_float(h) * 2.0 - 1.0) * MEANDER
-        waves = 1.0 + (h & np.uint64(1)).astype(np.float64)
-        return ax, ay, bx, by, e[n], e[d], half, swing, waves
+        swings = [
+            (unit_float(hash2(derive_key(self.key, 9, k), x[n], y[n])) * 2.0 - 1.0) * amplitude
+            for k, amplitude in enumerate(MEANDER)
+        ]
+        return ax, ay, bx, by, e[n], e[d], half, *swings
+
+    def pieces(self) -> tuple[F64, ...]:
+        """The river as straight pieces: (ax, ay, bx, by, level a, level b, half width), one array each."""
+        return _pieces(self.segments())
 
     def lakes(self) -> tuple[F64, ...]:
         """(x, y, level, radius, phase a, phase b) of every lake (a land node that drains nowhere)."""
@@ -130,48 +137,57 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     return Network(i0, j0, x, y, e, down, flow.reshape(nj, ni), key)
 
 
-def _segment_reach(seg: tuple[F64, ...]) -> F64:
-    """How far from its straight line a segment can matter: its swing, half width and RIVER_FAR."""
-    ax, ay, bx, by, _, _, half, swing, _ = seg
-    return half + RIVER_FAR + np.abs(swing) * np.hypot(bx - ax, by - ay) + 1.0
+def _pieces(seg: tuple[F64, ...]) -> tuple[F64, ...]:
+    """Each segment's meandering centre line as PIECES straight pieces (segment-major order).
+
+    The centre line swings sideways by ``length * sum(s_k sin(k pi t))``, zero at both nodes; its water
+    level falls linearly from one node's elevation (less RIVER_DEPTH) to the next's.
+    """
+    ax, ay, bx, by, ea, eb, half, s1, s2, s3 = (np.repeat(a, PIECES + 1) for a in seg)
+    t = np.tile(np.arange(PIECES + 1, dtype=np.float64) / PIECES, seg[0].size)
+    a = np.pi * t
+    off = s1 * np.sin(a) + s2 * np.sin(2.0 * a) + s3 * np.sin(3.0 * a)
+    vx, vy = bx - ax, by - ay
+    px = ax + t * vx - off * vy
+    py = ay + t * vy + off * vx
+    level = ea + (eb - ea) * t - RIVER_DEPTH
+    last = np.arange(px.size) % (PIECES + 1) == PIECES
+    start, end = np.flatnonzero(~last), np.flatnonzero(~last) + 1
+    return px[start], py[start], px[end], py[end], level[start], level[end], half[start]
 
 
-def _segment_formula(px: F64, py: F64, e: F32, seg: tuple[F64, ...]) -> tuple[F32, F32]:
+def _piece_reach(piece: tuple[F64, ...]) -> F64:
+    """How far from a piece a cell can be changed: its half width plus RIVER_FAR or VALLEY."""
+    return piece[6] + (max(RIVER_FAR, VALLEY) + 1.0)
+
+
+def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[F32, F32]:
     """Clearance (distance to the river's bank, negative inside) and carved elevation, per pair.
 
-    Pairs farther from the straight segment than the river can swing, plus RIVER_FAR, get clearance
-    inf and their own elevation: exactly what the full formula gives them once capped (cheap first).
+    Pairs beyond a piece's reach get clearance inf and their own elevation: exactly what the full
+    formula gives them once the clearance is capped at RIVER_FAR (so they are skipped, cheaply).
     """
-    ax, ay, bx, by, ea, eb, half, swing, waves = seg
-    e = e.astype(np.float64)
+    ax, ay, bx, by, la, lb, half = piece
     vx, vy = bx - ax, by - ay
-    length2 = vx * vx + vy * vy
     wx, wy = px - ax, py - ay
-    t = np.clip((wx * vx + wy * vy) / length2, 0.0, 1.0)
-    sx, sy = wx - t * vx, wy - t * vy
-    reach = _segment_reach(seg)
-    near = np.flatnonzero(sx * sx + sy * sy < reach * reach)
-    clearance = np.full(px.shape, np.inf)
+    t = np.clip((wx * vx + wy * vy) / np.maximum(vx * vx + vy * vy, 1e-12), 0.0, 1.0)
+    dx, dy = wx - t * vx, wy - t * vy
+    dist2 = dx * dx + dy * dy
+    reach = _piece_reach(piece)
+    near = np.flatnonzero(dist2 < reach * reach)
+    clearance = np.full(px.shape, np.inf, dtype=np.float32)
     carved = e.copy()
-    t = t[near]
-    ax, ay, vx, vy, ea, eb, half, swing, waves = (
-        a[near] for a in (ax, ay, vx, vy, ea, eb, half, swing, waves)
-    )
-    px, py, e = px[near], py[near], e[near]
-    # The centre line swings sideways by swing * length * sin(pi * waves * t): zero at both nodes.
-    off = swing * np.sin(np.pi * waves * t)
-    cx = ax + t * vx - off * vy
-    cy = ay + t * vy + off * vx
-    dist = np.sqrt((px - cx) ** 2 + (py - cy) ** 2)
-    gap = dist - half
-    level = ea + (eb - ea) * t - RIVER_DEPTH
+    t, la, lb, half = t[near], la[near], lb[near], half[near]
+    en = e[near].astype(np.float64)
+    gap = np.sqrt(dist2[near]) - half
+    level = la + (lb - la) * t
     side = np.maximum(gap, 0.0)
-    cut = np.minimum(e, level + VALLEY_SLOPE * side)
+    cut = np.minimum(en, level + VALLEY_SLOPE * side)
     fade = np.clip(side * (1.0 / VALLEY), 0.0, 1.0)
     fade = fade * fade * (3.0 - 2.0 * fade)
     clearance[near] = gap
-    carved[near] = e - (e - cut) * (1.0 - fade)
-    return clearance.astype(np.float32), carved.astype(np.float32)
+    carved[near] = en - (en - cut) * (1.0 - fade)
+    return clearance, carved
 
 
 def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32, F32]:
@@ -190,6 +206,19 @@ def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32,
     fade = fade * fade * (3.0 - 2.0 * fade)
     carved = e - (e - carved) * (1.0 - fade)
     return clearance.astype(np.float32), carved.astype(np.float32)
+
+
+def cut_channels(carved: F32, river: B) -> None:
+    """Lower river cells RIVER_CUT below the carved ground, in place, so no bank is lower than them.
+
+    The carved ground changes by less than RIVER_CUT from a cell to the next. On land a channel stops
+    at the sea's level (a river is not sea); where a river crosses the sea it stays sea.
+    """
+    channel = carved[river]
+    land = channel >= np.float32(SEA_LEVEL)
+    channel -= np.float32(RIVER_CUT)
+    channel[land] = np.maximum(channel[land], np.float32(SEA_LEVEL))
+    carved[river] = channel
 
 
 @dataclass(frozen=True, eq=False)
@@ -272,9 +301,9 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     river = np.full(size, np.inf, dtype=np.float32)
     lake = np.full(size, np.inf, dtype=np.float32)
     carved = e_flat.copy()
-    seg = net.segments()
+    seg = net.pieces()
     ax, ay, bx, by = seg[:4]
-    reach = _segment_reach(seg)
+    reach = _piece_reach(seg)
     gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
     hit = (
         (np.maximum(ax, bx) + reach >= grid.x0)
@@ -285,7 +314,7 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     seg = tuple(a[hit] for a in seg)
     reach = reach[hit]
     length = np.hypot(seg[2] - seg[0], seg[3] - seg[1])
-    cost = np.cumsum((length + 2 * reach) * (2.9 * reach + 2 * grid.step) / grid.step**2)
+    cost = np.cumsum((length + 2 * reach + grid.step) * (2.9 * reach + 2 * grid.step) / grid.step**2)
     start = 0
     while start < cost.size:
         stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
@@ -369,10 +398,13 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     carved = ee.copy()
     is_seg = (flow[node] > 0) & (flat_down[node] >= 0)
     if is_seg.any():
-        seg = net._segment_arrays(node[is_seg])
-        clearance, cut = _segment_formula(px[is_seg], py[is_seg], ee[is_seg], seg)
-        river[is_seg] = clearance
-        carved[is_seg] = cut
+        pieces = _pieces(net._segment_arrays(node[is_seg]))
+        k = PIECES
+        clearance, cut = _segment_formula(
+            np.repeat(px[is_seg], k), np.repeat(py[is_seg], k), np.repeat(ee[is_seg], k), pieces
+        )
+        river[is_seg] = clearance.reshape(-1, k).min(axis=1)
+        carved[is_seg] = cut.reshape(-1, k).min(axis=1)
     lake = np.full(node.shape, np.inf, dtype=np.float32)
     carved_l = ee.copy()
     is_lake = (flat_down[node] < 0) & (net.elevation.ravel()[node] >= SEA_LEVEL)

@@ -26,9 +26,9 @@ B = npt.NDArray[np.bool_]
 # Lattice spacings in cells, coarsest first (one octave each).
 CONTINENT_OCTAVES = (2048, 1024, 512)
 DETAIL_OCTAVES = (256, 128, 64, 32, 16)
-RIDGE_OCTAVES = (1024, 512, 256)
-TEMPERATURE_OCTAVES = (4096, 2048, 1024)
-MOISTURE_OCTAVES = (2048, 1024, 512, 256)
+RIDGE_OCTAVES = (1024, 512)
+TEMPERATURE_OCTAVES = (2048, 512)
+MOISTURE_OCTAVES = (2048, 512, 128)
 PERSISTENCE = 0.5
 
 # Raw fBm of a few octaves has a standard deviation of about 0.15 (0.1 for five octaves).
@@ -42,10 +42,12 @@ HILL_SHARE = 0.55  # of the land's elevation range reached by the continent and 
 # Mountains: ridged noise 1 - |n| / RIDGE_WIDTH (lines where n crosses 0), squared, raised only inland.
 RIDGE_WIDTH = 0.14
 INLAND_START, INLAND_RANGE = 0.04, 0.12  # continentalness over which mountains fade in
-MOUNTAIN_HEIGHT = 0.75
+MOUNTAIN_HEIGHT = 0.6
+KNEE = 0.7  # land height (0..1) above which mountains flatten smoothly towards 1
+ROUGHNESS = 2.5  # relative change of the mountains' height per unit of detail noise
 # Lakes: where the ridge noise exceeds LAKE_NOISE (ramping over LAKE_SOFT), at least 2 * LAKE_INLAND
 # continentalness inland.
-LAKE_NOISE, LAKE_SOFT, LAKE_INLAND = 0.3, 0.06, 0.03
+LAKE_NOISE, LAKE_SOFT, LAKE_INLAND = 0.34, 0.06, 0.03
 BASIN_DEPTH = 0.05
 INLAND_SEA = 0.06  # continentalness (without detail) above which water is a lake
 # Climate: 0.5 + gain * noise, clipped to [0, 1].
@@ -83,11 +85,11 @@ def _hermite(u: F32, a: float) -> F32:
 _BELOW_SEA = np.nextafter(np.float32(SEA_LEVEL), np.float32(0.0))
 
 
-def land_noise(seed: int, where: Sampler) -> tuple[F32, B]:
+def land_noise(seed: int, where: Sampler) -> tuple[F32, B, F32]:
     """Continentalness (the raw land noise minus SEA_NOISE, float32; water where < 0) and the open sea.
 
     Water whose continent alone (without the detail) lies INLAND_SEA above the sea's level is a pocket in
-    the middle of a continent: a lake, not the sea.
+    the middle of a continent: a lake, not the sea. The detail noise comes third.
     """
     c = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
     d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
@@ -95,7 +97,7 @@ def land_noise(seed: int, where: Sampler) -> tuple[F32, B]:
     n = np.float32(DETAIL_WEIGHT) * d
     n += c
     sea = (n < 0.0) & (c < np.float32(INLAND_SEA))
-    return n, sea
+    return n, sea, d
 
 
 class Ground(NamedTuple):
@@ -107,42 +109,85 @@ class Ground(NamedTuple):
     sea: B
 
 
+_CHUNK = 1 << 15
+_F = np.float32
+
+
+def _shape(n: F32, d: F32, r: F32, height: F32, basin: F32) -> None:
+    """Elevation and basins from the land, detail and ridge noise of one chunk (into height, basin)."""
+    one, zero = _F(1.0), _F(0.0)
+    land = n * _F(1.0 / LAND_RANGE)
+    np.minimum(land, one, out=land)
+    np.maximum(land, zero, out=land)
+    # Basins: ridge noise high above its ridges, inland.
+    np.subtract(r, _F(LAKE_NOISE), out=basin)
+    basin *= _F(1.0 / LAKE_SOFT)
+    np.minimum(basin, one, out=basin)
+    np.maximum(basin, zero, out=basin)
+    t = n - _F(LAKE_INLAND)
+    t *= _F(1.0 / LAKE_INLAND)
+    np.minimum(t, one, out=t)
+    np.maximum(t, zero, out=t)
+    basin *= t
+    # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
+    ridge = np.abs(r)
+    ridge *= _F(-1.0 / RIDGE_WIDTH)
+    ridge += one
+    np.maximum(ridge, zero, out=ridge)
+    ridge *= ridge
+    np.subtract(n, _F(INLAND_START), out=t)
+    t *= _F(1.0 / INLAND_RANGE)
+    np.minimum(t, one, out=t)
+    np.maximum(t, zero, out=t)
+    ridge *= t
+    np.multiply(land, _F(4.0), out=t)
+    np.minimum(t, one, out=t)
+    ridge *= t
+    # The detail roughens the crests and flanks, so ranges have peaks and passes.
+    np.multiply(d, _F(ROUGHNESS), out=t)
+    t += one
+    ridge *= t
+    ridge *= _F(MOUNTAIN_HEIGHT)
+    h = _hermite(land, PLAINS)
+    h *= _F(HILL_SHARE)
+    h += ridge
+    # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
+    high = h > _F(KNEE)
+    if high.any():
+        top = (h[high] - _F(KNEE)) * _F(1.0 / (1.0 - KNEE))
+        h[high] = _F(KNEE) + _F(1.0 - KNEE) * np.tanh(top)
+    np.minimum(h, one, out=h)
+    np.maximum(h, zero, out=h)
+    h *= _F(1.0 - SEA_LEVEL)
+    h += _F(SEA_LEVEL)
+    # The sea floor: the same curve below the sea level.
+    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=t)
+    np.minimum(t, one, out=t)
+    np.maximum(t, zero, out=t)
+    h -= _hermite(t, 1.0) * _F(SEA_LEVEL)
+    sunk = basin * _F(-BASIN_DEPTH)
+    sunk += h
+    np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
+    np.minimum(h, sunk, out=h, where=basin > zero)
+    # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
+    np.minimum(h, _BELOW_SEA, out=h, where=n < zero)
+    height[...] = h
+
+
 def elevation(seed: int, where: Sampler) -> Ground:
     """Uncarved elevation in [0, 1] (below SEA_LEVEL exactly where the sea is), ``land_noise`` and basins.
 
     Basins (> 0 where a lake lies, up to 1) are where the ridge noise is far from its ridges on the
     high side, inland: the ground sinks there by up to BASIN_DEPTH, never below the sea level.
     """
-    n, sea = land_noise(seed, where)
+    n, sea, d = land_noise(seed, where)
     r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
-    land = np.clip(n * np.float32(1.0 / LAND_RANGE), 0.0, 1.0)
-    water = np.clip(n * np.float32(-1.0 / DEPTH_RANGE), 0.0, 1.0)
-    basin = r - np.float32(LAKE_NOISE)
-    basin *= np.float32(1.0 / LAKE_SOFT)
-    np.clip(basin, 0.0, 1.0, out=basin)
-    basin *= np.clip((n - np.float32(LAKE_INLAND)) * np.float32(1.0 / LAKE_INLAND), 0.0, 1.0)
-    ridge = np.abs(r)
-    ridge *= np.float32(-1.0 / RIDGE_WIDTH)
-    ridge += np.float32(1.0)
-    np.clip(ridge, 0.0, 1.0, out=ridge)
-    ridge *= ridge
-    # Mountains fade in away from the coast (no cliffs at the shore) and inland.
-    inland = np.clip((n - np.float32(INLAND_START)) * np.float32(1.0 / INLAND_RANGE), 0.0, 1.0)
-    ridge *= inland
-    ridge *= np.clip(land * np.float32(4.0), 0.0, 1.0)
-    ridge *= np.float32(MOUNTAIN_HEIGHT)
-    height = _hermite(land, PLAINS)
-    height *= np.float32(HILL_SHARE)
-    height += ridge
-    np.clip(height, 0.0, 1.0, out=height)
-    height *= np.float32(1.0 - SEA_LEVEL)
-    height += np.float32(SEA_LEVEL)
-    height -= _hermite(water, 1.0) * np.float32(SEA_LEVEL)
-    sunk = height - basin * np.float32(BASIN_DEPTH)
-    np.maximum(sunk, np.float32(SEA_LEVEL), out=sunk)
-    np.minimum(height, sunk, out=height, where=basin > 0)
-    # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
-    np.minimum(height, _BELOW_SEA, out=height, where=n < 0)
+    height = np.empty_like(n)
+    basin = np.empty_like(n)
+    flat = [a.reshape(-1) for a in (n, d, r, height, basin)]
+    # A chunk at a time: a dozen passes over data that stays in cache.
+    for k in range(0, n.size, _CHUNK):
+        _shape(*(a[k : k + _CHUNK] for a in flat))
     basin[(n < 0.0) & ~sea] = 1.0  # water inside a continent is a lake
     return Ground(height, n, basin, sea)
 
