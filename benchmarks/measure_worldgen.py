@@ -99,7 +99,8 @@ def run(seeds: int, pythonpath: str | None) -> list[dict[str, object]]:
             code = (
                 "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path\n"
                 "import importlib.util\n"
-                "spec = importlib.util.spec_from_file_location('m', sys.argv[2]); m = importlib.util.module_from_spec(spec)\n"
+                "spec = importlib.util.spec_from_file_location('m', sys.argv[2])\n"
+                "m = importlib.util.module_from_spec(spec)\n"
                 "spec.loader.exec_module(m)\n"
                 "for s in range(int(sys.argv[3])): m.sample(s, Path(sys.argv[4]))\n"
             )
@@ -122,22 +123,30 @@ def summary(rows: list[dict[str, object]], key: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--compare", help="another checkout whose worldgen gives the 'before' column")
     parser.add_argument("--json", help="also write the per-seed figures to this file")
     args = parser.parse_args()
     after = run(args.seeds, None)
     before = run(args.seeds, args.compare) if args.compare else None
-    print(f"worldgen structure over seeds 0..{args.seeds - 1}: {SIZE}x{SIZE} sampled every {STEP}th cell, "
-          f"adjacency and rivers on the central {WINDOW}x{WINDOW} at full resolution")
-    print(f"{'seed':>4} {'water':>6} {'land1':>6} {'sea1':>6} {'rivers':>6} {'lakes':>6} "
-          f"{'min biome':>22} {'forbid':>6} {'riv.conn':>8}")
+    print(
+        f"worldgen structure over seeds 0..{args.seeds - 1}: {SIZE}x{SIZE} sampled every {STEP}th cell, "
+        f"adjacency and rivers on the central {WINDOW}x{WINDOW} at full resolution"
+    )
+    print(
+        f"{'seed':>4} {'water':>6} {'land1':>6} {'sea1':>6} {'rivers':>6} {'lakes':>6} "
+        f"{'min biome':>22} {'forbid':>6} {'riv.conn':>8}"
+    )
     for seed, r in enumerate(after):
-        print(f"{seed:>4} {100 * r['water']:>5.1f}% {100 * r['land1']:>5.1f}% {100 * r['sea1']:>5.1f}% "  # type: ignore[operator]
-              f"{100 * r['river']:>5.2f}% {100 * r['lake']:>5.2f}% "  # type: ignore[operator]
-              f"{r['min_biome_name']:>14} {100 * r['min_biome']:>5.2f}% {r['forbidden']:>6} "  # type: ignore[operator]
-              f"{100 * r['river_conn']:>7.2f}%")  # type: ignore[operator]
+        print(
+            f"{seed:>4} {100 * r['water']:>5.1f}% {100 * r['land1']:>5.1f}% {100 * r['sea1']:>5.1f}% "  # type: ignore[operator]
+            f"{100 * r['river']:>5.2f}% {100 * r['lake']:>5.2f}% "  # type: ignore[operator]
+            f"{r['min_biome_name']:>14} {100 * r['min_biome']:>5.2f}% {r['forbidden']:>6} "  # type: ignore[operator]
+            f"{100 * r['river_conn']:>7.2f}%"
+        )  # type: ignore[operator]
     print()
     print(f"{'measure (min / median / max)':<30} {'target':<24} {'before':<26} {'after':<26}")
     print("-" * 108)
@@ -145,7 +154,8 @@ def main() -> None:
         b = summary(before, key) if before else "-"
         print(f"{key:<30} {target:<24} {b:<26} {summary(after, key):<26}")
     if before:
-        print(f"{'biomes present':<30} {'all':<24} {summary(before, 'biomes'):<26} {summary(after, 'biomes'):<26}")
+        b, a = summary(before, "biomes"), summary(after, "biomes")
+        print(f"{'biomes present':<30} {'all':<24} {b:<26} {a:<26}")
     if args.json:
         Path(args.json).write_text(json.dumps({"after": after, "before": before}, indent=1))
 

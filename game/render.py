@@ -98,7 +98,9 @@ class WorldRenderer:
             flat = pygame.transform.scale2x(flat)
         colour = pygame.transform.smoothscale(flat, size)
         shade = terrain.light(biome, elevation, world.water_ids, worldgen.SEA_LEVEL)
-        colour.blit(pygame.transform.smoothscale(surface_from_rgbx(shade), size), (0, 0), None, pygame.BLEND_RGB_MULT)
+        colour.blit(
+            pygame.transform.smoothscale(surface_from_rgbx(shade), size), (0, 0), None, pygame.BLEND_RGB_MULT
+        )
         colour.blit(colour.copy(), (0, 0), None, pygame.BLEND_RGB_ADD)  # light 128 is 1.0: double
         return colour
 

@@ -151,7 +151,10 @@ def flat_colours(
 
 
 def light(
-    biome: npt.NDArray[np.uint8], elevation: npt.NDArray[np.float32], water_ids: frozenset[int], sea_level: float
+    biome: npt.NDArray[np.uint8],
+    elevation: npt.NDArray[np.float32],
+    water_ids: frozenset[int],
+    sea_level: float,
 ) -> Image:
     """Grey RGBX image of the land's brightness (hillshade and height), 128 = as in ``flat_colours``.
 

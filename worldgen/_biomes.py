@@ -3,8 +3,8 @@
 The sea comes from elevation, rivers and lakes from their masks, beaches from a mask (low land next to the
 sea), mountains and snow from high elevation (snow only above ``SNOW_LEVEL`` and cold), and the rest of
 the land from a temperature x moisture table. Temperature and moisture are continuous, so neighbouring
-cells fall in neighbouring bands: biomes only meet their Whittaker neighbours. Thresholds are fixed constants, never per-chunk statistics, so a cell's
-biome depends only on its own world coordinates.
+cells fall in neighbouring bands: biomes only meet their Whittaker neighbours. Thresholds are fixed
+constants, never per-chunk statistics, so a cell's biome depends only on its own world coordinates.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ FORBIDDEN_NEIGHBOURS: frozenset[frozenset[int]] = frozenset(
 # Elevation thresholds (elevation is in [0, 1]).
 SEA_LEVEL = 0.4
 DEEP_LEVEL = 0.33  # below: ocean (deep water); SEA_LEVEL above it: shallow water
-BEACH_NOISE = 0.08  # land whose continentalness is below this and with sea within BEACH_REACH is beach
+BEACH_NOISE = 0.035  # land whose continentalness is below this and with sea within BEACH_REACH is beach
 BEACH_REACH = 4
 SWAMP_LEVEL = 0.47  # swamps are wet lowlands
 MOUNTAIN_LEVEL = 0.74
@@ -116,20 +116,6 @@ def reduction_table(biome_count: int) -> npt.NDArray[np.uint8]:
             target = _PARENT[target]
         table[b] = target
     return table
-
-
-def near(mask: npt.NDArray[np.bool_], reach: int) -> npt.NDArray[np.bool_]:
-    """Cells within ``reach`` (Chebyshev) of a True cell, cropped by ``reach`` on every side."""
-    h, w = mask.shape
-    rows = mask[:, reach : w - reach].copy()
-    for d in range(-reach, reach + 1):
-        if d:
-            rows |= mask[:, reach + d : w - reach + d]
-    out = rows[reach : h - reach].copy()
-    for d in range(-reach, reach + 1):
-        if d:
-            out |= rows[reach + d : h - reach + d]
-    return out
 
 
 def classify(

@@ -25,9 +25,7 @@ def positive_int(name: str, value: object) -> int:
     return v
 
 
-def region(
-    x0: object, y0: object, width: object, height: object, step: int = 1
-) -> tuple[int, int, int, int]:
+def region(x0: object, y0: object, width: object, height: object, step: int = 1) -> tuple[int, int, int, int]:
     """Checked (x0, y0, width, height): positive sizes, the sampled area inside the int32 range."""
     x, y = as_int("x0", x0), as_int("y0", y0)
     w, h = positive_int("width", width), positive_int("height", height)

@@ -37,8 +37,9 @@ from ._hash import derive_key, hash2, unit_float
 SPECIES: tuple[str, ...] = ("wolf", "bear", "fish", "bird", "lizard")
 
 _LAND = frozenset(range(len(BIOMES))) - WATER_BIOMES
-# Species name -> biome ids where it may stand. Birds take any land, rivers and lakes and fish any water, so every biome
-# hosts at least one species (checked below) and a populated grid square can always be filled.
+# Species name -> biome ids where it may stand. Birds take any land, rivers and lakes, and fish any
+# water, so every biome hosts at least one species (checked below) and a populated grid square can
+# always be filled.
 HABITATS: dict[str, frozenset[int]] = {
     "wolf": frozenset({FOREST, GRASSLAND, TAIGA, TUNDRA, MOUNTAIN}),
     "bear": frozenset({FOREST, TAIGA, MOUNTAIN, TUNDRA, SNOW, SWAMP, RAINFOREST}),

@@ -9,11 +9,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _checks, _creatures
-from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify, near
+from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify
 from ._noise import peak_bytes as noise_peak_bytes
 from ._rivers import _BATCH, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
 from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
+
+# Beaches look for sea cells on a lattice of this spacing (within BEACH_REACH of the cell, so a beach
+# always lies within BEACH_REACH of the sea), which any step can evaluate cheaply.
+_LATTICE = BEACH_REACH
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -23,7 +27,7 @@ I64 = npt.NDArray[np.int64]
 # exceed the bytes held at once: glibc keeps freed blocks under 32 MiB for reuse rather than returning
 # them, so allow a quarter more (_ALLOCATOR_SLACK, in quarters). A process's first call also loads code
 # and BLAS buffers (about 1.5 MiB measured).
-_OBJECT_BYTES = 1 << 20  # also the node network (a few thousand nodes)
+_OBJECT_BYTES = 3 << 20  # also the node network (a few thousand nodes) and its noise
 _ALLOCATOR_SLACK = 5
 _START_UP_BYTES = 2 << 20
 _BYTES_PER_CELL = 48  # float32 fields and temporaries of the terrain, water and classification stages
@@ -87,13 +91,34 @@ def estimated_bytes(width: int, height: int) -> int:
 
 
 def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
-    """Whether any cell within BEACH_REACH (Chebyshev) of each cell is sea (uncarved elevation)."""
-    r = BEACH_REACH
-    offsets = np.arange(-r, r + 1, dtype=np.int64)
-    dx = np.repeat(offsets, offsets.size)
-    dy = np.tile(offsets, offsets.size)
-    _, sea, _ = land_noise(seed, Points(x[:, None] + dx[None, :], y[:, None] + dy[None, :]))
-    return sea.any(axis=1)
+    """Whether a sea cell of the beach lattice lies within BEACH_REACH (Chebyshev) of each cell."""
+    s, r = _LATTICE, BEACH_REACH
+    lo_x, lo_y = -((r - x) // s), -((r - y) // s)  # first lattice index at or after x - r
+    k = np.arange(3, dtype=np.int64)
+    kx = np.repeat(k, 3)[None, :]
+    ky = np.tile(k, 3)[None, :]
+    lx, ly = (lo_x[:, None] + kx) * s, (lo_y[:, None] + ky) * s
+    valid = (lx <= x[:, None] + r) & (ly <= y[:, None] + r)
+    _, sea, _ = land_noise(seed, Points(lx, ly))
+    near: npt.NDArray[np.bool_] = np.any(sea & valid, axis=1)
+    return near
+
+
+def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
+    """``_near_sea_points`` for every sample of a grid, from the lattice under it; None if too large."""
+    s, r = _LATTICE, BEACH_REACH
+    x, y = grid.x.ravel(), grid.y.ravel()
+    lx0, ly0 = (int(x[0]) - r) // s, (int(y[0]) - r) // s
+    nx, ny = (int(x[-1]) + r) // s - lx0 + 1, (int(y[-1]) + r) // s - ly0 + 1
+    if nx * ny > 2 * grid.width * grid.height + 4096:
+        return None  # a coarse step: cheaper to look around the few beach candidates only
+    _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
+    total = np.zeros((ny + 1, nx + 1), dtype=np.int32)
+    np.cumsum(np.cumsum(sea, axis=0, dtype=np.int32), axis=1, out=total[1:, 1:])
+    ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
+    jlo, jhi = (-((r - y) // s) - ly0)[:, None], ((y + r) // s - ly0 + 1)[:, None]
+    count = total[jhi, ihi] - total[jlo, ihi] - total[jhi, ilo] + total[jlo, ilo]
+    return count > 0
 
 
 def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
@@ -145,17 +170,7 @@ def generate(
     r = BEACH_REACH
     grid = Grid(x0, y0, width, height, step)
     x_hi, y_hi = x0 + (width - 1) * step, y0 + (height - 1) * step
-    if step == 1:
-        # Beaches look BEACH_REACH cells around: compute the elevation with a halo and crop it.
-        e_halo, c_halo, b_halo, sea_halo = elevation(seed, Grid(x0 - r, y0 - r, width + 2 * r, height + 2 * r))
-        base = np.ascontiguousarray(e_halo[r:-r, r:-r])
-        continent = np.ascontiguousarray(c_halo[r:-r, r:-r])
-        basin = np.ascontiguousarray(b_halo[r:-r, r:-r])
-        del b_halo
-        near_sea = near(sea_halo, r)
-        del e_halo, c_halo, sea_halo
-    else:
-        base, continent, basin, _ = elevation(seed, grid)
+    base, continent, basin, _ = elevation(seed, grid)
     report(0.35, "elevation")
     temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
@@ -172,7 +187,8 @@ def generate(
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
     cand = (carved >= SEA_LEVEL) & (continent < BEACH_NOISE) & ~river & ~lake
-    if step == 1:
+    near_sea = _near_sea_grid(seed, grid) if cand.any() else None
+    if near_sea is not None:
         beach = cand & near_sea
     else:
         beach = np.zeros(grid.shape, dtype=np.bool_)
@@ -194,9 +210,7 @@ def generate(
             seed, x0, y0, width * step, height * step, lambda x, y: _biomes_at(seed, x, y, net)
         )
     report(1.0, "creatures")
-    return World(
-        seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, creatures, step
-    )
+    return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, creatures, step)
 
 
 def _ignore(fraction: float, stage: str) -> None:

@@ -20,7 +20,7 @@ _EIGHT = ((0, 1), (1, 0), (1, 1), (1, -1))
 def _pairs(shape: tuple[int, ...], offsets: tuple[tuple[int, int], ...]) -> list[tuple[slice, ...]]:
     """For each offset (dy, dx), slices (a_rows, a_cols, b_rows, b_cols) of neighbouring cell pairs."""
     h, w = shape
-    out = []
+    out: list[tuple[slice, ...]] = []
     for dy, dx in offsets:
         ay = slice(0, h - dy)
         by = slice(dy, h)

@@ -384,7 +384,7 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     x, y = np.broadcast_arrays(points.x, points.y)
     x, y = x.ravel(), y.ravel()
     e = elevation.ravel()
-    nj, ni = net.x.shape
+    ni = net.x.shape[1]
     offs = np.arange(-_NEAR, _NEAR + 1, dtype=np.int64)
     ci = (x // NODE)[:, None, None] + offs[None, None, :] - net.i0
     cj = (y // NODE)[:, None, None] + offs[None, :, None] - net.j0
@@ -397,6 +397,16 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     river = np.full(node.shape, np.inf, dtype=np.float32)
     carved = ee.copy()
     is_seg = (flow[node] > 0) & (flat_down[node] >= 0)
+    # Cheap first: drop segments whose straight line is farther than any of its pieces can matter.
+    sel = np.flatnonzero(is_seg)
+    a, b = node.ravel()[sel], flat_down[node.ravel()[sel]]
+    nx, ny = net.x.ravel().astype(np.float64), net.y.ravel().astype(np.float64)
+    ax, ay, vx, vy = nx[a], ny[a], nx[b] - nx[a], ny[b] - ny[a]
+    wx, wy = px.ravel()[sel] - ax, py.ravel()[sel] - ay
+    t = np.clip((wx * vx + wy * vy) / (vx * vx + vy * vy), 0.0, 1.0)
+    bound = MAX_HALF_WIDTH + max(RIVER_FAR, VALLEY) + 2.0 + sum(MEANDER) * np.hypot(vx, vy)
+    far = (wx - t * vx) ** 2 + (wy - t * vy) ** 2 >= bound * bound
+    is_seg.ravel()[sel[far]] = False
     if is_seg.any():
         pieces = _pieces(net._segment_arrays(node[is_seg]))
         k = PIECES
@@ -408,6 +418,11 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     lake = np.full(node.shape, np.inf, dtype=np.float32)
     carved_l = ee.copy()
     is_lake = (flat_down[node] < 0) & (net.elevation.ravel()[node] >= SEA_LEVEL)
+    sel = np.flatnonzero(is_lake)
+    bound = MAX_LAKE_RADIUS * _WOBBLE + VALLEY + 2.0
+    dx = px.ravel()[sel] - net.x.ravel()[node.ravel()[sel]]
+    dy = py.ravel()[sel] - net.y.ravel()[node.ravel()[sel]]
+    is_lake.ravel()[sel[dx * dx + dy * dy >= bound * bound]] = False
     if is_lake.any():
         lk = _lakes_at(net, node[is_lake])
         clearance, cut = _lake_formula(px[is_lake], py[is_lake], ee[is_lake], lk)

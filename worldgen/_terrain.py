@@ -57,8 +57,6 @@ LAPSE = 0.45  # temperature drop per unit of elevation above the sea
 INLAND_DRYING = 0.6  # moisture lost per unit of continentalness (the sea's moisture does not reach far)
 
 
-
-
 _CONTINENT, _DETAIL, _RIDGE, _TEMPERATURE, _MOISTURE = 11, 12, 13, 14, 15  # salts
 
 
