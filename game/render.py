@@ -91,17 +91,19 @@ class WorldRenderer:
         world = self.world
         biome = world.biome[py0:py1, px0:px1]
         elevation = world.elevation[py0:py1, px0:px1]
-        flat = surface_from_rgbx(
-            terrain.flat_colours(biome, elevation, world.biome_names, world.water_ids, worldgen.SEA_LEVEL)
+        # Surfaces made with frombuffer do not own their pixels: the arrays stay referenced until the end.
+        flat_pixels = terrain.flat_colours(
+            biome, elevation, world.biome_names, world.water_ids, worldgen.SEA_LEVEL
         )
+        light_pixels = terrain.light(biome, elevation, world.water_ids, worldgen.SEA_LEVEL)
+        flat = surface_from_rgbx(flat_pixels)
         while flat.get_width() * 2 <= 2 * size[0] and flat.get_height() * 2 <= 2 * size[1]:
             flat = pygame.transform.scale2x(flat)
         colour = pygame.transform.smoothscale(flat, size)
-        shade = terrain.light(biome, elevation, world.water_ids, worldgen.SEA_LEVEL)
-        colour.blit(
-            pygame.transform.smoothscale(surface_from_rgbx(shade), size), (0, 0), None, pygame.BLEND_RGB_MULT
-        )
+        light = pygame.transform.smoothscale(surface_from_rgbx(light_pixels), size)
+        colour.blit(light, (0, 0), None, pygame.BLEND_RGB_MULT)
         colour.blit(colour.copy(), (0, 0), None, pygame.BLEND_RGB_ADD)  # light 128 is 1.0: double
+        del flat_pixels, light_pixels
         return colour
 
     def draw(self, target: pygame.Surface, camera: Camera) -> None:
