@@ -35,7 +35,7 @@ def surface_from_rgbx(image: npt.NDArray[np.uint8]) -> pygame.Surface:
 # SMOOTHSCALE_MAX_SIDE pixels and at most SMOOTHSCALE_MAX_SHRINK times the target.
 SMOOTHSCALE_MAX_SIDE = 65536
 # From this many screen pixels per cell up, cells are drawn with rounded borders and smooth shading.
-SMOOTH_ZOOM = 3.0
+SMOOTH_ZOOM = 2.0
 SMOOTHSCALE_MAX_SHRINK = 128
 
 
