@@ -113,11 +113,15 @@ def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
     if nx * ny > 2 * grid.width * grid.height + 4096:
         return None  # a coarse step: cheaper to look around the few beach candidates only
     _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
-    total = np.zeros((ny + 1, nx + 1), dtype=np.int32)
-    np.cumsum(np.cumsum(sea, axis=0, dtype=np.int32), axis=1, out=total[1:, 1:])
+    # Separable window sums: over the lattice rows of each sample row, then over the lattice columns.
     ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
-    jlo, jhi = (-((r - y) // s) - ly0)[:, None], ((y + r) // s - ly0 + 1)[:, None]
-    count = total[jhi, ihi] - total[jlo, ihi] - total[jhi, ilo] + total[jlo, ilo]
+    jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
+    down = np.zeros((ny + 1, nx), dtype=np.int32)
+    np.cumsum(sea, axis=0, dtype=np.int32, out=down[1:])
+    rows = (down[jhi] - down[jlo]) > 0
+    across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
+    np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
+    count = np.take(across, ihi, axis=1) - np.take(across, ilo, axis=1)
     return count > 0
 
 
