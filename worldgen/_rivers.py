@@ -7,12 +7,13 @@ the drainage, elevation falls at every hop, so every path ends in the sea or a l
 much (the number of sources upstream: rivers widen downstream), is counted over ``HOPS`` hops upstream,
 so it depends only on the nodes around it: a pure function of (seed, node), as every cell's value is.
 
-A river segment joins a node to its downstream node, meandering a little, with a water level falling
-linearly from one node's elevation to the next. Cells within its half width are river, carved down to the
-water level; a valley slopes up from the banks. Lakes are wobbly discs around basin nodes, carved flat to
-the basin's level. Cells are matched to the segments and lakes near them, by rasterising each segment's
-bounding box on a grid, or by looking up the nodes around scattered cells: both evaluate the same
-formula per (cell, segment) and take a minimum, so the bits agree.
+A river segment joins a node to its downstream node along a meandering line (drawn as straight pieces),
+with a water level falling linearly from one node's elevation to the next. Cells within its half width
+are river, carved down to the water level (and a little below, see ``cut_channels``); a valley slopes up
+from the banks. Lakes are wobbly discs around basin nodes, carved to the basin's level. Cells are
+matched to the pieces and lakes near them by rasterising a band around each piece (or a lake's box) on a
+grid, or by looking up the nodes around scattered cells: both evaluate the same formula per (cell,
+piece) and take a minimum, so the bits agree.
 """
 
 from __future__ import annotations
