@@ -133,14 +133,14 @@ def classify(
     t_band += m_band
     biome = _LAND[t_band]
     swamp = (moisture >= SWAMP_MOISTURE) & (elevation < SWAMP_LEVEL) & (temperature >= COLD)
-    biome[swamp] = SWAMP
-    biome[elevation >= MOUNTAIN_LEVEL] = MOUNTAIN
+    # Later rules win; copyto(where=) is the fastest masked assignment.
+    np.copyto(biome, SWAMP, where=swamp)
+    np.copyto(biome, MOUNTAIN, where=elevation >= MOUNTAIN_LEVEL)
     # Snow needs cold too: a hot mountain stays bare rock, so snow never meets warm land.
-    biome[(elevation >= SNOW_LEVEL) & (temperature < SNOW_TEMPERATURE)] = SNOW
-    biome[beach] = BEACH
-    biome[river] = RIVER
-    sea = elevation < SEA_LEVEL
-    biome[sea] = SHALLOW_WATER
-    biome[elevation < DEEP_LEVEL] = OCEAN
-    biome[lake] = LAKE  # a lake may lie below the sea's level, inside a continent
+    np.copyto(biome, SNOW, where=(elevation >= SNOW_LEVEL) & (temperature < SNOW_TEMPERATURE))
+    np.copyto(biome, BEACH, where=beach)
+    np.copyto(biome, RIVER, where=river)
+    np.copyto(biome, SHALLOW_WATER, where=elevation < SEA_LEVEL)
+    np.copyto(biome, OCEAN, where=elevation < DEEP_LEVEL)
+    np.copyto(biome, LAKE, where=lake)  # a lake may lie below the sea's level, inside a continent
     return biome

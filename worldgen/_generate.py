@@ -184,7 +184,7 @@ def generate(
     lake = ((water.lake < 0.0) & (base >= SEA_LEVEL)) | (basin > 0.0)
     del basin
     carved = water.carved
-    carved[lake] = np.maximum(carved[lake], np.float32(SEA_LEVEL))
+    np.maximum(carved, np.float32(SEA_LEVEL), out=carved, where=lake)
     cut_channels(carved, river & ~lake)
     river_field = np.clip(water.river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR))
     del water

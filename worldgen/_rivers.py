@@ -192,11 +192,21 @@ def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[
 
 
 def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32, F32]:
-    """Clearance (distance to the lake's shore, negative inside) and carved elevation, per pair."""
+    """Clearance (distance to the lake's shore, negative inside) and carved elevation, per pair.
+
+    Pairs farther from the centre than the shore can wobble plus VALLEY get clearance inf and their own
+    elevation, as the full formula would (they are only tested for clearance < 0), cheaply first.
+    """
     lx, ly, level, radius, pa, pb = lake
-    e = e.astype(np.float64)
     dx, dy = px - lx, py - ly
-    dist = np.sqrt(dx * dx + dy * dy)
+    dist2 = dx * dx + dy * dy
+    bound = radius * _WOBBLE + VALLEY + 1.0
+    near = np.flatnonzero(dist2 < bound * bound)
+    clearance_out = np.full(px.shape, np.inf, dtype=np.float32)
+    carved_out = e.copy()
+    dx, dy, level, radius, pa, pb = (a[near] for a in (dx, dy, level, radius, pa, pb))
+    e = e[near].astype(np.float64)
+    dist = np.sqrt(dist2[near])
     angle = np.arctan2(dy, dx)
     shore = radius * (1.0 + 0.22 * np.cos(2.0 * angle + pa) + 0.12 * np.cos(3.0 * angle + pb))
     clearance = dist - shore
@@ -206,7 +216,9 @@ def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32,
     fade = np.clip(side * (1.0 / VALLEY), 0.0, 1.0)
     fade = fade * fade * (3.0 - 2.0 * fade)
     carved = e - (e - carved) * (1.0 - fade)
-    return clearance.astype(np.float32), carved.astype(np.float32)
+    clearance_out[near] = clearance
+    carved_out[near] = carved
+    return clearance_out, carved_out
 
 
 def cut_channels(carved: F32, river: B) -> None:
@@ -215,11 +227,9 @@ def cut_channels(carved: F32, river: B) -> None:
     The carved ground changes by less than RIVER_CUT from a cell to the next. On land a channel stops
     at the sea's level (a river is not sea); where a river crosses the sea it stays sea.
     """
-    channel = carved[river]
-    land = channel >= np.float32(SEA_LEVEL)
-    channel -= np.float32(RIVER_CUT)
-    channel[land] = np.maximum(channel[land], np.float32(SEA_LEVEL))
-    carved[river] = channel
+    land = river & (carved >= np.float32(SEA_LEVEL))
+    np.subtract(carved, np.float32(RIVER_CUT), out=carved, where=river)
+    np.maximum(carved, np.float32(SEA_LEVEL), out=carved, where=land)
 
 
 @dataclass(frozen=True, eq=False)
