@@ -217,7 +217,13 @@ def layout_for(seed: object, width: object, height: object, chunk: object) -> La
     seed = _checks.as_int("seed", seed)
     chunk = _checks.positive_int("chunk", chunk)
     _, _, width, height = _checks.region(0, 0, width, height)
-    _checks.memory(estimated_bytes(chunk, chunk), None, f"a chunk of {chunk}x{chunk} cells")
+    block_w, block_h = min(chunk, width), min(chunk, height)
+    needed = estimated_bytes(block_w, block_h)
+    if needed > _checks.DEFAULT_MEMORY_LIMIT:
+        raise ValueError(
+            f"chunk {chunk} is too big: a {block_w}x{block_h} block needs about {needed / 2**20:.0f} MiB to "
+            f"generate, more than worldgen's limit of {_checks.DEFAULT_MEMORY_LIMIT / 2**20:.0f} MiB"
+        )
     layers, records, scalars = split_world(generate(seed, *_PROBE))
     # The fingerprint of a fixed seed: it names the generator, whatever world is baked.
     fixed_layers, fixed_records, _ = split_world(generate(FINGERPRINT_SEED, *_PROBE))

@@ -55,9 +55,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_CHUNK", "BakeError", "BakeResult", "BakedRegion", "BakedWorld", "bake", "open_baked"]
 
 DEFAULT_CHUNK = 1024
-# Blosc's zstd at level 1 with byte shuffle: 8.3 bytes per cell on a 1024^2 block, against 10.4 for
-# Zarr's default (plain zstd) at the same speed and 14 raw; level 3 saves 8% more and costs 50% more.
-_COMPRESSOR = {"name": "blosc", "configuration": {"cname": "zstd", "clevel": 1, "shuffle": "shuffle"}}
+# Blosc's lz4 with byte shuffle, measured on a 1024^2 block of five layers (14 bytes per cell raw):
+# 8.7 bytes per cell in 13 ms, against 8.3 in 38 ms for Blosc's zstd level 1 and 10.4 for Zarr's
+# default (plain zstd); generating the block takes about 100 ms.
+_COMPRESSOR = {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}}
 # How many blocks are queued on the cluster per worker thread: enough to keep every worker busy while
 # the next ones are submitted, few enough that the graph and the held blocks stay small for any world.
 _QUEUED_PER_THREAD = 4
@@ -494,7 +495,9 @@ def _graph(
         load_stored=False,
     )
     # Block (j, i) of the marker takes block (j, i) of every stored array (not aligned: their chunk
-    # sizes differ, their block grids do not).
+    # sizes differ, their block grids do not). Each stored block is its Zarr target (load_stored=False);
+    # concatenate=False passes the creature arrays' blocks as lists instead of concatenating the
+    # targets, which would read whole arrays from the store.
     inputs: list[Any] = []
     for array in stored:
         inputs += [array, "ji" if array.ndim == 2 else "jik"]
@@ -505,7 +508,7 @@ def _graph(
         dtype=np.uint8,
         align_arrays=False,
         adjust_chunks={"j": 1, "i": 1},
-        concatenate=True,
+        concatenate=False,
     )
     marked = da.store(
         marker, cast(Any, done), lock=False, compute=False, return_stored=True, load_stored=False
