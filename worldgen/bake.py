@@ -513,7 +513,9 @@ def _graph(
     marked = da.store(
         marker, cast(Any, done), lock=False, compute=False, return_stored=True, load_stored=False
     )
-    tasks: npt.NDArray[np.object_] = marked.to_delayed()
+    # Unoptimised: computing some blocks then culls the layered graph to them, at a cost that does not
+    # grow with the world (optimising first materialises every block's tasks: seconds per batch).
+    tasks: npt.NDArray[np.object_] = marked.to_delayed(optimize_graph=False)
     return tasks
 
 
