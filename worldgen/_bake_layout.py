@@ -266,15 +266,15 @@ def take(block: dict[str, npt.NDArray[Any]], name: str) -> npt.NDArray[Any]:
 
 def bake_block(seed: int, box: tuple[int, int, int, int], capacity: int) -> dict[str, npt.NDArray[Any]]:
     """One chunk as the arrays the store holds: each layer, then each creature field padded to
-    ``capacity`` slots (shape (1, 1, capacity)) and the creature count (shape (1, 1))."""
+    ``capacity`` slots (shape (1, capacity)) and the creature count (shape (1, 1))."""
     world = generate(seed, *box)
     layers, records, _ = split_world(world)
     if records.size > capacity:  # never silently drop a creature
         raise ValueError(f"chunk {box} holds {records.size} creatures, more than its {capacity} slots")
     out: dict[str, npt.NDArray[Any]] = dict(layers)
     for name in records.dtype.names or ():
-        padded = np.zeros((1, 1, capacity), dtype=records.dtype[name])
-        padded[0, 0, : records.size] = records[name]
+        padded = np.zeros((1, capacity), dtype=records.dtype[name])
+        padded[0, : records.size] = records[name]
         out[f"{RECORDS}/{name}"] = padded
     out[f"{RECORDS}/{COUNT}"] = np.array([[records.size]], dtype=np.int32)
     return out

@@ -4,7 +4,8 @@
 block is a Dask task calling ``worldgen.generate``; Dask's own store (``dask.array.store``) writes its
 layers into one Zarr array per layer at the store's root, indexed [y, x] from the world's cell (0, 0),
 chunked like the blocks and compressed; the block's creatures go to ``creatures/<field>`` arrays of
-shape (chunks_y, chunks_x, slots) with their count in ``creatures/count``, and only then is the block's
+shape (chunks_y, chunks_x * slots), block (j, i) in row j, slots i * slots to (i + 1) * slots, with their
+count in ``creatures/count[j, i]``; and only then is the block's
 ``done`` marker set. A bake runs on a local cluster of worker processes (one per core) or on any
 ``dask.distributed`` scheduler. Killed at any point, the same call finishes what is missing; a block
 without its marker is never read as baked.
@@ -63,6 +64,10 @@ _COMPRESSOR = {"name": "blosc", "configuration": {"cname": "lz4", "clevel": 5, "
 # the next ones are submitted, few enough that the graph and the held blocks stay small for any world.
 _QUEUED_PER_THREAD = 4
 _MIN_BATCH = 32
+# A local cluster's scheduler serves HTTP (health checks, the dashboard if bokeh is installed) whatever
+# is asked; None means port 8787, which another cluster may hold (then it warns and takes another).
+# A free port on the loopback interface never clashes and is not reachable from the network.
+LOCAL_HTTP = "127.0.0.1:0"
 
 
 class BakeError(ValueError):
@@ -177,11 +182,13 @@ class BakedWorld:
         """The creatures of the baked blocks [cj, ci] standing in ``region``, sorted by id like generate's."""
         arrays = self._arrays
         count = np.asarray(arrays[f"{RECORDS}/{COUNT}"][cj, ci])
-        used = np.arange(self.layout.creature_capacity) < count[..., None]
+        slots = self.layout.creature_capacity
+        used = np.arange(slots) < count[..., None]
         used &= done[..., None]
         found = np.zeros(int(used.sum()), dtype=self._records_dtype)
+        row = slice(ci.start * slots, ci.stop * slots)
         for name in self._records_dtype.names or ():
-            found[name] = np.asarray(arrays[f"{RECORDS}/{name}"][cj, ci, :])[used]
+            found[name] = np.asarray(arrays[f"{RECORDS}/{name}"][cj, row]).reshape(used.shape)[used]
         x0, y0, width, height = region
         x, y = found["x"], found["y"]
         found = found[(x >= x0) & (x < x0 + width) & (y >= y0) & (y < y0 + height)]
@@ -317,7 +324,8 @@ def _array_specs(layout: Layout) -> dict[str, tuple[tuple[int, ...], tuple[int, 
         name: ((layout.height, layout.width), (c, c), dtype) for name, dtype in layout.layers.items()
     }
     for name, dtype in layout.creature_fields.items():
-        specs[f"{RECORDS}/{name}"] = ((ny, nx, slots), (1, 1, slots), dtype)
+        # Two dimensions, not (ny, nx, slots): Dask then fuses a block's whole bake into one task.
+        specs[f"{RECORDS}/{name}"] = ((ny, nx * slots), (1, slots), dtype)
     # One chunk per block for the count and the marker too, so that no two blocks ever write one chunk.
     specs[f"{RECORDS}/{COUNT}"] = ((ny, nx), (1, 1), "<i4")
     specs[DONE] = ((ny, nx), (1, 1), "|u1")
@@ -437,7 +445,7 @@ def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Cl
         # One thread per worker process: generate() holds the GIL for much of its work.
         with (
             LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP
             ) as cluster,
             Client(cluster) as client,
         ):
@@ -456,6 +464,8 @@ def _graph(
     store, then the markers, written after their block's arrays. Returns one Delayed per block,
     [row, column], so that any set of blocks can be computed."""
     import dask.array as da
+    from dask.blockwise import optimize_blockwise
+    from dask.core import flatten
 
     ny, nx, slots = layout.chunks_y, layout.chunks_x, layout.creature_capacity
     per_block = ((1,) * ny, (1,) * nx)
@@ -475,15 +485,12 @@ def _graph(
     cols = tuple(layout.box(0, i)[2] for i in range(nx))
     sources = []
     for name, target in targets.items():
+        # A block's part of each array: its cells for a layer, one chunk of the per-block arrays.
         if name in layout.layers:
-            source = blocks.map_blocks(take, name, chunks=(rows, cols), dtype=target.dtype)
-        elif target.ndim == 3:
-            source = blocks.map_blocks(
-                take, name, chunks=(*per_block, (slots,)), new_axis=2, dtype=target.dtype
-            )
+            chunks = (rows, cols)
         else:
-            source = blocks.map_blocks(take, name, chunks=per_block, dtype=target.dtype)
-        sources.append(source)
+            chunks = ((target.chunks[0],) * ny, (target.chunks[1],) * nx)
+        sources.append(blocks.map_blocks(take, name, chunks=chunks, dtype=target.dtype))
     # Dask types store targets as numpy-like; a Zarr array is one at run time (it has __setitem__).
     into: list[Any] = list(targets.values())
     stored = da.store(
@@ -495,12 +502,10 @@ def _graph(
         load_stored=False,
     )
     # Block (j, i) of the marker takes block (j, i) of every stored array (not aligned: their chunk
-    # sizes differ, their block grids do not). Each stored block is its Zarr target (load_stored=False);
-    # concatenate=False passes the creature arrays' blocks as lists instead of concatenating the
-    # targets, which would read whole arrays from the store.
+    # sizes differ, their block grids do not). Each stored block is its Zarr target (load_stored=False).
     inputs: list[Any] = []
     for array in stored:
-        inputs += [array, "ji" if array.ndim == 2 else "jik"]
+        inputs += [array, "ji"]
     marker = da.blockwise(
         _marker,
         "ji",
@@ -508,14 +513,20 @@ def _graph(
         dtype=np.uint8,
         align_arrays=False,
         adjust_chunks={"j": 1, "i": 1},
-        concatenate=False,
     )
     marked = da.store(
         marker, cast(Any, done), lock=False, compute=False, return_stored=True, load_stored=False
     )
-    # Unoptimised: computing some blocks then culls the layered graph to them, at a cost that does not
-    # grow with the world (optimising first materialises every block's tasks: seconds per batch).
-    tasks: npt.NDArray[np.object_] = marked.to_delayed(optimize_graph=False)
+    # Fuse the blockwise layers after the blocks (take, store, marker, its store) into one task per
+    # block: a block is then two tasks, generate and write, instead of two dozen, whose scheduling cost
+    # more than the writing. This works on the graph's layers, whatever the number of blocks; the
+    # usual optimisation also materialises every block's tasks (seconds per batch on a big world),
+    # so it is skipped and computing a batch only culls the layers to its blocks.
+    keys = list(flatten(marked.__dask_keys__()))
+    fused = da.Array(
+        optimize_blockwise(marked.dask, keys=keys), marked.name, marked.chunks, meta=marked._meta
+    )
+    tasks: npt.NDArray[np.object_] = fused.to_delayed(optimize_graph=False)
     return tasks
 
 
