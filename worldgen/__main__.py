@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: run the same command again to finish the bake", file=sys.stderr)
         return 130
+    except OSError as e:  # a disk that filled up, a store that went away: what is baked stays baked
+        print(f"python -m worldgen bake: failed: {e}; run the same command again to finish", file=sys.stderr)
+        return 1
     print(
         f"{result.path}: {result.blocks} blocks, {result.already_baked} already baked, "
         f"{result.baked} baked now in {result.seconds:.1f} s ({result.cells_per_second / 1e6:.2f} M cells/s)",

@@ -3,12 +3,11 @@
 ``bake(path, seed=..., width=..., height=...)`` cuts the world into ``chunk`` x ``chunk`` blocks. Each
 block is a Dask task calling ``worldgen.generate``; Dask's own store (``dask.array.store``) writes its
 layers into one Zarr array per layer at the store's root, indexed [y, x] from the world's cell (0, 0),
-chunked like the blocks and compressed; the block's creatures go to ``creatures/<field>`` arrays of
-shape (chunks_y, chunks_x * slots), block (j, i) in row j, slots i * slots to (i + 1) * slots, with their
-count in ``creatures/count[j, i]``; and only then is the block's
-``done`` marker set. A bake runs on a local cluster of worker processes (one per core) or on any
-``dask.distributed`` scheduler. Killed at any point, the same call finishes what is missing; a block
-without its marker is never read as baked.
+chunked like the blocks and compressed. The block's creatures go to ``creatures/<field>`` arrays of shape
+(chunks_y, chunks_x * slots): block (j, i) is row j, slots i * slots to i * slots + ``creatures/count[j,
+i]``. Only then is the block's ``done`` marker set. A bake runs on a local cluster of worker processes
+(one per core) or on any ``dask.distributed`` scheduler. Killed at any point, the same call finishes what
+is missing; a block without its marker is never read as baked.
 
 ``open_baked(path)`` reads a store back: ``BakedWorld.read(x0, y0, width, height)`` returns the region
 as a ``worldgen.World``, bit-identical to ``generate`` of that region, with a mask of the cells that are
@@ -30,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, Literal, TextIO, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -246,6 +245,8 @@ def bake(
     layout = layout_for(seed, width, height, chunk)
     if workers is not None:
         workers = _checks.positive_int("workers", workers)
+        if scheduler is not None:
+            raise ValueError("workers is the size of the local cluster: a scheduler brings its own workers")
     path = Path(path)
     stored = _stored_layout(path)
     if stored is None:
@@ -289,11 +290,11 @@ def bake(
     )
 
 
-def _open_group(path: Path, mode: str) -> zarr.Group:
+def _open_group(path: Path, mode: Literal["r", "r+"]) -> zarr.Group:
     import zarr
 
     try:
-        return zarr.open_group(zarr.storage.LocalStore(path, read_only=mode == "r"), mode=mode)  # type: ignore[arg-type]
+        return zarr.open_group(zarr.storage.LocalStore(path, read_only=mode == "r"), mode=mode)
     except Exception as e:  # zarr raises many kinds for a store it cannot read; all mean the same here
         raise BakeError(f"{path} is not a baked world (Zarr cannot open it as a group: {e})") from None
 
@@ -441,7 +442,7 @@ def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Cl
         with Client(scheduler) as client:
             yield client
     else:
-        n = workers or os.cpu_count() or 1
+        n = workers or _cores()
         # One thread per worker process: generate() holds the GIL for much of its work.
         with (
             LocalCluster(
@@ -450,6 +451,13 @@ def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Cl
             Client(cluster) as client,
         ):
             yield client
+
+
+def _cores() -> int:
+    """The cores this process may run on (fewer than the machine's under taskset or a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _marker(*_stored: object) -> npt.NDArray[np.uint8]:
