@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -342,6 +343,21 @@ def test_a_half_written_block_is_never_read_as_baked(client: Client, tmp_path: P
     assert_same_world(open_baked(out).read(0, 0, 256, 256).world, want)
 
 
+def test_a_store_killed_while_it_was_made_is_finished(client: Client, tmp_path: Path) -> None:
+    out = tmp_path / "world.zarr"
+    # A chunk bigger than the world: one block, cut by the world on both sides.
+    bake(out, seed=SEED, width=100, height=60, chunk=128, scheduler=client)
+    shutil.rmtree(out / "moisture")
+    shutil.rmtree(out / "done")
+    with pytest.raises(
+        BakeError, match=f"^{out} is a bake stopped while it made its arrays: run the same bake"
+    ):
+        open_baked(out)
+    result = bake(out, seed=SEED, width=100, height=60, chunk=128, scheduler=client)
+    assert (result.blocks, result.already_baked, result.baked) == (1, 0, 1)
+    assert_same_world(open_baked(out).read(0, 0, 100, 60).world, generate(SEED, 0, 0, 100, 60))
+
+
 def test_different_arguments_are_refused_saying_what_differs(baked: Path) -> None:
     before = snapshot(baked)
     with pytest.raises(BakeError) as caught:
@@ -435,6 +451,13 @@ def test_a_bad_chunk_is_refused(tmp_path: Path, chunk: object, error: type[Excep
     with pytest.raises(error, match=f"^{re.escape(message)}$"):
         bake(out, seed=SEED, width=10_000, height=10_000, chunk=chunk)  # type: ignore[arg-type]
     assert not out.exists()
+
+
+def test_workers_with_a_scheduler_are_refused(tmp_path: Path) -> None:
+    message = "workers is the size of the local cluster: a scheduler brings its own workers"
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        bake(tmp_path / "w.zarr", seed=1, width=8, height=8, workers=2, scheduler="tcp://127.0.0.1:1")
+    assert not (tmp_path / "w.zarr").exists()
 
 
 @pytest.mark.parametrize(
