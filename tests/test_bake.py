@@ -60,10 +60,10 @@ def snapshot(path: Path) -> dict[str, str]:
     }
 
 
-def run_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "worldgen", "bake", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=ENV,
         capture_output=True,
         text=True,
@@ -257,9 +257,10 @@ def test_deployment_bake_from_the_cli_equals_generate(
     deployment: str, tmp_path: Path, reference: World
 ) -> None:
     out = tmp_path / "world.zarr"
-    # A chunk that divides neither side, baked by the two workers of the deployment.
-    done = run_cli("--seed", str(SEED), "--size", f"{WIDTH}x{HEIGHT}", "--chunk", "96", "--out", str(out),
-                   "--scheduler", deployment)  # fmt: skip
+    # A chunk that divides neither side, baked by the two workers of the deployment; a path relative
+    # to the command's directory, which is not the workers'.
+    done = run_cli("--seed", str(SEED), "--size", f"{WIDTH}x{HEIGHT}", "--chunk", "96", "--out", "world.zarr",
+                   "--scheduler", deployment, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"baking 24 on 2 worker threads ({deployment})" in done.stderr
     last = done.stderr.splitlines()[-2]  # the bar's last line, before the summary

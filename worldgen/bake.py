@@ -268,7 +268,8 @@ def bake(
         missing = [(int(j), int(i)) for j, i in np.argwhere(~done)]
     started = time.monotonic()
     if missing:
-        targets, done_array = _create_store(path, layout)
+        # Absolute: workers elsewhere (--scheduler) resolve a relative path in their own directory.
+        targets, done_array = _create_store(path.absolute(), layout)
         with _connect(scheduler, workers) as client:
             if progress is not None:
                 threads = sum(client.nthreads().values())
