@@ -56,6 +56,15 @@ def baseline(out: Path, size: int, chunk: int) -> float:
     return time.perf_counter() - start
 
 
+def generate_only(size: int, chunk: int) -> float:
+    """One process: generate() each block and drop it, the floor of any bake. Returns seconds."""
+    start = time.perf_counter()
+    for y in range(0, size, chunk):
+        for x in range(0, size, chunk):
+            generate(SEED, x, y, min(chunk, size - x), min(chunk, size - y))
+    return time.perf_counter() - start
+
+
 def dask_bake(client: object, out: Path, size: int, chunk: int) -> float:
     from worldgen.bake import bake
 
@@ -129,7 +138,7 @@ def main() -> None:
         f"world {size}x{size} ({cells / 1e6:.1f} M cells), blocks of {chunk}, "
         f"{args.rounds} interleaved rounds"
     )
-    best = {"baseline": float("inf"), "1 worker": float("inf"), "2 workers": float("inf")}
+    best = {name: float("inf") for name in ("generate only", "baseline", "1 worker", "2 workers")}
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP) as one,
         Client(one) as client1,
@@ -141,6 +150,7 @@ def main() -> None:
         dask_bake(client2, folder / "warm.zarr", 2 * chunk, chunk)
         for r in range(args.rounds):
             runs = {
+                "generate only": lambda: generate_only(size, chunk),
                 "baseline": lambda: baseline(folder / "baseline", size, chunk),
                 "1 worker": lambda: dask_bake(client1, folder / "one.zarr", size, chunk),
                 "2 workers": lambda: dask_bake(client2, folder / "two.zarr", size, chunk),
@@ -148,11 +158,12 @@ def main() -> None:
             for name, run in runs.items():
                 seconds = run()
                 best[name] = min(best[name], seconds)
-                print(f"  round {r + 1}: {name:9} {seconds:6.2f} s  {cells / seconds / 1e6:6.2f} M cells/s")
+                print(f"  round {r + 1}: {name:13} {seconds:6.2f} s  {cells / seconds / 1e6:6.2f} M cells/s")
     rate = {name: cells / seconds for name, seconds in best.items()}
     print()
     print(f"{f'bake {size}x{size}':44} {'M cells/s':>10} {'vs 1 worker':>12} {'vs baseline':>12}")
     rows = [
+        ("one process: generate per block, no writing", "generate only"),
         ("one process: generate + np.save per block", "baseline"),
         ("python -m worldgen bake, 1 worker", "1 worker"),
         ("python -m worldgen bake, 2 workers", "2 workers"),
