@@ -488,7 +488,9 @@ def _graph(
         chunks=per_block,
         dtype=object,
         meta=np.empty((0, 0), dtype=object),
-        name=f"generate-{layout.fingerprint}-{layout.seed}",
+        # Every argument of the blocks in their name: bakes of other arguments on one cluster never share
+        # a key, and a block of the same arguments is the same data whatever store it goes to.
+        name=f"generate-{layout.seed}-{layout.width}x{layout.height}-{layout.chunk}-{layout.fingerprint}",
     )
     rows = tuple(layout.box(j, 0)[3] for j in range(ny))
     cols = tuple(layout.box(0, i)[2] for i in range(nx))
