@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -488,9 +489,10 @@ def _graph(
         chunks=per_block,
         dtype=object,
         meta=np.empty((0, 0), dtype=object),
-        # Every argument of the blocks in their name: bakes of other arguments on one cluster never share
-        # a key, and a block of the same arguments is the same data whatever store it goes to.
-        name=f"generate-{layout.seed}-{layout.width}x{layout.height}-{layout.chunk}-{layout.fingerprint}",
+        # A name of this bake's own (every later task's key derives from it): a cluster that still
+        # remembers a block's key from an earlier bake of this store would otherwise answer from memory
+        # instead of writing the block again.
+        name=f"generate-{layout.seed}-{layout.width}x{layout.height}-{layout.chunk}-{uuid.uuid4().hex}",
     )
     rows = tuple(layout.box(j, 0)[3] for j in range(ny))
     cols = tuple(layout.box(0, i)[2] for i in range(nx))
