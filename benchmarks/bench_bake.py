@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from worldgen import generate
-from worldgen.bake import LOCAL_HTTP
+from worldgen.bake import local_cluster
 
 SEED = 1234
 
@@ -85,16 +85,14 @@ def peak_rss() -> int:
 
 def memory_run(size: int, chunk: int, folder: Path) -> None:
     """(In a fresh process.) Bake a size^2 world on a fresh 2-worker cluster; print peaks as JSON."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     from worldgen.bake import bake
 
     out = folder / f"memory-{size}.zarr"
     shutil.rmtree(out, ignore_errors=True)
     with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP
-        ) as cluster,
+        local_cluster(2) as cluster,
         Client(cluster) as client,
     ):
         idle = client.run(peak_rss)
@@ -129,7 +127,7 @@ def main() -> None:
         memory_run(args.memory_run, args.chunk, folder)
         return
 
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     size, chunk = args.size, args.chunk
     cells = size * size
@@ -140,9 +138,9 @@ def main() -> None:
     )
     best = {name: float("inf") for name in ("generate only", "baseline", "1 worker", "2 workers")}
     with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP) as one,
+        local_cluster(1) as one,
         Client(one) as client1,
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP) as two,
+        local_cluster(2) as two,
         Client(two) as client2,
     ):
         # Warm-up: the workers import worldgen, numpy and zarr on their first block.

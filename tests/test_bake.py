@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-from distributed import Client, LocalCluster
+from distributed import Client
 from vmtools import wait_until
 
 from worldgen import BIOMES, SPECIES, World, generate
 from worldgen.__main__ import main
 from worldgen._bake_progress import Progress
-from worldgen.bake import LOCAL_HTTP, BakeError, bake, open_baked
+from worldgen.bake import LOCAL_HTTP, BakeError, bake, local_cluster, open_baked
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 7
@@ -102,13 +102,8 @@ def stop_session(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    """A real local cluster: two worker processes of one thread each."""
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+    """A real local cluster (distributed.LocalCluster): two worker processes of one thread each."""
+    with local_cluster(2) as cluster, Client(cluster) as c:
         yield c
     # The cluster's workers were spawned by multiprocessing, which leaves its resource tracker process
     # running until the interpreter exits; stop it with the cluster (it restarts if anything needs it),

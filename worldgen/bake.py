@@ -51,9 +51,18 @@ from ._generate import World
 
 if TYPE_CHECKING:
     import zarr
-    from distributed import Client
+    from distributed import Client, LocalCluster
 
-__all__ = ["DEFAULT_CHUNK", "BakeError", "BakeResult", "BakedRegion", "BakedWorld", "bake", "open_baked"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "BakeError",
+    "BakeResult",
+    "BakedRegion",
+    "BakedWorld",
+    "bake",
+    "local_cluster",
+    "open_baked",
+]
 
 DEFAULT_CHUNK = 1024
 # Blosc's lz4 with byte shuffle, measured on a 1024^2 block of five layers (14 bytes per cell raw):
@@ -68,6 +77,8 @@ _MIN_BATCH = 32
 # is asked; None means port 8787, which another cluster may hold (then it warns and takes another).
 # A free port on the loopback interface never clashes and is not reachable from the network.
 LOCAL_HTTP = "127.0.0.1:0"
+# glibc's malloc thresholds for the local cluster's workers (see local_cluster): 64 MiB.
+_MALLOC_THRESHOLD = 64 << 20
 
 
 class BakeError(ValueError):
@@ -433,10 +444,28 @@ def _create_store(path: Path, layout: Layout) -> tuple[dict[str, zarr.Array[Any]
     return arrays, done
 
 
+def local_cluster(workers: int | None = None) -> LocalCluster:
+    """A ``distributed.LocalCluster`` set up for baking: ``workers`` processes (default: one per core) of
+    one thread each, since generate() holds the GIL for much of its work, and their HTTP on a free
+    loopback port.
+
+    Its workers keep glibc's default handling of big allocations: distributed starts workers with
+    MALLOC_TRIM_THRESHOLD_=65536, which also turns off glibc's adaptive mmap threshold, so that every
+    array of generate() is mapped and faulted in afresh: measured 50% slower generation, for no less
+    peak memory (the block's arrays are freed after each block either way)."""
+    import dask
+    from distributed import LocalCluster
+
+    n = workers or _cores()
+    environ = {"MALLOC_TRIM_THRESHOLD_": _MALLOC_THRESHOLD, "MALLOC_MMAP_THRESHOLD_": _MALLOC_THRESHOLD}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+        return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP)
+
+
 @contextlib.contextmanager
 def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Client]:
     """A client of the given scheduler or Client, or of a local cluster started (and stopped) here."""
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if isinstance(scheduler, Client):
         yield scheduler
@@ -444,14 +473,7 @@ def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Cl
         with Client(scheduler) as client:
             yield client
     else:
-        n = workers or _cores()
-        # One thread per worker process: generate() holds the GIL for much of its work.
-        with (
-            LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=LOCAL_HTTP
-            ) as cluster,
-            Client(cluster) as client,
-        ):
+        with local_cluster(workers) as cluster, Client(cluster) as client:
             yield client
 
 
