@@ -186,10 +186,12 @@ def elevation(seed: int, where: Sampler) -> Ground:
     r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
     height = np.empty_like(n)
     basin = np.empty_like(n)
-    flat = [a.reshape(-1) for a in (n, d, r, sea, height, basin)]
+    fn, fd, fr, fh, fb = (a.reshape(-1) for a in (n, d, r, height, basin))
+    fs = sea.reshape(-1)
     # A chunk at a time: a few dozen passes over data that stays in cache.
     for k in range(0, n.size, _CHUNK):
-        _shape(*(a[k : k + _CHUNK] for a in flat))
+        c = slice(k, k + _CHUNK)
+        _shape(fn[c], fd[c], fr[c], fs[c], fh[c], fb[c])
     return Ground(height, n, basin, sea)
 
 
