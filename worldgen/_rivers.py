@@ -165,30 +165,53 @@ def _piece_reach(piece: tuple[F64, ...]) -> F64:
 def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[F32, F32]:
     """Clearance (distance to the river's bank, negative inside) and carved elevation, per pair.
 
-    Pairs beyond a piece's reach get clearance inf and their own elevation: exactly what the full
-    formula gives them once the clearance is capped at RIVER_FAR (so they are skipped, cheaply).
+    Pairs beyond a piece's reach (``_piece_reach``) come out with a clearance above RIVER_FAR and their
+    own elevation exactly (the valley has faded out fully there: the change is multiplied by 0), which
+    is all that is kept of them: clearances are only tested for < 0 and capped at RIVER_FAR, and the
+    carved elevation is a minimum with the cell's own. So every pair takes the same formula, with no
+    gather of the near ones.
     """
     ax, ay, bx, by, la, lb, half = piece
-    vx, vy = bx - ax, by - ay
-    wx, wy = px - ax, py - ay
-    t = np.clip((wx * vx + wy * vy) / np.maximum(vx * vx + vy * vy, 1e-12), 0.0, 1.0)
-    dx, dy = wx - t * vx, wy - t * vy
-    dist2 = dx * dx + dy * dy
-    reach = _piece_reach(piece)
-    near = np.flatnonzero(dist2 < reach * reach)
-    clearance = np.full(px.shape, np.inf, dtype=np.float32)
-    carved = e.copy()
-    t, la, lb, half = t[near], la[near], lb[near], half[near]
-    en = e[near].astype(np.float64)
-    gap = np.sqrt(dist2[near]) - half
-    level = la + (lb - la) * t
-    side = np.maximum(gap, 0.0)
-    cut = np.minimum(en, level + VALLEY_SLOPE * side)
-    fade = np.clip(side * (1.0 / VALLEY), 0.0, 1.0)
-    fade = fade * fade * (3.0 - 2.0 * fade)
-    clearance[near] = gap
-    carved[near] = en - (en - cut) * (1.0 - fade)
-    return clearance, carved
+    vx = bx - ax
+    vy = by - ay
+    wx = px - ax
+    wy = py - ay
+    t = wx * vx
+    t += wy * vy
+    vv = vx * vx
+    vv += vy * vy
+    np.maximum(vv, 1e-12, out=vv)
+    t /= vv
+    np.clip(t, 0.0, 1.0, out=t)
+    vx *= t
+    wx -= vx  # dx
+    vy *= t
+    wy -= vy  # dy
+    wx *= wx
+    wy *= wy
+    wx += wy
+    gap = np.sqrt(wx, out=wx)
+    gap -= half
+    lb = lb - la
+    lb *= t
+    lb += la  # the water level
+    side = np.maximum(gap, 0.0, out=vv)
+    en = e.astype(np.float64)
+    cut = np.multiply(side, VALLEY_SLOPE, out=wy)
+    cut += lb
+    np.minimum(en, cut, out=cut)
+    fade = np.multiply(side, 1.0 / VALLEY, out=vx)
+    np.clip(fade, 0.0, 1.0, out=fade)
+    # fade * fade * (3 - 2 fade), then 1 - that, in the order the formula always used.
+    smooth = np.multiply(fade, -2.0, out=vy)
+    smooth += 3.0
+    fade *= fade
+    fade *= smooth
+    np.subtract(1.0, fade, out=fade)
+    np.subtract(en, cut, out=cut)
+    cut *= fade
+    np.subtract(en, cut, out=cut)
+    return gap.astype(np.float32), cut.astype(np.float32)
 
 
 def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32, F32]:
