@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -284,15 +285,33 @@ def _boxes(grid: Grid, cx0: F64, cy0: F64, cx1: F64, cy1: F64) -> tuple[I64, I64
     return rows * grid.width + cols, owner
 
 
-def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> tuple[I64, I64]:
-    """Flat sample indices within ``reach`` of each segment (a superset), and the segment of each.
+class Band(NamedTuple):
+    """The (sample, segment) pairs of ``_band``: flat sample index and world x, y of each pair, and the
+    sample lines they come in (pairs are grouped by line, in line order): each line's segment and count.
+    """
+
+    idx: I64
+    px: F64
+    py: F64
+    line_owner: I64
+    line_count: I64
+
+    def per_pair(self, values: F64) -> F64:
+        """A per-segment array spread to the pairs."""
+        return np.repeat(values[self.line_owner], self.line_count)
+
+
+def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
+    """Samples within ``reach`` of each segment (a superset), as (sample, segment) pairs.
 
     Along a segment's longer axis, each sample line crossing the segment (or within ``reach`` beyond an
-    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it.
+    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it: a
+    run of consecutive samples, worked out per line and only then spread to its samples.
     """
     ax, ay, bx, by = seg[:4]
-    idx_parts, owner_parts = [], []
+    parts: list[tuple[I64, F64, F64, I64, I64]] = []
     along_x = np.abs(bx - ax) >= np.abs(by - ay)
+    st = grid.step
     for flip in (False, True):
         which = np.flatnonzero(along_x != flip)
         if which.size == 0:
@@ -305,27 +324,37 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> tuple[I64, I64]:
             au, av, bu, bv = ax[which], ay[which], bx[which], by[which]
             u0, n_u, v0, n_v = grid.x0, grid.width, grid.y0, grid.height
         r = reach[which]
-        st = grid.step
         c0 = np.clip(np.ceil((np.minimum(au, bu) - r - u0) / st), 0, n_u).astype(np.int64)
         c1 = np.clip(np.floor((np.maximum(au, bu) + r - u0) / st) + 1, 0, n_u).astype(np.int64)
         slope = (bv - av) / (bu - au)
         half = r * np.sqrt(1.0 + slope * slope)
         n_rows = (np.floor(2.0 * half / st) + 2).astype(np.int64)
-        count = np.maximum(c1 - c0, 0) * n_rows
-        owner = np.repeat(np.arange(which.size, dtype=np.int64), count)
-        k = np.arange(int(count.sum()), dtype=np.int64) - (np.cumsum(count) - count)[owner]
-        col = c0[owner] + k // n_rows[owner]
+        # One entry per (segment, sample line across it).
+        lines = np.maximum(c1 - c0, 0)
+        owner = np.repeat(np.arange(which.size, dtype=np.int64), lines)
+        col = c0[owner] + (np.arange(int(lines.sum()), dtype=np.int64) - (np.cumsum(lines) - lines)[owner])
         u = (u0 + col * st).astype(np.float64)
         t = np.clip((u - au[owner]) / (bu[owner] - au[owner]), 0.0, 1.0)
         centre = av[owner] + t * (bv[owner] - av[owner])
-        row = np.ceil((centre - half[owner] - v0) / st).astype(np.int64) + k % n_rows[owner]
-        ok = (row >= 0) & (row < n_v)
-        col, row, owner = col[ok], row[ok], owner[ok]
-        idx_parts.append(col * grid.width + row if flip else row * grid.width + col)
-        owner_parts.append(which[owner])
-    if not idx_parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(idx_parts), np.concatenate(owner_parts)
+        row0 = np.ceil((centre - half[owner] - v0) / st).astype(np.int64)
+        lo = np.maximum(row0, 0)
+        hi = np.minimum(row0 + n_rows[owner], n_v)
+        count = np.maximum(hi - lo, 0)
+        # Spread to the samples of each line: rows lo, lo + 1, ... (the rows of the line inside the grid).
+        j = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        row = np.repeat(lo, count) + j
+        v = (v0 + row * st).astype(np.float64)
+        uu = np.repeat(u, count)
+        colr = np.repeat(col, count)
+        if flip:
+            parts.append((colr * grid.width + row, v, uu, which[owner], count))
+        else:
+            parts.append((row * grid.width + colr, uu, v, which[owner], count))
+    if not parts:
+        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return Band(empty_i, empty_f, empty_f, empty_i, empty_i)
+    idx, px, py, line_owner, line_count = (np.concatenate(k) for k in zip(*parts, strict=True))
+    return Band(idx, px, py, line_owner, line_count)
 
 
 def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
@@ -353,9 +382,10 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     while start < cost.size:
         stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
         part = tuple(a[start:stop] for a in seg)
-        idx, owner = _band(grid, part, reach[start:stop])
-        px, py = _cell_xy(grid, idx)
-        clearance, cut = _segment_formula(px, py, e_flat[idx], tuple(a[owner] for a in part))
+        band = _band(grid, part, reach[start:stop])
+        idx = band.idx
+        pieces = tuple(band.per_pair(a) for a in part)
+        clearance, cut = _segment_formula(band.px, band.py, e_flat[idx], pieces)
         np.minimum.at(river, idx, clearance)
         np.minimum.at(carved, idx, cut)
         start = stop
