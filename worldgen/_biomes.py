@@ -128,12 +128,13 @@ def classify(
 ) -> npt.NDArray[np.uint8]:
     """Biome ids from the carved elevation, climate and the beach, river and lake masks (any shape)."""
     biome = np.empty(np.shape(elevation), dtype=np.uint8)
-    flat = [np.reshape(a, -1) for a in (elevation, temperature, moisture, beach, river, lake)]
+    e, t, m = (a.reshape(-1) for a in (elevation, temperature, moisture))
+    b, r, w = (a.reshape(-1) for a in (beach, river, lake))
     out = biome.reshape(-1)
     # A chunk at a time, so the dozen passes of the rules run over data that stays in cache.
     for k in range(0, out.size, _CHUNK):
         c = slice(k, k + _CHUNK)
-        _classify(flat[0][c], flat[1][c], flat[2][c], flat[3][c], flat[4][c], flat[5][c], out[c])
+        _classify(e[c], t[c], m[c], b[c], r[c], w[c], out[c])
     return biome
 
 
