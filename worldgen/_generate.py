@@ -20,6 +20,7 @@ from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate,
 _LATTICE = BEACH_REACH
 
 F32 = npt.NDArray[np.float32]
+B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
@@ -143,6 +144,33 @@ def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]
     return classify(carved, t, m, beach, river, lake)
 
 
+_CHUNK = 1 << 16
+
+
+def _carve(
+    water_river: F32, water_lake: F32, base: F32, basin: F32, continent: F32, carved: F32, *masks: B
+) -> None:
+    """The river, lake and beach candidate masks (into ``masks``), lakes and channels carved into
+    ``carved`` and the river field capped at RIVER_FAR in place, a chunk of cells at a time (in cache).
+    """
+    fields = [a.reshape(-1) for a in (water_river, water_lake, base, basin, continent, carved)]
+    outs = [m.reshape(-1) for m in masks]
+    for k in range(0, fields[0].size, _CHUNK):
+        c = slice(k, k + _CHUNK)
+        w_river, w_lake, e, b, n, cut = (a[c] for a in fields)
+        river, lake, cand = (m[c] for m in outs)
+        np.less(w_river, np.float32(0.0), out=river)
+        np.less(w_lake, np.float32(0.0), out=lake)
+        lake &= e >= np.float32(SEA_LEVEL)
+        lake |= b > np.float32(0.0)
+        np.maximum(cut, np.float32(SEA_LEVEL), out=cut, where=lake)
+        cut_channels(cut, river > lake)  # river and not lake
+        np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
+        np.greater_equal(cut, np.float32(SEA_LEVEL), out=cand)
+        cand &= n < np.float32(BEACH_NOISE)
+        cand &= ~(river | lake)
+
+
 def generate(
     seed: int,
     x0: int,
@@ -180,17 +208,15 @@ def generate(
     report(0.55, "moisture")
     net = network(seed, x0 - r, y0 - r, x_hi + r, y_hi + r)
     water = water_grid(seed, grid, base, net)
-    river = water.river < 0.0
-    lake = ((water.lake < 0.0) & (base >= SEA_LEVEL)) | (basin > 0.0)
-    del basin
+    river = np.empty(grid.shape, dtype=np.bool_)
+    lake = np.empty(grid.shape, dtype=np.bool_)
+    cand = np.empty(grid.shape, dtype=np.bool_)
     carved = water.carved
-    np.maximum(carved, np.float32(SEA_LEVEL), out=carved, where=lake)
-    cut_channels(carved, river & ~lake)
-    river_field = np.clip(water.river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR))
-    del water
+    river_field = water.river
+    _carve(water.river, water.lake, base, basin, continent, carved, river, lake, cand)
+    del basin, water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    cand = (carved >= SEA_LEVEL) & (continent < BEACH_NOISE) & ~river & ~lake
     near_sea = _near_sea_grid(seed, grid) if cand.any() else None
     if near_sea is not None:
         beach = cand & near_sea
