@@ -105,8 +105,10 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     return near
 
 
-def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
-    """``_near_sea_points`` for every sample of a grid, from the lattice under it; None if too large."""
+def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
+    """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
+    lattice under the grid (``_near_sea_points`` for every candidate); None if that lattice is too large.
+    """
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
     lx0, ly0 = (int(x[0]) - r) // s, (int(y[0]) - r) // s
@@ -114,7 +116,8 @@ def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
     if nx * ny > 2 * grid.width * grid.height + 4096:
         return None  # a coarse step: cheaper to look around the few beach candidates only
     _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
-    # Separable window sums: over the lattice rows of each sample row, then over the lattice columns.
+    # Separable window sums: over the lattice rows of each sample row, then over the lattice columns,
+    # the latter only at the candidates (a small share of the cells).
     ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
     jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
     down = np.zeros((ny + 1, nx), dtype=np.int32)
@@ -122,8 +125,13 @@ def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
     rows = (down[jhi] - down[jlo]) > 0
     across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
     np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
-    count = np.take(across, ihi, axis=1) - np.take(across, ilo, axis=1)
-    return count > 0
+    beach = np.zeros(grid.shape, dtype=np.bool_)
+    flat = np.flatnonzero(cand)
+    row, col = np.divmod(flat, grid.width)
+    base = row * (nx + 1)
+    count = np.take(across, base + ihi[col]) - np.take(across, base + ilo[col])
+    beach.reshape(-1)[flat] = count > 0
+    return beach
 
 
 def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
@@ -217,9 +225,9 @@ def generate(
     del basin, water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    near_sea = _near_sea_grid(seed, grid) if cand.any() else None
-    if near_sea is not None:
-        beach = cand & near_sea
+    beach_grid = _beach_grid(seed, grid, cand) if cand.any() else None
+    if beach_grid is not None:
+        beach = beach_grid
     else:
         beach = np.zeros(grid.shape, dtype=np.bool_)
         if cand.any():
