@@ -63,7 +63,14 @@ class _Axis:
         self.cell = coords // spacing  # floor division: negative coordinates work
         self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
         self.fade = _fade(self.frac)
-        self.lattice = np.unique(np.concatenate([self.cell, self.cell + 1]))
+        # The sorted distinct points of cell and cell + 1 (what np.unique gives): both runs are sorted
+        # already (the samples increase), so a stable sort merges them in linear time.
+        both = np.concatenate([self.cell, self.cell + 1])
+        both.sort(kind="stable")
+        distinct = np.empty(both.size, dtype=np.bool_)
+        distinct[0] = True
+        np.not_equal(both[1:], both[:-1], out=distinct[1:])
+        self.lattice = both[distinct]
         self.index = np.searchsorted(self.lattice, self.cell)
 
 
