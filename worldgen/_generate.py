@@ -156,11 +156,20 @@ _CHUNK = 1 << 16
 
 
 def _carve(
-    water_river: F32, water_lake: F32, base: F32, basin: F32, continent: F32, carved: F32, *masks: B
+    water_river: F32,
+    water_lake: F32,
+    base: F32,
+    basin: F32,
+    continent: F32,
+    carved: F32,
+    heights: npt.NDArray[np.uint8],
+    *masks: B,
 ) -> None:
     """The river, lake and beach candidate masks (into ``masks``), lakes and channels carved into
-    ``carved`` and the river field capped at RIVER_FAR in place, a chunk of cells at a time (in cache).
+    ``carved``, the river field capped at RIVER_FAR in place and the heights 1..10 of the carved
+    elevation (into ``heights``), a chunk of cells at a time (in cache).
     """
+    levels = heights.reshape(-1)
     fields = [a.reshape(-1) for a in (water_river, water_lake, base, basin, continent, carved)]
     outs = [m.reshape(-1) for m in masks]
     for k in range(0, fields[0].size, _CHUNK):
@@ -177,6 +186,11 @@ def _carve(
         np.greater_equal(cut, np.float32(SEA_LEVEL), out=cand)
         cand &= n < np.float32(BEACH_NOISE)
         cand &= ~(river | lake)
+        # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
+        level = levels[c]
+        np.copyto(level, cut * np.float32(10.0), casting="unsafe")
+        np.minimum(level, np.uint8(9), out=level)  # unsigned: never below 0
+        level += np.uint8(1)
 
 
 def generate(
@@ -221,7 +235,8 @@ def generate(
     cand = np.empty(grid.shape, dtype=np.bool_)
     carved = water.carved
     river_field = water.river
-    _carve(water.river, water.lake, base, basin, continent, carved, river, lake, cand)
+    heights_u8 = np.empty(grid.shape, dtype=np.uint8)
+    _carve(water.river, water.lake, base, basin, continent, carved, heights_u8, river, lake, cand)
     del basin, water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
@@ -235,11 +250,6 @@ def generate(
             beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
     biome = classify(carved, temperature, moisture, beach, river, lake)
     del base, beach, cand, continent
-    heights = carved * np.float32(10.0)
-    heights_u8 = heights.astype(np.uint8)
-    del heights
-    np.clip(heights_u8, 0, 9, out=heights_u8)
-    heights_u8 += np.uint8(1)
     report(0.9, "biomes")
     if step == 1:
         creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
