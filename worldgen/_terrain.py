@@ -198,20 +198,30 @@ def elevation(seed: int, where: Sampler) -> Ground:
 def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[F32, F32]:
     """Temperature (colder higher up) and moisture (drier inland), float32 in [0, 1]."""
     t = where.noise(derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE)
+    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    ft, fm, fe, fc = (a.reshape(-1) for a in (t, m, elevation, continent))
+    # A chunk at a time, in cache.
+    for k in range(0, ft.size, _CHUNK):
+        c = slice(k, k + _CHUNK)
+        _climate(ft[c], fm[c], fe[c], fc[c])
+    return t, m
+
+
+def _climate(t: F32, m: F32, elevation: F32, continent: F32) -> None:
+    """``climate`` of one chunk, in place in the raw noise ``t`` and ``m``."""
     t *= np.float32(TEMPERATURE_GAIN)
     t += np.float32(0.5)
     above = elevation - np.float32(SEA_LEVEL)
     np.maximum(above, 0.0, out=above)
     above *= np.float32(LAPSE)
     t -= above
-    del above
-    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
     m *= np.float32(MOISTURE_GAIN)
     m += np.float32(0.5)
-    dry = np.maximum(continent, np.float32(0.0))
+    dry = np.maximum(continent, np.float32(0.0), out=above)
     dry *= np.float32(INLAND_DRYING)
     m -= dry
-    return np.clip(t, 0.0, 1.0, out=t), np.clip(m, 0.0, 1.0, out=m)
+    _unit(t)
+    _unit(m)
 
 
 def terrain(seed: int, where: Sampler) -> Terrain:
