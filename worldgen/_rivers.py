@@ -52,7 +52,7 @@ RIVER_CUT = 0.02  # a river's channel lies this far below the ground beside it (
 LAKE_RADIUS, LAKE_GAIN, MAX_LAKE_RADIUS = 14.0, 8.0, 60.0  # radius = 14 + 8 sqrt(sources upstream)
 LAKE_DEPTH = 0.02
 _WOBBLE = 1.0 + 0.22 + 0.12  # a lake's shore lies within this many radii of its centre
-_BATCH = 1 << 17  # (sample, shape) pairs evaluated at once
+_BATCH = 1 << 16  # (sample, shape) pairs evaluated at once
 _NEAR = 2  # nodes around a cell's own that can reach it (reach < NODE)
 _SALT = 0x21BE5
 _OFFSETS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
