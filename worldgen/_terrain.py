@@ -91,11 +91,19 @@ def land_noise(seed: int, where: Sampler) -> tuple[F32, B, F32]:
     """
     c = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
     d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
+    sea = np.empty(c.shape, dtype=np.bool_)
+    _land(c, d, sea)
+    return c, sea, d
+
+
+def _land(c: F32, d: F32, sea: B) -> None:
+    """``land_noise`` from the continent and detail noise: continentalness into ``c``, sea into ``sea``."""
     c -= np.float32(SEA_NOISE)
-    n = np.float32(DETAIL_WEIGHT) * d
+    np.less(c, np.float32(INLAND_SEA), out=sea)
+    n = d * np.float32(DETAIL_WEIGHT)
     n += c
-    sea = (n < 0.0) & (c < np.float32(INLAND_SEA))
-    return n, sea, d
+    sea &= n < np.float32(0.0)
+    c[...] = n
 
 
 class Ground(NamedTuple):
@@ -182,15 +190,19 @@ def elevation(seed: int, where: Sampler) -> Ground:
     Basins (> 0 where a lake lies, up to 1) are where the ridge noise is far from its ridges on the
     high side, inland: the ground sinks there by up to BASIN_DEPTH, never below the sea level.
     """
-    n, sea, d = land_noise(seed, where)
+    n = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
+    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
     r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
+    sea = np.empty(n.shape, dtype=np.bool_)
     height = np.empty_like(n)
     basin = np.empty_like(n)
     fn, fd, fr, fh, fb = (a.reshape(-1) for a in (n, d, r, height, basin))
     fs = sea.reshape(-1)
-    # A chunk at a time: a few dozen passes over data that stays in cache.
+    # A chunk at a time: a few dozen passes over data that stays in cache. The continent noise becomes
+    # the continentalness (land_noise's) in place.
     for k in range(0, n.size, _CHUNK):
         c = slice(k, k + _CHUNK)
+        _land(fn[c], fd[c], fs[c])
         _shape(fn[c], fd[c], fr[c], fs[c], fh[c], fb[c])
     return Ground(height, n, basin, sea)
 
