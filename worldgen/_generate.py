@@ -143,7 +143,7 @@ def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]
     carved = water.carved.astype(np.float32)
     beach = np.zeros(x.shape, dtype=np.bool_)
     river = water.river < 0.0
-    lake = ((water.lake < 0.0) & (e >= SEA_LEVEL)) | (basin > 0.0)
+    lake = (water.lake & (e >= SEA_LEVEL)) | (basin > 0.0)
     carved = np.where(lake, np.maximum(carved, np.float32(SEA_LEVEL)), carved)
     cut_channels(carved, river & ~lake)
     cand = (carved >= SEA_LEVEL) & (c < BEACH_NOISE) & ~river & ~lake
@@ -157,7 +157,7 @@ _CHUNK = 1 << 16
 
 def _carve(
     water_river: F32,
-    water_lake: F32,
+    water_lake: B,
     base: F32,
     basin: F32,
     continent: F32,
@@ -170,14 +170,14 @@ def _carve(
     elevation (into ``heights``), a chunk of cells at a time (in cache).
     """
     levels = heights.reshape(-1)
-    fields = [a.reshape(-1) for a in (water_river, water_lake, base, basin, continent, carved)]
-    outs = [m.reshape(-1) for m in masks]
+    fields = [a.reshape(-1) for a in (water_river, base, basin, continent, carved)]
+    flags = [m.reshape(-1) for m in (water_lake, *masks)]
     for k in range(0, fields[0].size, _CHUNK):
         c = slice(k, k + _CHUNK)
-        w_river, w_lake, e, b, n, cut = (a[c] for a in fields)
-        river, lake, cand = (m[c] for m in outs)
+        w_river, e, b, n, cut = (a[c] for a in fields)
+        w_lake, river, lake, cand = (m[c] for m in flags)
         np.less(w_river, np.float32(0.0), out=river)
-        np.less(w_lake, np.float32(0.0), out=lake)
+        np.copyto(lake, w_lake)
         lake &= e >= np.float32(SEA_LEVEL)
         lake |= b > np.float32(0.0)
         np.maximum(cut, np.float32(SEA_LEVEL), out=cut, where=lake)

@@ -258,10 +258,10 @@ def cut_channels(carved: F32, river: B) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Water:
-    """Per cell: distance to the nearest river bank (negative inside), lake clearance, carved elevation."""
+    """Per cell: distance to the nearest river bank (negative inside), inside a lake, carved elevation."""
 
     river: F32
-    lake: F32
+    lake: B
     carved: F32
 
 
@@ -362,7 +362,7 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     e_flat = elevation.ravel()
     size = e_flat.size
     river = np.full(size, np.inf, dtype=np.float32)
-    lake = np.full(size, np.inf, dtype=np.float32)
+    lake = np.zeros(size, dtype=np.bool_)
     carved = e_flat.copy()
     seg = net.pieces()
     ax, ay, bx, by = seg[:4]
@@ -404,10 +404,11 @@ def _rasterise(
     reach: F64,
     formula: Formula,
     e_flat: F32,
-    clearance_out: F32,
+    inside: B,
     carved_out: F32,
 ) -> None:
-    """Evaluate ``formula`` for every (sample, shape) pair within ``reach`` of a shape's box; keep minima.
+    """``formula`` for every (sample, shape) pair within ``reach`` of a shape's box: marks samples inside
+    a shape (clearance < 0) in ``inside`` and keeps the minimum carved elevation.
 
     Shapes are taken in batches of about _BATCH pairs, so memory does not grow with the region.
     """
@@ -431,7 +432,7 @@ def _rasterise(
         idx, owner = _boxes(grid, x0[part] - r, y0[part] - r, x1[part] + r, y1[part] + r)
         px, py = _cell_xy(grid, idx)
         clearance, cut = formula(px, py, e_flat[idx], tuple(a[part][owner] for a in shapes))
-        np.minimum.at(clearance_out, idx, clearance)
+        inside[idx[clearance < 0.0]] = True
         np.minimum.at(carved_out, idx, cut)
         start = stop
 
@@ -494,7 +495,8 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
         carved_l[is_lake] = cut
     shape = elevation.shape
     out_carved = np.minimum(carved.min(axis=1), carved_l.min(axis=1))
-    return Water(river.min(axis=1).reshape(shape), lake.min(axis=1).reshape(shape), out_carved.reshape(shape))
+    inside: B = np.any(lake < 0.0, axis=1)
+    return Water(river.min(axis=1).reshape(shape), inside.reshape(shape), out_carved.reshape(shape))
 
 
 def _lakes_at(net: Network, n: I64) -> tuple[F64, ...]:
