@@ -148,7 +148,7 @@ class Channel:
         mid-message) never leaves the stream out of step. Raises ``EOFError`` once the peer has gone.
         """
         while True:
-            taken = self._take_buffered()
+            taken = self.take_buffered()
             if taken is not None:
                 return taken
             try:
@@ -174,7 +174,8 @@ class Channel:
         (size,) = _HEADER.unpack_from(self._buffer, self._pos)
         return bool(start + size <= len(self._buffer))
 
-    def _take_buffered(self) -> tuple[Message, list[int]] | None:
+    def take_buffered(self) -> tuple[Message, list[int]] | None:
+        """The next whole message already read into the buffer, if there is one (no system call)."""
         buffer, pos = self._buffer, self._pos
         start = pos + _HEADER.size
         if start > len(buffer):

@@ -213,8 +213,8 @@ def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object])
 
 
 class _Inbox:
-    """The messages from VM 0, in order: jobs wait here until they run. Before a job starts, whatever else
-    has arrived is read, so that a ``Skip`` sent after the job still stops it, and releases are done."""
+    """The messages from VM 0, in order: jobs wait here until they run. Before a job starts, the messages
+    read with it are looked through, so that a ``Skip`` sent after the job still stops it."""
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
@@ -222,9 +222,14 @@ class _Inbox:
         self._skips: set[int] = set()
 
     def next(self) -> tuple[Message, list[int]]:
-        """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end."""
+        """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end.
+
+        Each read takes whatever the socket has (up to 64 KiB): when a job has waited behind a running
+        one, its ``Skip`` came in the same read. Only what was read is looked through: no extra system
+        call per job (a ``Skip`` still on its way finds the job started, and it runs).
+        """
         while True:
-            while (received := self._channel.recv_nowait()) is not None:
+            while (received := self._channel.take_buffered()) is not None:
                 self._take(*received)
             if self._pending:
                 return self._pending.popleft()
