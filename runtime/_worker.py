@@ -224,16 +224,21 @@ class _Inbox:
     def next(self) -> tuple[Message, list[int]]:
         """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end.
 
-        Each read takes whatever the socket has (up to 64 KiB): when a job has waited behind a running
-        one, its ``Skip`` came in the same read. Only what was read is looked through: no extra system
-        call per job (a ``Skip`` still on its way finds the job started, and it runs).
+        A job read earlier (it waited behind the running one) gets one more look at the socket before it
+        starts, so that a ``Skip`` sent since is seen; a job that arrives while the VM waits starts at
+        once (a ``Skip`` still on its way then finds it started, and it runs).
         """
+        fresh = False
         while True:
             while (received := self._channel.take_buffered()) is not None:
                 self._take(*received)
             if self._pending:
+                if not fresh:
+                    while (received := self._channel.recv_nowait()) is not None:
+                        self._take(*received)
                 return self._pending.popleft()
             self._take(*self._channel.recv())
+            fresh = True
 
     def skip(self, seq: int) -> bool:
         """Whether VM 0 asked to skip job ``seq`` (which is about to start)."""
