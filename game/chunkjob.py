@@ -1,0 +1,138 @@
+"""One chunk of the endless world, generated and coloured: the job the pool's VMs run.
+
+A chunk is ``CHUNK`` x ``CHUNK`` samples. At level ``L`` a sample is every ``2**L``-th cell (the level of
+detail for zoomed-out views), so a level-``L`` chunk covers ``CHUNK * 2**L`` cells on a side. Chunk
+``(L, cx, cy)`` starts at cell ``(cx * span, cy * span)`` with ``span = CHUNK * 2**L``.
+
+Colouring reads neighbours (the hillshade's slope), so a region is generated with a one-sample halo and
+the halo cropped after colouring: a chunk's pixels are then exactly those of the same area generated and
+coloured in one piece, and chunks tile without seams. This module imports numpy, worldgen and the
+game's numpy-only colouring, never pygame: VM jobs import it.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+import worldgen
+from game import terrain
+
+CHUNK = 128
+"""Samples on a chunk's side."""
+THUMB = 4
+"""Pixels on a side of a chunk's thumbnail for the minimap of what was seen."""
+WORLD_LIMIT = 1 << 31
+"""World cells lie in [-2**31, 2**31) on both axes (worldgen's int32 coordinates)."""
+HALO = 1
+
+ChunkKey = tuple[int, int, int]
+"""``(level, cx, cy)``."""
+
+
+@functools.cache
+def max_level() -> int:
+    """The coarsest level of detail available: 0 unless ``worldgen.generate`` takes ``step=``."""
+    return 6 if "step" in inspect.signature(worldgen.generate).parameters else 0
+
+
+def span(level: int) -> int:
+    """Cells on a side of a level-``level`` chunk."""
+    return CHUNK << level
+
+
+def in_world(key: ChunkKey) -> bool:
+    """Whether chunk ``key`` lies wholly inside the world's int32 coordinate range."""
+    level, cx, cy = key
+    size = span(level)
+    return all(c * size >= -WORLD_LIMIT and (c + 1) * size <= WORLD_LIMIT for c in (cx, cy))
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkData:
+    """A generated, coloured chunk, as VM 0 receives it."""
+
+    seed: int
+    key: ChunkKey
+    image: npt.NDArray[np.uint8]
+    """(CHUNK, CHUNK, 4) RGBX, one pixel per sample: wrapped in a Surface as is."""
+    biome: npt.NDArray[np.uint8]
+    """(CHUNK, CHUNK) biome ids, for the creatures' habitats and the tooltip."""
+    creatures: npt.NDArray[np.void]
+    """worldgen's creature records inside the chunk (level 0 only; empty above it)."""
+    thumb: npt.NDArray[np.uint8]
+    """(THUMB, THUMB, 3) RGB means, for the minimap."""
+    seconds: float
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.image.nbytes + self.biome.nbytes + self.creatures.nbytes + self.thumb.nbytes)
+
+
+def _generate(seed: int, x0: int, y0: int, width: int, height: int, step: int) -> worldgen.World:
+    if step == 1:
+        return worldgen.generate(seed, x0, y0, width, height)
+    if max_level() == 0:
+        raise ValueError(f"worldgen.generate has no step= (levels of detail), asked for step {step}")
+    return worldgen.generate(seed, x0, y0, width, height, step=step)  # type: ignore[call-arg]
+
+
+def colour_region(
+    seed: int, x0: int, y0: int, width: int, height: int, step: int = 1
+) -> tuple[npt.NDArray[np.uint8], worldgen.World]:
+    """The RGBX image of ``width`` x ``height`` samples every ``step`` cells from cell ``(x0, y0)``, and
+    the World they came from (with a halo of ``HALO`` samples around them).
+
+    Where the halo would leave the world's coordinate range, the edge samples are repeated instead.
+    """
+    reach = HALO * step
+    lo_x, lo_y = max(x0 - reach, -WORLD_LIMIT), max(y0 - reach, -WORLD_LIMIT)
+    hi_x = min(x0 + (width + HALO) * step, WORLD_LIMIT)
+    hi_y = min(y0 + (height + HALO) * step, WORLD_LIMIT)
+    cols, rows = -(-(hi_x - lo_x) // step), -(-(hi_y - lo_y) // step)
+    world = _generate(seed, lo_x, lo_y, cols, rows, step)
+    image = terrain.colour_terrain(
+        world.biome,
+        world.elevation,
+        tuple(worldgen.BIOMES),
+        frozenset(worldgen.WATER_BIOMES),
+        worldgen.SEA_LEVEL,
+    )
+    left, top = (x0 - lo_x) // step, (y0 - lo_y) // step
+    cropped = image[top : top + height, left : left + width]
+    if cropped.shape[:2] != (height, width):  # at the world's edge: no halo there, pad to the region
+        pad = ((0, height - cropped.shape[0]), (0, width - cropped.shape[1]), (0, 0))
+        cropped = np.pad(cropped, pad, mode="edge")
+    return np.ascontiguousarray(cropped), world
+
+
+def build_chunk(seed: int, level: int, cx: int, cy: int) -> ChunkData:
+    """Generate and colour chunk ``(level, cx, cy)`` of world ``seed``: the job a pool VM runs."""
+    start = time.perf_counter()
+    step = 1 << level
+    size = span(level)
+    x0, y0 = cx * size, cy * size
+    image, world = colour_region(seed, x0, y0, CHUNK, CHUNK, step)
+    left, top = (x0 - world.x0) // step, (y0 - world.y0) // step
+    biome = np.ascontiguousarray(world.biome[top : top + CHUNK, left : left + CHUNK])
+    if biome.shape != (CHUNK, CHUNK):
+        biome = np.pad(biome, ((0, CHUNK - biome.shape[0]), (0, CHUNK - biome.shape[1])), mode="edge")
+    records = world.creatures
+    if level == 0:
+        inside = (
+            (records["x"] >= x0)
+            & (records["x"] < x0 + size)
+            & (records["y"] >= y0)
+            & (records["y"] < y0 + size)
+        )
+        creatures = records[inside]
+    else:
+        creatures = records[:0]
+    block = CHUNK // THUMB
+    thumb = image[..., :3].reshape(THUMB, block, THUMB, block, 3).mean(axis=(1, 3)).astype(np.uint8)
+    return ChunkData(seed, (level, cx, cy), image, biome, creatures, thumb, time.perf_counter() - start)
