@@ -404,7 +404,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             intake = sorted(streamer.intake_ms)
             streamed = {
                 "mode": "endless",
-                "at": [math.floor(scene.camera.x), math.floor(scene.camera.y)],
+                "at": [round(scene.camera.x), round(scene.camera.y)],
                 "chunks": streamer.generated,
                 "chunk_latency_frames": streamer.latency_summary(),
                 "placeholder_frames": streamer.placeholder_frames,

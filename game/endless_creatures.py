@@ -116,10 +116,11 @@ class EndlessCreatures(Creatures):
         out = np.full(len(x), -1, dtype=np.intp)
         if len(x) == 0:
             return out
-        # One chunk id per creature (chunk indices stay within +-2**24), grouped with one unique call.
-        ids, group = np.unique((ci << 26) + cj, return_inverse=True)
+        # One chunk id per creature (chunk indices lie within +-2**24, so j + 2**25 fits 26 bits and is
+        # never negative), grouped with one unique call.
+        ids, group = np.unique((ci << 26) + (cj + (1 << 25)), return_inverse=True)
         for n, chunk_id in enumerate(ids.tolist()):
-            i, j = chunk_id >> 26, chunk_id - ((chunk_id >> 26) << 26)
+            i, j = chunk_id >> 26, (chunk_id & ((1 << 26) - 1)) - (1 << 25)
             biome = self.biomes.get((i, j))
             if biome is None:
                 continue

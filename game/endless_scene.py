@@ -211,6 +211,22 @@ class EndlessScene(Scene):
             rows.append((worker.name, worker.busy, share, jobs / span))
         return stats, rows
 
+    def hud_lines(self, stats: SourceStats | None = None) -> list[str]:
+        """The HUD's text lines: frame time, position, seed/zoom/detail, queue and chunk latency."""
+        stats = stats or self.streamer.source.stats()
+        hud_stats = self.host.hud_stats
+        last = hud_stats.recent[-1] if hud_stats.recent else 0.0
+        clock = "  (game clock)" if self.host.settings.lockstep else ""
+        camera = self.camera
+        recent = [float(v) for v in self.streamer.recent_latencies]
+        latency = f"p95 {percentile(recent, 95):.0f} frames" if recent else "-"
+        return [
+            f"FPS {hud_stats.fps():5.1f}   frame {last:5.1f} ms{clock}",
+            f"x {math.floor(camera.x)}  y {math.floor(camera.y)}",
+            f"seed {self.streamer.seed}  zoom {camera.zoom:.3g}  detail 1:{1 << camera.level}",
+            f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}",
+        ]
+
     def _hud(self, screen: pygame.Surface) -> None:
         text = self.host.text
         stats, rows = self.source_rates()
@@ -221,22 +237,8 @@ class EndlessScene(Scene):
         ui.panel(screen, rect)
         x, y = rect.x + 10, rect.y + 8
         inner = rect.width - 20
-        hud_stats = self.host.hud_stats
-        last = hud_stats.recent[-1] if hud_stats.recent else 0.0
-        clock = "  (game clock)" if self.host.settings.lockstep else ""
-        camera = self.camera
-        recent = [float(v) for v in self.streamer.recent_latencies]
-        latency = f"p95 {percentile(recent, 95):.0f} frames" if recent else "-"
-        lines = [
-            (f"FPS {hud_stats.fps():5.1f}   frame {last:5.1f} ms{clock}", palette.TEXT),
-            (f"x {math.floor(camera.x)}  y {math.floor(camera.y)}", palette.TEXT),
-            (
-                f"seed {self.streamer.seed}  zoom {camera.zoom:.3g}  detail 1:{1 << camera.level}",
-                palette.TEXT_DIM,
-            ),
-            (f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}", palette.TEXT_DIM),
-        ]
-        for line, colour in lines:
+        colours = (palette.TEXT, palette.TEXT, palette.TEXT_DIM, palette.TEXT_DIM)
+        for line, colour in zip(self.hud_lines(stats), colours, strict=True):
             screen.blit(text.render(text.fit(line, 18, inner), 18, colour), (x, y))
             y += 22
         label_w = 44
