@@ -407,6 +407,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "at": [round(scene.camera.x), round(scene.camera.y)],
                 "chunks": streamer.generated,
                 "chunk_latency_frames": streamer.latency_summary(),
+                "first_full_frame": streamer.first_full_frame,
+                "flight_latency_frames": streamer.latency_summary(streamer.flight_latencies()),
                 "placeholder_frames": streamer.placeholder_frames,
                 "vm_busy": scene.vm_busy(),
                 "cache_mib_peak": round(streamer.peak_bytes / 2**20, 1),

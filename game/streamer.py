@@ -22,8 +22,9 @@ import numpy as np
 import pygame
 
 from game.chunkjob import CHUNK, THUMB, ChunkData, ChunkKey, in_world, span
-from game.chunksource import ChunkSource
+from game.chunksource import Arrival, ChunkSource
 from game.endless_camera import EndlessCamera
+from game.stats import percentile
 
 PLACEHOLDER = (38, 44, 56)
 """A missing chunk: a calm slate, dim enough not to pull the eye, the same every frame."""
@@ -84,7 +85,17 @@ class ChunkStreamer:
         self.placeholders = 0
         """Visible chunks drawn as placeholders in the last frame."""
         self.intake_ms: list[float] = []
-        """Per arriving chunk: VM 0's time to take it in (decode, wrap, cache), in ms."""
+        """Per arriving chunk: VM 0's time to take it in (wrap, cache, minimap, creatures), in ms."""
+        self.wrap_ms: list[float] = []
+        """Per arriving chunk: the wrap alone (a Surface of its pixels in the display's format), in ms."""
+        self.take_ms = 0.0
+        """VM 0's time in the source's ``take`` (reading and decoding the results), in all."""
+        self.first_full_frame: int | None = None
+        """The first frame that showed no placeholder (the first screen fully drawn)."""
+        self.latency_frames: list[int] = []
+        """For each latency sample, the frame it was drawn on."""
+        self.arrived: deque[Arrival] = deque()
+        """Chunks taken from the source but not yet into the cache (over the frame's budget)."""
         self.on_arrive: Callable[[Tile], None] | None = None
         self.on_evict: Callable[[ChunkKey, Tile], None] | None = None
         self.pages: dict[tuple[int, int, int], pygame.Surface] = {}
@@ -112,12 +123,15 @@ class ChunkStreamer:
         ahead_x, ahead_y = velocity[0] * LOOKAHEAD_S / size, velocity[1] * LOOKAHEAD_S / size
         rx0, rx1 = x0 - 1 + min(0, math.floor(ahead_x)), x1 + 1 + max(0, math.ceil(ahead_x))
         ry0, ry1 = y0 - 1 + min(0, math.floor(ahead_y)), y1 + 1 + max(0, math.ceil(ahead_y))
-        px, py = cx + ahead_x, cy + ahead_y
+        # A ring chunk comes sooner the nearer it is to the view; one behind the motion may never come.
         for j in range(ry0, ry1):
+            gap_y = max(y0 - j, 0, j - (y1 - 1))
             for i in range(rx0, rx1):
                 key = (level, i, j)
                 if key not in wanted and in_world(key):
-                    wanted[key] = 1000.0 - math.hypot(i - px, j - py)
+                    gap = math.hypot(max(x0 - i, 0, i - (x1 - 1)), gap_y)
+                    behind = (i - cx) * ahead_x + (j - cy) * ahead_y < 0
+                    wanted[key] = 1000.0 - gap - (4.0 if behind else 0.0)
         self.visible = visible
         return wanted
 
@@ -147,7 +161,15 @@ class ChunkStreamer:
             if key not in self.cache and key not in self.requested and key not in self.failed:
                 self.source.request(self.seed, key, priority)
                 self.requested.add(key)
-        for arrival in self.source.take(self.budget_ms):
+        taken = 0
+        taking = time.perf_counter()
+        deadline = taking + self.budget_ms / 1000
+        self.arrived.extend(self.source.take(self.budget_ms))
+        self.take_ms += (time.perf_counter() - taking) * 1000
+        # Within the budget (at least one a frame): the rest waits for the next frame, never the frame.
+        while self.arrived and (time.perf_counter() < deadline or not taken):
+            arrival = self.arrived.popleft()
+            taken += 1
             started = time.perf_counter()
             self.requested.discard(arrival.key)
             if arrival.chunk is None:
@@ -155,7 +177,9 @@ class ChunkStreamer:
                 continue
             self.generated += 1
             # The Surface holds the pixels now; the array goes (the cache counts every byte it keeps).
-            tile = Tile(replace(arrival.chunk, image=NO_PIXELS), wrap(arrival.chunk))
+            surface = wrap(arrival.chunk)
+            self.wrap_ms.append((time.perf_counter() - started) * 1000)
+            tile = Tile(replace(arrival.chunk, image=NO_PIXELS), surface)
             self._store(arrival.key, tile)
             self._remember(tile.data)
             if self.on_arrive is not None:
@@ -204,6 +228,7 @@ class ChunkStreamer:
             if key in self.waiting_since:
                 latency = self.frame - self.waiting_since.pop(key)
                 self.latencies.append(latency)
+                self.latency_frames.append(self.frame)
                 self.recent_latencies.append(latency)
         if self.cached_bytes > self.peak_bytes:
             self.peak_bytes = self.cached_bytes
@@ -215,6 +240,8 @@ class ChunkStreamer:
         self.placeholders = len(missing)
         if missing:
             self.placeholder_frames += 1
+        elif self.first_full_frame is None:
+            self.first_full_frame = self.frame
         self._world_edge(screen, camera)
 
     def _picture(self, tile: Tile, pixels: int) -> pygame.Surface:
@@ -306,10 +333,16 @@ class ChunkStreamer:
 
     # -- figures --------------------------------------------------------------------------------------
 
+    def flight_latencies(self) -> list[int]:
+        """The latencies of the chunks drawn after the first screen was full (the flight, without the
+        start's fill of a whole empty screen, which a jump's figure measures)."""
+        first = self.first_full_frame
+        if first is None:
+            return []
+        return [v for v, f in zip(self.latencies, self.latency_frames, strict=True) if f > first]
+
     def latency_summary(self, values: list[int] | None = None) -> dict[str, float]:
         """p50, p95 and max of the chunk latency in frames."""
-        from game.stats import percentile
-
         data = [float(v) for v in (self.latencies if values is None else values)]
         return {
             "p50": round(percentile(data, 50), 2),
