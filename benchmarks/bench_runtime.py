@@ -1,4 +1,5 @@
-"""Runtime benchmark: round trip, is_done, frame pacing, parallel speed-up, big transfers, VM start.
+"""Runtime benchmark: round trip, is_done, frame pacing, parallel speed-up, big transfers, VM start,
+shared memory.
 
 Run: ``python benchmarks/bench_runtime.py`` (``--quick`` for fewer repetitions). Prints one table per
 measurement with the comparison the issues name and the ratio, and the targets beside them. A benchmark,
@@ -471,6 +472,83 @@ def bench_transfer(size: int, repeat: int) -> None:
     )
 
 
+# -- (8) shared memory -----------------------------------------------------------------------------
+
+
+def bench_shared(size: int, repeat: int) -> None:
+    """What a send costs VM 0: an ordinary array (copied once into a segment by the sender) against the
+    same array in ``runtime.shared_buffer`` memory (a reference), interleaved, after one warm-up each."""
+    ordinary = np.ones(size // 4, dtype=np.float32)
+    shared = np.frombuffer(runtime.shared_buffer(size), np.float32)
+    shared[:] = 1.0
+    arrays = {"ordinary": ordinary, "shared": shared}
+    send: dict[str, list[float]] = {name: [] for name in arrays}
+    back: dict[str, list[float]] = {name: [] for name in arrays}
+    take: dict[str, list[float]] = {name: [] for name in arrays}
+    setup = "kept = {}\ndef keep(a):\n    kept['a'] = a\n    return a.nbytes"
+    with ComputeThread(1, setup=setup) as t:
+        for round_ in range(repeat + 1):
+            for name, array in arrays.items():
+                start = time.perf_counter()
+                t.submit_call("keep", array)  # VM 0 -> VM 1: what the game's frame pays
+                took = time.perf_counter() - start
+                t.wait_for_done()
+                start = time.perf_counter()
+                t.submit_eval("kept['a']")  # VM 1 -> VM 0: the VM encodes, VM 0 takes it
+                t.wait_for_done()
+                taken = time.perf_counter()
+                value = t.last_retval()
+                end = time.perf_counter()
+                assert value.nbytes == size
+                del value
+                t.exec("kept.clear()")
+                if round_:  # the first round is the warm-up (fresh segments, first page faults)
+                    send[name].append(took)
+                    back[name].append(end - start)
+                    take[name].append(end - taken)
+
+        # A 60 FPS loop that sends the array whenever the VM is free: the frame that sends is the hitch.
+        def frames(array: np.ndarray | None) -> tuple[float, float]:
+            def on_frame() -> None:
+                if array is not None and t.is_done:
+                    t.submit_call("keep", array)
+
+            intervals, works = frame_loop(2.0, None, on_frame)
+            t.wait_for_done()
+            return max(works), max(intervals)
+
+        hitch = {"none": frames(None)} | {name: frames(array) for name, array in arrays.items()}
+
+    def row(what: str, times: dict[str, list[float]], name: str, target: str) -> list[str]:
+        ratio = statistics.median(times["ordinary"]) / statistics.median(times[name])
+        return [what, ms(statistics.median(times[name])), ms(max(times[name])), f"{ratio:7.1f}x", target]
+
+    table(
+        f"(8) sending a {size // MiB} MiB float32 array: ordinary vs runtime.shared_buffer, "
+        f"{repeat} sends each, interleaved",
+        ["what", "median", "max", "vs ordinary", "target"],
+        [
+            row("VM 0 -> VM 1 ordinary: submit_call() in VM 0", send, "ordinary", ""),
+            row("VM 0 -> VM 1 shared:   submit_call() in VM 0", send, "shared", "< 1 ms"),
+            row("VM 1 -> VM 0 ordinary: submit to last_retval()", back, "ordinary", ""),
+            row("VM 1 -> VM 0 shared:   submit to last_retval()", back, "shared", ""),
+            row("VM 1 -> VM 0 ordinary: last_retval() in VM 0", take, "ordinary", ""),
+            row("VM 1 -> VM 0 shared:   last_retval() in VM 0", take, "shared", ""),
+        ],
+    )
+    table(
+        "    a 60 FPS loop (2 ms of work a frame) sending the array whenever the VM is free, for 2 s",
+        ["what", "no sends", "ordinary", "shared", "target"],
+        [
+            [what, *(ms(hitch[name][i]) for name in ("none", "ordinary", "shared")), target]
+            for i, what, target in (
+                (0, "longest frame work", "shared ~ no sends"),
+                (1, "longest frame interval", "shared ~ no sends"),
+            )
+        ],
+    )
+
+
 # -- (7) VM start ----------------------------------------------------------------------------------
 
 START_SCRIPT = """
@@ -551,7 +629,7 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="*",
-        help="run only these parts (round_trip is_done pacing two_vms progress transfer start)",
+        help="run only these parts (round_trip is_done pacing two_vms progress transfer start shared)",
     )
     args = parser.parse_args()
     parts = {
@@ -562,6 +640,7 @@ def main() -> None:
         "progress": lambda: bench_progress(1.0 if args.quick else 2.5, 2 if args.quick else 5),
         "transfer": lambda: bench_transfer(64 * MiB, 3 if args.quick else 7),
         "start": lambda: bench_start(3 if args.quick else 7),
+        "shared": lambda: bench_shared(100 * MiB, 5 if args.quick else 15),
     }
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average before: "

@@ -2,16 +2,18 @@
 
 VM 0 is your program. ``ComputeThread(i)`` owns VM *i* (1..15): a separate, fresh Python process that
 runs jobs in parallel with VM 0, in its own ``__main__`` namespace. Arguments and results cross by pickle
-(numpy arrays through shared memory, without copies). A crash, an ``exit()`` or a runaway job in a VM
-ends that job with an error; VM 0 carries on and the next job gets a fresh VM::
+(big numpy arrays copied once, by the sender, into shared memory that the receiver maps; memory from
+``shared_buffer`` crosses with no copy at all, as a reference). A crash, an ``exit()`` or a runaway job
+in a VM ends that job with an error; VM 0 carries on and the next job gets a fresh VM::
 
     VM 0 (your game loop)                          VM 1 (worker process)
     t.submit_call("gen", seed) ──pickled args──▶   gen(seed) runs; report_progress(0.5, "terrain")
     each frame: t.is_done? t.progress  ◀──────────  progress (coalesced, ~60/s)
     t.last_retval()            ◀──pickled value──  the return value (big buffers: shared memory)
 
-The public API: ``ComputeThread``, ``currentvm``, ``report_progress``, ``configure``, ``shutdown`` and
-the error classes. This package depends on the standard library and cloudpickle only.
+The public API: ``ComputeThread``, ``currentvm``, ``report_progress``, ``shared_buffer``, ``is_shared``,
+``configure``, ``shutdown`` and the error classes. This package depends on the standard library and
+cloudpickle only.
 """
 
 import collections.abc as _abc
@@ -28,6 +30,7 @@ from ._errors import (
 )
 from ._pool import ComputePool
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats
+from ._shared import is_shared, shared_buffer
 
 __all__ = [
     "ComputePool",
@@ -44,7 +47,9 @@ __all__ = [
     "VMStats",
     "configure",
     "currentvm",
+    "is_shared",
     "report_progress",
+    "shared_buffer",
     "shutdown",
 ]
 

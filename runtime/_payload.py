@@ -1,7 +1,7 @@
 """How values cross between VMs: pickle protocol 5, with big buffers in shared-memory segments.
 
 ``encode(value)`` turns a value into a small, picklable *payload*; ``decode(payload, ...)`` gives the value
-back in the other VM. Three shapes, chosen by size:
+back in the other VM. Four shapes, chosen by size and by where the buffers live:
 
 * ``("p", data)``: a plain pickle, for small values (the fast path: one ``pickle.dumps`` call);
 * ``("b", data, buffers)``: a pickle plus its protocol-5 out-of-band buffers inline, when they are small;
@@ -9,7 +9,17 @@ back in the other VM. Three shapes, chosen by size:
   itself, and the table of buffer spans, when they are big) written once into a shared-memory
   *segment*, whose file descriptor travels with the message (``SCM_RIGHTS``). The receiver maps it
   and unpickles straight from the mapping, so a numpy array arrives as a view of shared memory: no
-  copy through the pipe and none in the receiving VM.
+  copy through the pipe and none in the receiving VM. The one copy is the sender's ``pwrite`` into the
+  segment (tens of milliseconds per 100 MB).
+* ``("r", lease_id, count, inner)``: some buffers lie in memory that VMs share (``_shared``:
+  ``runtime.shared_buffer``, or such memory received from another VM). Those travel as references
+  (segment, offset, length, read-only), not bytes; ``inner`` is a ``"b"`` or ``"s"`` payload of the pickle,
+  the other buffers, and the table of references as its last buffer. The ``count`` descriptors (the inner
+  segment's, then one per shared segment) travel as one: itself if there is one, else a socket that holds
+  them. The receiver maps each shared segment once (or reuses the mapping it has) and rebuilds the
+  values as views of it: nothing is copied on either side, and both sides see each other's writes.
+  ``lease_id`` names the descriptors the sender keeps open for this message until the receiver has
+  them (the inner segment's id when there is one, so that one release frees both).
 
 Segments are anonymous (``memfd_create``; elsewhere a temporary file unlinked at once): they have no
 name in ``/dev/shm`` or anywhere, so nothing can be left behind, whatever dies how: the kernel frees a
@@ -18,30 +28,32 @@ in a pool: when the receiver's mapping is garbage collected it sends the segment
 the writer reuses the segment for the next big value, writing into pages that already exist instead of
 asking the kernel for tens of thousands of fresh zeroed pages (the slow part of a first transfer).
 
-Received arrays and memoryviews are writable; the receiver's mapping is its own (a later value never
-reuses a segment until the receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by
-pickle, which copies them once.
+Received arrays and memoryviews are writable (those in shared memory keep a read-only flag); the
+receiver's mapping of an ``"s"`` segment is its own (a later value never reuses a segment until the
+receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by pickle, which copies them
+once. numpy pickles a non-contiguous array by value (in the pickle itself), and ``_pickling``
+copies a non-contiguous memoryview: such views are copied even when they lie in shared memory.
 
-Plain ``pickle`` is tried first; cloudpickle is used when plain pickle fails (lambdas, closures) or when
-the pickle refers to ``__main__`` (a function or class defined in the sending VM's main script or
-namespace, which the other VM does not have): cloudpickle pickles those by value.
+How a value becomes a pickle and its out-of-band buffers is ``_pickling``'s job.
 """
 
 from __future__ import annotations
 
 import array
-import io
 import itertools
 import mmap
 import os
 import pickle
 import threading
-import types
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-PROTOCOL = 5
+from . import _shared
+from ._pickling import dumps as dumps  # what callers use to check that a value pickles
+from ._pickling import dumps_with_buffers
+from ._shared import anonymous_fd
+
 # A payload (pickle plus its out-of-band buffers) up to this size travels inline in the message: a
 # segment costs a few system calls on each side, more than copying a few kilobytes through the pipe.
 # Beyond it, the buffers (and a pickle beyond it) go into a segment. So a message on the pipe stays
@@ -78,6 +90,8 @@ class _SegmentPool:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._busy: dict[int, _Segment] = {}
+        # Other descriptors a payload in flight holds open until its receiver releases it (see "r").
+        self._held: dict[int, list[int]] = {}
         self._free: list[_Segment] = []
         self._retain = True
 
@@ -105,12 +119,22 @@ class _SegmentPool:
                 # never free it while it carries a new value.
                 segment = segment._replace(id=next(self._ids))
             else:
-                segment = _Segment(next(self._ids), _anonymous_fd(capacity), capacity)
+                segment = _Segment(next(self._ids), anonymous_fd(capacity, "pyct-segment"), capacity)
             self._busy[segment.id] = segment
         return segment
 
+    def hold(self, fds: list[int], segment_id: int | None = None) -> int:
+        """Keep ``fds`` open until ``segment_id`` (a new id if None) is released or dropped; the id."""
+        with self._lock:
+            if segment_id is None:
+                segment_id = next(self._ids)
+            self._held.setdefault(segment_id, []).extend(fds)
+        return segment_id
+
     def release(self, segment_id: int) -> None:
         with self._lock:
+            for fd in self._held.pop(segment_id, ()):
+                os.close(fd)
             segment = self._busy.pop(segment_id, None)
             if segment is None:
                 return
@@ -125,8 +149,9 @@ class _SegmentPool:
         """Close a segment in use instead of keeping it: it may still be mapped somewhere unknown."""
         with self._lock:
             segment = self._busy.pop(segment_id, None)
-        if segment is not None:
-            os.close(segment.fd)
+            held = self._held.pop(segment_id, [])
+        for fd in held if segment is None else [*held, segment.fd]:
+            os.close(fd)
 
     def trim(self) -> None:
         """Close every released segment (the kernel frees their memory)."""
@@ -143,140 +168,20 @@ class _SegmentPool:
         self._lock = threading.Lock()
         for segment in [*self._busy.values(), *self._free]:
             os.close(segment.fd)
+        for fds in self._held.values():
+            for fd in fds:
+                os.close(fd)
         self._busy.clear()
+        self._held.clear()
         self._free.clear()
 
     def counts(self) -> tuple[int, int]:
         """(segments in use by a receiver, segments kept for reuse)."""
         with self._lock:
-            return len(self._busy), len(self._free)
+            return len(self._busy.keys() | self._held.keys()), len(self._free)
 
 
 POOL = _SegmentPool()
-
-
-def _anonymous_fd(size: int) -> int:
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("pyct-segment", os.MFD_CLOEXEC)
-    else:
-        import tempfile
-
-        # No memfd: a temporary file, unlinked at once so that it has no name either.
-        fd, path = tempfile.mkstemp(prefix="pyct-segment-")
-        os.unlink(path)
-    try:
-        os.ftruncate(fd, size)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-class _Pickler(pickle.Pickler):
-    """The standard pickler, plus contiguous ``memoryview`` objects as out-of-band buffers."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if type(obj) is memoryview:
-            return _reduce_memoryview(obj)
-        return NotImplemented
-
-
-def _reduce_memoryview(view: memoryview) -> Any:
-    fmt: str = view.format
-    shape: tuple[int, ...] | None = view.shape
-    if not view.c_contiguous:
-        view = memoryview(view.tobytes())  # C order, the order cast() rebuilds (Fortran views too)
-    if shape and 0 in shape:
-        if len(shape) > 1:
-            raise pickle.PicklingError(
-                f"an empty memoryview of shape {shape} cannot cross VMs (cast() cannot rebuild a shape "
-                "with a zero in it): send a numpy array instead"
-            )
-        shape = None  # one dimension, empty: rebuilt by cast() without a shape
-    try:
-        probe: Any = view.cast("B")
-        probe.cast(fmt) if shape is None else probe.cast(fmt, shape)  # as the receiver will, before sending
-    except (TypeError, ValueError):
-        raise pickle.PicklingError(
-            f"a memoryview of format {fmt!r} cannot cross VMs (only native single-character formats "
-            "such as 'B', 'i' or 'd' can be rebuilt): send the numpy array, or bytes, instead"
-        ) from None
-    return _rebuild_memoryview, (pickle.PickleBuffer(view), fmt, shape)
-
-
-def _rebuild_memoryview(buffer: Any, fmt: str, shape: tuple[int, ...] | None) -> memoryview:
-    raw: Any = memoryview(buffer).cast("B")
-    rebuilt: memoryview = raw.cast(fmt) if shape is None else raw.cast(fmt, shape)
-    return rebuilt
-
-
-def _cloudpickler() -> type[pickle.Pickler]:
-    import cloudpickle  # imported on first need: it costs ~30 ms, and most values never need it
-
-    code_reduce = getattr(cloudpickle.cloudpickle, "_code_reduce", None)
-
-    class _CloudPickler(cloudpickle.Pickler):  # type: ignore[misc]
-        def reducer_override(self, obj: Any) -> Any:
-            if type(obj) is memoryview:
-                return _reduce_memoryview(obj)
-            if type(obj) is types.CodeType and code_reduce is not None:
-                return _keep_filename(obj, code_reduce(obj))
-            return super().reducer_override(obj)
-
-    return _CloudPickler
-
-
-def _keep_filename(code: types.CodeType, reduced: Any) -> Any:
-    """cloudpickle's reduction of ``code`` with the code's own file name put back.
-
-    cloudpickle (3.x) names every function it pickles by value ``<dynamic-code>`` so that its pickles
-    are deterministic; a job's traceback would then show neither the user's file nor its source line.
-    With the real name, the VM's traceback reads as a local one would (the VM sees the same files).
-    """
-    constructor, args = reduced
-    args = tuple(
-        code.co_filename if isinstance(arg, str) and arg == "<dynamic-code>" else arg for arg in args
-    )
-    return constructor, args
-
-
-_cloud_pickler_class: type[pickle.Pickler] | None = None
-
-
-def dumps(value: Any) -> bytes:
-    """Pickle ``value`` as ``encode`` would, buffers in band; raise what pickling raises."""
-    data, _buffers = _dumps(value)
-    return data
-
-
-def _dumps(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    global _cloud_pickler_class
-    buffers: list[pickle.PickleBuffer] = []
-    try:
-        # The C pickler's one-call form is the fastest path for the small values most jobs exchange.
-        data: bytes | None = pickle.dumps(value, PROTOCOL, buffer_callback=buffers.append)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        data = _dumps_with_memoryviews(value, buffers)
-    # A reference to __main__ would not resolve in the other VM: pickle those objects by value.
-    if data is not None and b"__main__" not in data:
-        return data, buffers
-    if _cloud_pickler_class is None:
-        _cloud_pickler_class = _cloudpickler()
-    buffers = []
-    out = io.BytesIO()
-    _cloud_pickler_class(out, PROTOCOL, buffer_callback=buffers.append).dump(value)
-    return out.getvalue(), buffers
-
-
-def _dumps_with_memoryviews(value: Any, buffers: list[pickle.PickleBuffer]) -> bytes | None:
-    """Pickle with ``_Pickler`` (memoryview support); None if the value needs cloudpickle."""
-    buffers.clear()
-    out = io.BytesIO()
-    try:
-        _Pickler(out, PROTOCOL, buffer_callback=buffers.append).dump(value)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return None
-    return out.getvalue()
 
 
 def encode(value: Any) -> Encoded:
@@ -285,10 +190,19 @@ def encode(value: Any) -> Encoded:
     Raises whatever pickling raises (``TypeError`` or ``pickle.PicklingError`` naming the type that
     cannot be pickled).
     """
-    data, buffers = _dumps(value)
+    data, buffers = dumps_with_buffers(value)
     if not buffers and len(data) <= INLINE_LIMIT:
         return Encoded(("p", data))
     raws = [buffer.raw() for buffer in buffers]
+    if _shared.active():
+        found = [_shared.locate(raw) for raw in raws]
+        if any(place is not None for place in found):
+            return _encode_with_references(data, raws, found)
+    return _pack(data, raws)
+
+
+def _pack(data: bytes, raws: list[memoryview]) -> Encoded:
+    """A ``"b"`` or ``"s"`` payload: ``data`` and its out-of-band buffers ``raws``, inline or in a segment."""
     total = sum(raw.nbytes for raw in raws)
     if len(data) + total <= INLINE_LIMIT:
         return Encoded(("b", data, [raw.tobytes() for raw in raws]))
@@ -329,6 +243,46 @@ def encode(value: Any) -> Encoded:
     return Encoded(("s", segment.id, size, data_span, inline_data, inline_spans, table_span), segment.fd)
 
 
+_REFERENCE = 5  # fields per entry of an "r" payload's table: position, segment, offset, length, read-only
+
+
+def _encode_with_references(
+    data: bytes, raws: list[memoryview], found: list[tuple[_shared.Segment, int] | None]
+) -> Encoded:
+    """An ``"r"`` payload: buffers in shared memory go as references, the others as ``_pack`` sends them.
+
+    The table of references rides as one more out-of-band buffer of the inner payload (so that a long one
+    goes into the segment, not the message). The descriptors to send, the inner segment's first, then
+    one per shared segment, go as one descriptor: itself when there is one, else a socket holding them.
+    """
+    indexes: dict[int, int] = {}
+    shared_fds: list[int] = []
+    table: list[int] = []
+    ordinary: list[memoryview] = []
+    for position, (raw, place) in enumerate(zip(raws, found, strict=True)):
+        if place is None:
+            ordinary.append(raw)
+            continue
+        segment, offset = place
+        index = indexes.setdefault(id(segment), len(indexes))
+        if index == len(shared_fds):
+            shared_fds.append(segment.fd)
+        table += (position, index, offset, raw.nbytes, int(raw.readonly))
+    ordinary.append(memoryview(array.array("q", table)).cast("B"))
+    inner = _pack(data, ordinary)
+    fds = shared_fds if inner.fd is None else [inner.fd, *shared_fds]
+    # The message may leave after the value (and so the segment's own descriptor) is gone: what is sent is
+    # this payload's own descriptor, held open until the receiver has taken it.
+    try:
+        fd = os.dup(fds[0]) if len(fds) == 1 else _shared.bundle(fds)
+        lease = POOL.hold([fd], segment_id(inner.payload))
+    except BaseException:
+        if inner.fd is not None:
+            POOL.release(inner.payload[1])
+        raise
+    return Encoded(("r", lease, len(fds), inner.payload), fd)
+
+
 def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> Any:
     """Rebuild the value a payload describes.
 
@@ -339,8 +293,18 @@ def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], obj
     kind = payload[0]
     if kind == "p":
         return pickle.loads(payload[1])
-    if kind == "b":
-        return pickle.loads(payload[1], buffers=[bytearray(raw) for raw in payload[2]])
+    if kind == "r":
+        return _decode_with_references(payload, next(fds), on_release)
+    data, buffers = _unpack(payload, fds, on_release)
+    return pickle.loads(data, buffers=buffers)
+
+
+def _unpack(
+    payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None
+) -> tuple[Any, list[Any]]:
+    """The pickle and the out-of-band buffers of a ``"b"`` or ``"s"`` payload."""
+    if payload[0] == "b":
+        return payload[1], [bytearray(raw) for raw in payload[2]]
     _, segment_id, size, data_span, data, spans, table_span = payload
     fd = next(fds)
     try:
@@ -358,17 +322,51 @@ def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], obj
     if data_span is not None:
         offset, length = data_span
         data = view[offset : offset + length]
+    return data, buffers
+
+
+def _decode_with_references(payload: Payload, fd: int, on_release: Callable[[int], object] | None) -> Any:
+    _, lease, count, inner = payload
+    received = iter([fd] if count == 1 else _shared.unbundle(fd, count))
+    try:
+        if inner[0] == "s":
+            # The lease is the inner segment's id: it is released when that mapping goes, as for "s".
+            data, ordinary = _unpack(inner, received, on_release)
+        else:
+            data, ordinary = _unpack(inner, received, None)
+            if on_release is not None:
+                on_release(lease)  # this VM holds descriptors of its own now
+        mappings = []
+        for shared_fd in received:
+            mappings.append(_shared.attach(shared_fd))
+    except BaseException:
+        for unused in received:
+            os.close(unused)
+        raise
+    table = memoryview(ordinary.pop()).cast("q").tolist()
+    buffers: list[Any] = [None] * (len(ordinary) + len(table) // _REFERENCE)
+    for start in range(0, len(table), _REFERENCE):
+        position, index, offset, length, readonly = table[start : start + _REFERENCE]
+        mapping = mappings[index]
+        if not 0 <= offset <= offset + length <= len(mapping):
+            raise ValueError(f"a shared buffer at {offset}+{length} lies outside its {len(mapping)} bytes")
+        view = memoryview(mapping)[offset : offset + length]
+        buffers[position] = view.toreadonly() if readonly else view
+    rest = iter(ordinary)
+    for position, buffer in enumerate(buffers):
+        if buffer is None:
+            buffers[position] = next(rest)
     return pickle.loads(data, buffers=buffers)
 
 
 def discard(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> None:
     """Let go of a payload without decoding it (close its descriptor, release its segment)."""
-    if payload[0] == "s":
+    if payload[0] in ("s", "r"):
         os.close(next(fds))
         if on_release is not None:
             on_release(payload[1])
 
 
 def segment_id(payload: Payload | None) -> int | None:
-    """The id of the segment a payload of this process wrote, if it has one."""
-    return payload[1] if payload is not None and payload[0] == "s" else None
+    """The id of the segment (or descriptors) a payload of this process holds for its receiver, if any."""
+    return payload[1] if payload is not None and payload[0] in ("s", "r") else None

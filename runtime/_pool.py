@@ -318,7 +318,7 @@ class ComputePool(Executor):
                 taken += core.queue.remove(key)  # given back by the VMs just restarted
         return stopped + core.cancel_jobs(taken)
 
-    def reprioritize(self, new_priority: Callable[[Hashable], float | None]) -> int:
+    def reprioritize(self, new_priority: Callable[[Any], float | None]) -> int:
         """Call ``new_priority(key)`` for each key of the queued jobs: a number is its jobs' new priority,
         None cancels them. About a microsecond per job. Return how many were cancelled."""
         core = self._core

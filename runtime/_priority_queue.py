@@ -86,7 +86,7 @@ class PriorityQueue:
         self._compact()
         return jobs
 
-    def reprioritize(self, new_priority: Callable[[Hashable], float | None]) -> list[Job]:
+    def reprioritize(self, new_priority: Callable[[Any], float | None]) -> list[Job]:
         """Ask ``new_priority(key)`` once per key of the queued jobs: a number moves its jobs there, None
         takes them out. Return the jobs taken out. Jobs without a key keep their place."""
         removed: list[Job] = []

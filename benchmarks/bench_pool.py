@@ -1,0 +1,206 @@
+"""ComputePool benchmark: throughput of tiny jobs, world chunks on 1 and 2 VMs, frame pacing while a pool
+works, the gap a VM idles between jobs, and the cost of re-prioritising a long queue.
+
+Run: ``python benchmarks/bench_pool.py`` (``--quick`` for a smoke run). Prints one table per measure with
+the comparison issue #13 names, the ratio and the target. A benchmark, not a test: figures depend on the
+machine and its load (printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, wait
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pool_jobs
+from bench_runtime import frame_loop, ms, pacing_row, pct, table, us
+
+import runtime
+from runtime import ComputePool
+
+
+def _warm(pool: object, submit_count: int = 200) -> None:
+    wait([pool.submit(pool_jobs.trivial, i) for i in range(submit_count)])  # type: ignore[attr-defined]
+
+
+def bench_throughput(jobs: int, repeat: int) -> None:
+    """(1) ``jobs`` trivial jobs submitted one by one and awaited: wall time and VM 0 CPU per job."""
+    rows = []
+    ours, theirs = [], []
+    with ComputePool(2) as pool, ProcessPoolExecutor(2) as ppe:
+        _warm(pool)
+        _warm(ppe)
+        for _ in range(repeat):  # interleaved, so a slow spell of the machine hits both alike
+            for name, executor, out in (
+                ("ComputePool(2)", pool, ours),
+                ("ProcessPoolExecutor(2)", ppe, theirs),
+            ):
+                wall, cpu = time.perf_counter(), time.process_time()
+                wait([executor.submit(pool_jobs.trivial, i) for i in range(jobs)])
+                out.append((time.perf_counter() - wall, time.process_time() - cpu))
+    best_ours = min(ours)
+    best_theirs = min(theirs)
+    for name, (wall, cpu) in (("ComputePool(2)", best_ours), ("ProcessPoolExecutor(2)", best_theirs)):
+        rows.append([name, ms(wall), f"{jobs / wall:9.0f} jobs/s", us(cpu / jobs)])
+    ratio = best_theirs[0] / best_ours[0]
+    rows.append(["ratio (throughput ours / theirs)", "", f"{ratio:8.2f}x", ""])
+    table(
+        f"(1) {jobs} trivial jobs, submit each then wait for all, best of {repeat} interleaved "
+        "(targets: >= 4x ProcessPoolExecutor, VM 0 CPU <= 20 us a job)",
+        ["executor", "wall", "throughput", "VM 0 CPU / job"],
+        rows,
+    )
+
+
+def bench_chunks(count: int, size: int) -> None:
+    """(2) ``count`` worldgen chunks on a 1-VM and a 2-VM pool."""
+    times = {}
+    for vms in (1, 2):
+        with ComputePool(vms, setup="import worldgen") as pool:
+            wait([pool.submit(pool_jobs.chunk, 1, i, 0, size) for i in range(2 * vms)])
+            start = time.perf_counter()
+            wait([pool.submit(pool_jobs.chunk, 7, i % 16, i // 16, size) for i in range(count)])
+            times[vms] = time.perf_counter() - start
+    table(
+        f"({2}) {count} chunks of {size}x{size} cells (worldgen.generate) (target: 2 VMs >= 1.8x 1 VM)",
+        ["VMs", "wall", "chunks/s", "speed-up"],
+        [[str(v), ms(t), f"{count / t:8.1f}", f"{times[1] / t:5.2f}x"] for v, t in times.items()],
+    )
+
+
+def bench_idle_gap(jobs: int, seconds: float) -> None:
+    """How long a VM idles between two jobs while the queue is not empty (measured inside the VMs)."""
+    with ComputePool(2) as pool:
+        _warm(pool)
+        futures = [pool.submit(pool_jobs.timed_sleep, seconds) for _ in range(jobs)]
+        spans = [f.result() for f in futures]
+        by_vm: dict[int, list[tuple[float, float]]] = {}
+        # Which VM ran a job is not returned; sort each VM's spans by start: spans of one VM never overlap,
+        # so split them greedily into two non-overlapping chains.
+        chains: list[list[tuple[float, float]]] = [[], []]
+        for span in sorted(spans):
+            chain = min(
+                (c for c in chains if not c or c[-1][1] <= span[0]), key=lambda c: c[-1][1] if c else 0
+            )
+            chain.append(span)
+        by_vm = {i: c for i, c in enumerate(chains)}
+    gaps = [b[0] - a[1] for chain in by_vm.values() for a, b in zip(chain, chain[1:], strict=False)]
+    table(
+        f"(5) idle gap of a VM between two of {jobs} queued {seconds * 1e3:.1f} ms jobs, 2 VMs "
+        "(from job end to next job start, clocked in the VMs)",
+        ["median", "p99", "max"],
+        [[us(statistics.median(gaps)), us(pct(gaps, 0.99)), us(max(gaps))]],
+    )
+
+
+def bench_frame_pacing(jobs: int, size: int, budget_ms: float) -> None:
+    """(3) a 60 FPS loop (2 ms of work a frame) taking ~1 MiB chunk results with intake()."""
+    idle, _ = frame_loop(3.0, None)
+    idle_p99 = pct(idle, 0.99)
+    rows = [pacing_row("idle", idle, None)]
+    with ComputePool(2, setup="import worldgen", intake=True) as pool:
+        _warm(pool)
+        state = {"taken": 0, "submitted": 0, "start": 0.0, "end": 0.0, "intake": []}  # type: dict[str, object]
+        took: list[float] = []
+
+        def start() -> None:
+            state["start"] = time.perf_counter()
+            for i in range(jobs):
+                pool.submit(pool_jobs.chunk_arrays, 3, i % 32, i // 32, size, key=i)
+
+        def frame() -> None:
+            begin = time.perf_counter()
+            taken = pool.intake(budget_ms=budget_ms)
+            took.append(time.perf_counter() - begin)
+            state["taken"] = int(state["taken"]) + len(taken)  # type: ignore[call-overload]
+            if taken and state["taken"] == jobs:
+                state["end"] = time.perf_counter()
+
+        duration = 2.0
+        intervals: list[float] = []
+        while not state["end"] and duration < 300:
+            part, _ = frame_loop(duration, start if not state["start"] else None, frame)
+            intervals += part
+            duration = 2.0
+        rows.append(
+            pacing_row(f"pool of 2 VMs, {jobs} chunk jobs, intake({budget_ms} ms)", intervals, idle_p99)
+        )
+    elapsed = float(state["end"]) - float(state["start"])  # type: ignore[arg-type]
+    table(
+        f"(3) 60 FPS loop, 2 ms work a frame, while a pool works through {jobs} chunk jobs returning "
+        f"~{size * size * 14 / 2**20:.1f} MiB each ({jobs / elapsed:.0f} chunks/s; intake call median "
+        f"{statistics.median(took) * 1e3:.2f} ms, max {max(took) * 1e3:.2f} ms) "
+        "(target: p99 <= 1.10x idle, no frame > 20 ms)",
+        ["run", "p50", "p99", "max", ">20ms", "p99/idle"],
+        rows,
+    )
+
+
+def bench_reprioritize(queued: int) -> None:
+    """(4) re-prioritising ``queued`` jobs: all of them move, a few move, half are cancelled."""
+    gate = Path(f"/tmp/bench_pool_gate_{os.getpid()}")
+    setup = "import os, time\ndef hold(p):\n    while not os.path.exists(p):\n        time.sleep(0.01)\n"
+    rows = []
+    with ComputePool(1, setup=setup) as pool:
+        held = [pool.submit("hold", str(gate)) for _ in range(2)]
+        futures = [pool.submit(pool_jobs.trivial, i, key=i, priority=0) for i in range(queued)]
+        for label, new in (
+            ("every job moves", lambda k: -(k * 7919 % queued)),
+            ("every job moves again", lambda k: -(k * 104729 % queued)),
+            ("1% of the jobs move", lambda k: -(k * 104729 % queued) if k % 100 else 5),
+            ("none moves", lambda k: -(k * 104729 % queued) if k % 100 else 5),
+        ):
+            start = time.perf_counter()
+            pool.reprioritize(new)
+            rows.append([label, ms(time.perf_counter() - start), us((time.perf_counter() - start) / queued)])
+        start = time.perf_counter()
+        cancelled = pool.reprioritize(lambda k: None if k % 2 else 0)
+        rows.append(
+            [
+                f"half cancelled ({cancelled})",
+                ms(time.perf_counter() - start),
+                us((time.perf_counter() - start) / queued),
+            ]
+        )
+        start = time.perf_counter()
+        pool.cancel(2)
+        rows.append(["cancel(key) of one job", us(time.perf_counter() - start), ""])
+        gate.touch()
+        wait(held + [f for f in futures if not f.cancelled()])
+    gate.unlink()
+    table(
+        f"(4) re-prioritising {queued} queued jobs in VM 0 (target: microseconds per job)",
+        ["what", "total", "per queued job"],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer, smaller runs (a smoke run)")
+    parser.add_argument("--only", choices=["throughput", "chunks", "pacing", "reprioritize", "gap"])
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    q = args.quick
+    if args.only in (None, "throughput"):
+        bench_throughput(2_000 if q else 10_000, 2 if q else 5)
+    if args.only in (None, "chunks"):
+        bench_chunks(32 if q else 256, 128)
+    if args.only in (None, "pacing"):
+        bench_frame_pacing(100 if q else 1_000, 256, 2.0)
+    if args.only in (None, "reprioritize"):
+        bench_reprioritize(10_000)
+    if args.only in (None, "gap"):
+        bench_idle_gap(200 if q else 1_000, 0.001)
+    runtime.shutdown()
+
+
+if __name__ == "__main__":
+    main()

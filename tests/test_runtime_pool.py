@@ -1,0 +1,332 @@
+"""ComputePool: many jobs over several VMs, by priority, cancellable, with futures and a frame-loop intake."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import CancelledError, as_completed, wait
+from pathlib import Path
+
+import pytest
+from vmtools import children_of, wait_until
+
+import runtime
+from runtime import ComputePool, ComputeThread, JobCancelledError, VMClosedError, VMDiedError
+
+SETUP = """
+import os, time, runtime
+log = []
+def record(x):
+    log.append(x)
+    return x
+def hold(path, timeout=20.0):
+    # Wait for the test to create ``path`` (a condition with a timeout, never a fixed sleep).
+    end = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.002)
+    return runtime.currentvm()
+def log_so_far():
+    return list(log)
+def square(x):
+    return x * x
+def die_on(x, bad):
+    if x == bad:
+        os._exit(3)
+    return x
+def steps(n):
+    for i in range(n):
+        runtime.report_progress((i + 1) / n, f"step {i + 1}")
+        time.sleep(0.01)
+    return n
+"""
+
+
+@pytest.fixture
+def pool() -> Iterator[ComputePool]:
+    with ComputePool(2, setup=SETUP) as pool:
+        yield pool
+
+
+@pytest.fixture
+def one() -> Iterator[ComputePool]:
+    with ComputePool(1, setup=SETUP) as pool:
+        yield pool
+
+
+def _blocked(pool: ComputePool, gate: Path) -> list[object]:
+    """Occupy every VM of ``pool`` (running, and one job waiting in its socket) until ``gate`` exists."""
+    count = 2 * len(pool.vm_indices)
+    futures = [pool.submit("hold", str(gate)) for _ in range(count)]
+    assert wait_until(lambda: pool.stats().in_flight == count, 10)
+    return futures
+
+
+def test_submit_returns_futures_and_every_vm_takes_jobs(pool: ComputePool) -> None:
+    assert pool.vm_indices == (1, 2)
+    assert [f.result(30) for f in [pool.submit("square", i) for i in range(50)]] == [i * i for i in range(50)]
+    futures = [pool.submit("lambda: (runtime.currentvm(), time.sleep(0.05))[0]") for _ in range(8)]
+    assert {f.result(30) for f in futures} == {1, 2}
+    stats = pool.stats()
+    assert stats.jobs_done >= 58 and stats.queued == 0 and stats.in_flight == 0
+    assert [vm.vm_index for vm in stats.vms] == [1, 2] and all(vm.jobs_done > 0 for vm in stats.vms)
+
+
+def test_higher_priority_runs_first_and_fifo_within_a_priority(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    for x, priority in [("low-1", 0), ("high-1", 5), ("low-2", 0), ("mid", 1), ("high-2", 5), ("neg", -3)]:
+        one.submit("record", x, priority=priority)
+    assert one.stats().queued == 6
+    gate.touch()
+    assert wait(held, 30).not_done == set()
+    assert one.submit("log_so_far", priority=-10).result(30) == [
+        "high-1",
+        "high-2",
+        "mid",
+        "low-1",
+        "low-2",
+        "neg",
+    ]
+
+
+def test_cancel_by_key_takes_queued_jobs_out_at_once(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    stale = [one.submit("record", f"stale{i}", key=("chunk", 1, 2)) for i in range(3)]
+    kept = one.submit("record", "kept", key=("chunk", 0, 0))
+    assert one.cancel(("chunk", 1, 2)) == 3
+    assert all(f.cancelled() for f in stale) and one.stats().queued == 1
+    assert one.cancel(("chunk", 9, 9)) == 0
+    gate.touch()
+    assert kept.result(30) == "kept" and wait(held, 30).not_done == set()
+    assert one.submit("log_so_far").result(30) == ["kept"]
+
+
+def test_cancel_with_running_stops_the_running_job_and_the_pool_carries_on(
+    one: ComputePool, tmp_path: Path
+) -> None:
+    running = one.submit("hold", str(tmp_path / "never"), 60.0, key="slow")
+    assert wait_until(lambda: running.running() and one.stats().in_flight == 1, 10)
+    assert one.cancel("slow") == 0  # not queued: left alone unless asked
+    assert one.cancel("slow", running=True) == 1
+    with pytest.raises(JobCancelledError):
+        running.result(10)
+    assert one.submit("square", 7).result(30) == 49  # a fresh VM took over
+
+
+def test_reprioritize_moves_and_cancels_queued_jobs_by_key(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    futures = {n: one.submit("record", n, key=n, priority=n) for n in range(20)}
+    # Nearest first: priority falls with distance to 7; odd keys left the view and are dropped.
+    assert one.reprioritize(lambda n: None if n % 2 else -abs(n - 7)) == 10
+    assert all(futures[n].cancelled() for n in range(1, 20, 2))
+    gate.touch()
+    assert wait(held, 30).not_done == set()
+    order = one.submit("log_so_far", priority=-100).result(30)
+    assert order == sorted(range(0, 20, 2), key=lambda n: (abs(n - 7), n))
+
+
+def test_reprioritize_handles_ten_thousand_queued_jobs(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    futures = [one.submit("square", i, key=i) for i in range(10_000)]
+    for shift in range(3):  # three "frames", each moving every job
+        assert one.reprioritize(lambda i, shift=shift: -((i + shift * 997) % 10_000)) == 0
+    assert one.reprioritize(lambda i: None if i >= 100 else -i) == 9_900
+    assert one.stats().queued == 100
+    gate.touch()
+    assert [f.result(30) for f in futures[:100]] == [i * i for i in range(100)]
+    assert wait(held, 30).not_done == set()
+
+
+def test_map_keeps_item_order_counts_items_and_batches(pool: ComputePool) -> None:
+    results = pool.map("lambda x, y: x * y", range(100), range(100, 200), chunksize=7)
+    assert results.total == 100
+    assert list(results) == [x * y for x, y in zip(range(100), range(100, 200), strict=True)]
+    assert results.done == 100
+    assert list(pool.map(pow, [2, 3], [5, 2, 99])) == [32, 9]  # the shortest iterable ends it
+    with pytest.raises(ValueError, match=r"^chunksize must be an int >= 1, got 0$"):
+        pool.map(abs, [1], chunksize=0)
+
+
+def test_a_vm_that_dies_mid_map_fails_only_its_own_batch(pool: ComputePool) -> None:
+    results = pool.map("die_on", range(40), [13] * 40, chunksize=4)
+    values = []
+    with pytest.raises(VMDiedError, match=r"^VM [12] died during the job: exited with code 3$"):
+        for value in results:
+            values.append(value)
+    assert values == list(range(12))  # the batches before 12..15 arrived whole
+    # The pool restarted that VM and carries on.
+    assert list(pool.map("square", range(30))) == [i * i for i in range(30)]
+    assert all(vm.jobs_done > 0 for vm in pool.stats().vms)
+
+
+def test_closing_the_map_iterator_cancels_what_has_not_started(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    results = one.map("record", range(10), chunksize=1)
+    assert results.done == 0
+    results.close()
+    gate.touch()
+    assert wait(held, 30).not_done == set()
+    assert one.submit("log_so_far").result(30) == []
+
+
+def test_progress_of_a_job_is_readable_from_its_future(one: ComputePool) -> None:
+    future = one.submit("steps", 30)
+    seen: set[str] = set()
+    while not future.done():
+        seen.add(future.progress[1])
+        time.sleep(0.005)
+    assert future.result() == 30 and future.progress == (1.0, "step 30")
+    assert len(seen - {""}) >= 2  # it moved while the job ran
+
+
+def test_intake_returns_finished_jobs_within_a_budget() -> None:
+    with ComputePool(2, setup=SETUP, intake=True) as pool:
+        keys = [("chunk", i) for i in range(12)]
+        for key in keys:
+            pool.submit("lambda k: bytes(200_000)", key, key=key)
+        taken = []
+        deadline = time.monotonic() + 30
+        while len(taken) < len(keys) and time.monotonic() < deadline:
+            batch = pool.intake(budget_ms=0)
+            assert len(batch) <= 1 or all(not f.decoded() for f in batch[1:])
+            assert batch == [] or batch[0].decoded()  # at least one is taken, decoded, per call
+            taken += batch
+            time.sleep(0.002)
+        assert sorted(f.key for f in taken) == sorted(keys)
+        assert all(f.result() == bytes(200_000) for f in taken)
+        assert pool.intake() == []
+    with ComputePool(1) as plain, pytest.raises(ValueError, match=r"intake\(\) needs a pool made with"):
+        plain.intake()
+
+
+def test_futures_work_with_asyncio_and_as_completed(pool: ComputePool) -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        direct = await loop.run_in_executor(pool, pow, 2, 10)
+        wrapped = await asyncio.wrap_future(pool.submit("square", 12))
+        return [direct, wrapped]
+
+    assert asyncio.run(main()) == [1024, 144]
+    futures = [pool.submit("square", i) for i in range(20)]
+    assert sorted(f.result() for f in as_completed(futures, timeout=30)) == sorted(i * i for i in range(20))
+
+
+def test_a_job_error_reraises_with_its_type_and_the_vm_traceback(pool: ComputePool) -> None:
+    with pytest.raises(ZeroDivisionError) as caught:
+        pool.submit("lambda: 1 / 0").result(30)
+    assert isinstance(caught.value.__cause__, runtime.RemoteTraceback)
+
+
+def test_setup_runs_in_every_vm(pool: ComputePool) -> None:
+    futures = [
+        pool.submit("lambda: (runtime.currentvm(), 'square' in globals(), time.sleep(0.05))[:2]")
+        for _ in range(8)
+    ]
+    assert {f.result(30) for f in futures} == {(1, True), (2, True)}
+
+
+def test_bad_input_is_refused_with_the_rule_and_changes_nothing() -> None:
+    rule = r"vms must be an int in 1\.\.15 or an iterable of VM indices in 1\.\.15"
+    for vms, error in [
+        (0, ValueError),
+        (16, ValueError),
+        ([], ValueError),
+        ("2", TypeError),
+        (True, TypeError),
+    ]:
+        with pytest.raises(error, match=rule):
+            ComputePool(vms)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^vms lists VM index 2 twice$"):
+        ComputePool([1, 2, 2])
+    with ComputeThread(1), pytest.raises(ValueError, match=r"^vm_index 1 is already in use"):
+        ComputePool([2, 1])
+    assert runtime._registry.owned() == []  # nothing was claimed by the failed pools
+    with ComputePool(1) as pool:
+        with pytest.raises(TypeError, match=r"^priority must be a number \(higher runs first\), got str$"):
+            pool.submit(abs, 1, priority="high")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"got nan$"):
+            pool.submit(abs, 1, priority=float("nan"))
+        with pytest.raises(TypeError, match="unhashable"):
+            pool.submit(abs, 1, key=[1])
+        with pytest.raises(TypeError, match="cannot pickle '_thread.lock'") as caught:
+            pool.submit(len, threading.Lock())
+        assert "argument 1 (of type lock) cannot be pickled, so the job was not started" in str(
+            caught.value.__notes__
+        )
+        assert pool.stats().queued == 0 and pool.submit(abs, -3).result(30) == 3
+    with pytest.raises(RuntimeError, match="cannot schedule new futures after"):
+        pool.submit(abs, 1)
+
+
+def test_close_ends_running_and_queued_jobs_as_closed_and_leaves_no_process(tmp_path: Path) -> None:
+    pool = ComputePool(2, setup=SETUP)
+    running = [pool.submit("hold", str(tmp_path / "never"), 60.0) for _ in range(4)]
+    queued = [pool.submit("square", i) for i in range(10)]
+    assert wait_until(lambda: pool.stats().in_flight == 4, 10)
+    pids = children_of(os.getpid())
+    pool.close()
+    for future in running + queued:
+        with pytest.raises(VMClosedError):
+            future.result(5)
+    assert pool.closed and runtime._registry.owned() == []
+    assert wait_until(lambda: not set(children_of(os.getpid())) & set(pids) - _template_pids(), 5)
+
+
+def _template_pids() -> set[int]:
+    """The template process (it outlives pools, by design): children of VM 0 that are not VMs."""
+    out = set()
+    for pid in children_of(os.getpid()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"_template" in cmdline:
+            out.add(pid)
+    return out
+
+
+def test_shutdown_waits_for_queued_work_or_cancels_it() -> None:
+    pool = ComputePool(1, setup=SETUP)
+    futures = [pool.submit("square", i) for i in range(20)]
+    pool.shutdown(wait=True)
+    assert [f.result(0) for f in futures] == [i * i for i in range(20)] and pool.closed
+    pool = ComputePool(1, setup=SETUP)
+    first = pool.submit("lambda: time.sleep(0.2) or 'first'")
+    rest = [pool.submit("square", i) for i in range(20)]
+    pool.shutdown(wait=True, cancel_futures=True)
+    assert first.result(0) == "first"
+    assert sum(f.cancelled() for f in rest) >= 18  # all but what was already sent to the VM
+    with pytest.raises(CancelledError):
+        next(f for f in rest if f.cancelled()).result(0)
+
+
+def test_a_collected_pool_frees_its_indices_and_stops_its_vms() -> None:
+    pool = ComputePool(2)
+    assert pool.submit(abs, -1).result(30) == 1
+    del pool
+    gc.collect()
+    assert wait_until(lambda: runtime._registry.owned() == [], 5)
+
+
+def test_an_unpicklable_result_fails_only_its_future(pool: ComputePool) -> None:
+    future = pool.submit("lambda: __import__('threading').Lock()")
+    with pytest.raises(runtime.JobError, match="cannot be pickled"):
+        future.result(30)
+    assert pool.submit("square", 3).result(30) == 9
+
+
+def test_pool_futures_pickle_their_values_not_themselves(pool: ComputePool) -> None:
+    # A future is VM 0's: it cannot be sent to a VM as an argument (the error says so at submit).
+    future = pool.submit(abs, -1)
+    future.result(30)
+    with pytest.raises((TypeError, pickle.PicklingError)):
+        pool.submit(len, future)
