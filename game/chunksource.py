@@ -89,7 +89,7 @@ class PoolSource:
         self.pool.submit(build_chunk, seed, *key, priority=priority, key=key)
 
     def reprioritize(self, new_priority: NewPriority) -> None:
-        self.pool.reprioritize(new_priority)  # type: ignore[arg-type]
+        self.pool.reprioritize(new_priority)
 
     def take(self, budget_ms: float) -> list[Arrival]:
         arrivals = []

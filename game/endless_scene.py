@@ -77,7 +77,9 @@ class EndlessScene(Scene):
         self.velocity = (0.0, 0.0)
         self.jumps = 0
         self.rates: deque[tuple[float, SourceStats]] = deque()
-        self.vm_busy_totals: dict[str, float] = {}
+        self.samples = 0
+        self.busy_frames: dict[str, int] = {}
+        self.recent_busy: dict[str, deque[bool]] = {}
 
     # -- input ----------------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class EndlessScene(Scene):
                 0.8 * self.velocity[1] + 0.2 * moved[1] * fps,
             )
         self.streamer.update(camera, self.velocity)
+        self.sample_workers()
         self.streamer.draw(screen, camera)
         if camera.zoom >= SPRITE_MIN_ZOOM:
             self.creatures.draw(screen, camera)
@@ -192,24 +195,35 @@ class EndlessScene(Scene):
         if self.host.hud_visible:
             self._hud(screen)
 
-    def source_rates(self) -> tuple[SourceStats, list[tuple[str, bool, float, float]]]:
-        """The source's stats now, and per worker: name, busy now, busy share and jobs/s (last second)."""
+    def sample_workers(self) -> SourceStats:
+        """Read the source's stats once a frame and note which workers have a job in flight.
+
+        The busy share is sampled per frame, not taken from the workers' busy seconds: the pool adds a
+        busy stretch to those only when the VM goes idle, so a VM that never idles would read 0.
+        """
         now = time.perf_counter()
         stats = self.streamer.source.stats()
+        self.samples += 1
+        for worker in stats.workers:
+            self.busy_frames[worker.name] = self.busy_frames.get(worker.name, 0) + int(worker.busy)
+            self.recent_busy.setdefault(worker.name, deque(maxlen=60)).append(worker.busy)
         self.rates.append((now, stats))
         while len(self.rates) > 2 and self.rates[1][0] <= now - 1.0:
             self.rates.popleft()
+        return stats
+
+    def worker_rows(self, stats: SourceStats) -> list[tuple[str, bool, float, float]]:
+        """Per worker: name, busy now, busy share of the last second's frames, jobs per second."""
         then, old = self.rates[0]
-        span = max(now - then, 1e-6)
+        span = max(self.rates[-1][0] - then, 1e-6)
+        before = {w.name: w.jobs_done for w in old.workers}
         rows = []
-        before = {w.name: w for w in old.workers}
         for worker in stats.workers:
-            prior = before.get(worker.name)
-            busy = worker.busy_seconds - (prior.busy_seconds if prior else 0.0)
-            jobs = worker.jobs_done - (prior.jobs_done if prior else 0)
-            share = min(1.0, max(0.0, busy / span)) if self.rates[0][1] is not stats else float(worker.busy)
-            rows.append((worker.name, worker.busy, share, jobs / span))
-        return stats, rows
+            recent = self.recent_busy.get(worker.name) or deque([worker.busy])
+            share = sum(recent) / len(recent)
+            rate = (worker.jobs_done - before.get(worker.name, 0)) / span if len(self.rates) > 1 else 0.0
+            rows.append((worker.name, worker.busy, share, rate))
+        return rows
 
     def hud_lines(self, stats: SourceStats | None = None) -> list[str]:
         """The HUD's text lines: frame time, position, seed/zoom/detail, queue and chunk latency."""
@@ -229,7 +243,8 @@ class EndlessScene(Scene):
 
     def _hud(self, screen: pygame.Surface) -> None:
         text = self.host.text
-        stats, rows = self.source_rates()
+        stats = self.rates[-1][1]
+        rows = self.worker_rows(stats)
         lines_h = 22 * 4 + 18 * len(rows) + 12
         rect = pygame.Rect(layout.GAP, layout.GAP, min(HUD_W, screen.get_width() // 2), lines_h)
         if rect.bottom > screen.get_height() - layout.STRIP_H - layout.GAP:
@@ -253,13 +268,8 @@ class EndlessScene(Scene):
             y += 18
 
     def vm_busy(self) -> dict[str, float]:
-        """Each worker's busy share of the whole run so far (busy seconds over the scene's lifetime)."""
-        stats = self.streamer.source.stats()
-        elapsed = max(time.perf_counter() - self.started, 1e-6)
-        return {w.name: round(min(1.0, w.busy_seconds / elapsed), 3) for w in stats.workers}
-
-    def enter(self) -> None:
-        self.started = time.perf_counter()
+        """Each worker's busy share of the whole run so far: the share of frames it had a job in flight."""
+        return {name: round(busy / max(1, self.samples), 3) for name, busy in self.busy_frames.items()}
 
     def leave(self) -> None:
         self.held.clear()
