@@ -315,3 +315,26 @@ def test_a_headless_flight_prints_the_streaming_figures(tmp_path: Path) -> None:
     )
     assert sum(summary["vm_busy"].values()) > 0
     assert 0 < summary["cache_mib_peak"] <= 256
+
+
+def test_zoomed_out_a_wide_view_costs_about_as_many_chunk_jobs_as_a_close_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The level arithmetic alone (no chunk is made): as with a worldgen that samples every k-th cell.
+    import game.endless_camera
+
+    monkeypatch.setattr(game.endless_camera, "max_level", lambda: 6)
+    counts = {}
+    for cells in (640, 5000, 20000):
+        camera = EndlessCamera((1280, 720), 12345.0, -6789.0, zoom=1280 / cells)
+        streamer = ChunkStreamer(RecordingSource(), 1, 1 << 20)
+        streamer.update(camera, (0.0, 0.0))
+        left, _, right, _ = camera.visible()
+        assert right - left == pytest.approx(cells, rel=0.35)
+        if camera.zoom < 1:  # zoomed out: 128 to 255 pixels a chunk, each sample 1 to 2 pixels wide
+            assert camera.level > 0 and CHUNK <= camera.chunk_pixels < 2 * CHUNK
+        counts[cells] = len(streamer.visible)
+    assert counts[640] == min(counts.values())
+    assert max(counts.values()) <= 4 * counts[640]  # not the 61x (or 977x) more cells
+    zoomed_in = EndlessCamera((1280, 720), zoom=8.0)
+    assert zoomed_in.level == 0 and zoomed_in.chunk_pixels == 8 * CHUNK
