@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from game.chunkjob import CHUNK, WORLD_LIMIT, max_level, span
+from game.chunkjob import WORLD_LIMIT, max_level, span
 
 MAX_ZOOM = 32.0
 DEFAULT_ZOOM = 2.0
