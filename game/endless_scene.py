@@ -238,7 +238,8 @@ class EndlessScene(Scene):
             f"FPS {hud_stats.fps():5.1f}   frame {last:5.1f} ms{clock}",
             f"x {math.floor(camera.x)}  y {math.floor(camera.y)}",
             f"seed {self.streamer.seed}  zoom {camera.zoom:.3g}  detail 1:{1 << camera.level}",
-            f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}",
+            f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}"
+            + (f"  failed {len(self.streamer.failed)}" if self.streamer.failed else ""),
         ]
 
     def _hud(self, screen: pygame.Surface) -> None:

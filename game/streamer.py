@@ -37,6 +37,8 @@ MINIMAP_SCALES = (8, 32, 128, 512, 2048)
 """Cells per minimap pixel at its zoom steps."""
 NO_PIXELS = np.zeros((0, 0, 4), dtype=np.uint8)
 PAGE = 128
+RETRY_FRAMES = 120
+RETRIES = 3
 """Pixels on a side of one page of the minimap's record of what was seen."""
 
 
@@ -78,7 +80,9 @@ class ChunkStreamer:
         self.waiting_since: dict[ChunkKey, int] = {}
         self.latencies: list[int] = []
         self.recent_latencies: deque[int] = deque(maxlen=240)
-        self.failed: dict[ChunkKey, str] = {}
+        self.failed: dict[ChunkKey, tuple[int, int, str]] = {}
+        """Chunks whose job failed: the frame it failed on, how many times, and the error. One is asked
+        for again after RETRY_FRAMES (a VM that crashed is replaced by the pool), at most RETRIES times."""
         self.generated = 0
         self.frame = 0
         self.placeholder_frames = 0
@@ -146,7 +150,7 @@ class ChunkStreamer:
             elif key not in self.waiting_since:
                 self.waiting_since[key] = self.frame
         for key in list(self.waiting_since):
-            if key not in wanted or key in self.failed:
+            if key not in wanted or self._given_up(key):
                 del self.waiting_since[key]  # it left the view before it came: no latency to count
 
         def new_priority(queued: Hashable) -> float | None:
@@ -158,7 +162,7 @@ class ChunkStreamer:
 
         self.source.reprioritize(new_priority)
         for key, priority in sorted(wanted.items(), key=lambda item: -item[1]):
-            if key not in self.cache and key not in self.requested and key not in self.failed:
+            if key not in self.cache and key not in self.requested and not self._resting(key):
                 self.source.request(self.seed, key, priority)
                 self.requested.add(key)
         taken = 0
@@ -173,9 +177,11 @@ class ChunkStreamer:
             started = time.perf_counter()
             self.requested.discard(arrival.key)
             if arrival.chunk is None:
-                self.failed[arrival.key] = arrival.error or "failed"
+                _, times, _ = self.failed.get(arrival.key, (0, 0, ""))
+                self.failed[arrival.key] = (self.frame, times + 1, arrival.error or "failed")
                 continue
             self.generated += 1
+            self.failed.pop(arrival.key, None)
             # The Surface holds the pixels now; the array goes (the cache counts every byte it keeps).
             surface = wrap(arrival.chunk)
             self.wrap_ms.append((time.perf_counter() - started) * 1000)
@@ -185,6 +191,15 @@ class ChunkStreamer:
             if self.on_arrive is not None:
                 self.on_arrive(tile)
             self.intake_ms.append((time.perf_counter() - started) * 1000)
+
+    def _resting(self, key: ChunkKey) -> bool:
+        """Whether a failed chunk must not be asked for now (too soon, or too many failures)."""
+        failure = self.failed.get(key)
+        return failure is not None and (self._given_up(key) or self.frame - failure[0] < RETRY_FRAMES)
+
+    def _given_up(self, key: ChunkKey) -> bool:
+        failure = self.failed.get(key)
+        return failure is not None and failure[1] >= RETRIES
 
     def _store(self, key: ChunkKey, tile: Tile) -> None:
         old = self.cache.pop(key, None)

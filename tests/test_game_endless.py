@@ -338,3 +338,38 @@ def test_zoomed_out_a_wide_view_costs_about_as_many_chunk_jobs_as_a_close_one(
     assert max(counts.values()) <= 4 * counts[640]  # not the 61x (or 977x) more cells
     zoomed_in = EndlessCamera((1280, 720), zoom=8.0)
     assert zoomed_in.level == 0 and zoomed_in.chunk_pixels == 8 * CHUNK
+
+
+class FlakySource(InlineSource):
+    """Every chunk's first job fails (as when a VM dies during it); the next one works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed_once: set[ChunkKey] = set()
+
+    def take(self, budget_ms: float) -> list[Arrival]:
+        item = self.queue.pop()
+        if item is None:
+            return []
+        seed, key = item
+        if key not in self.failed_once:
+            self.failed_once.add(key)
+            return [Arrival(key, None, "RuntimeError: VM 1 died during the job: killed by SIGKILL")]
+        return [Arrival(key, build_chunk(seed, *key))]
+
+
+def test_a_chunk_whose_job_failed_shows_a_placeholder_and_is_asked_for_again(screen: pygame.Surface) -> None:
+    streamer = ChunkStreamer(FlakySource(), 3, 64 << 20)
+    camera = EndlessCamera(screen.get_size(), 1.5 * CHUNK, 1.5 * CHUNK, zoom=1.0)
+    try:
+        for _ in range(30):
+            streamer.update(camera, (0.0, 0.0))
+            streamer.draw(screen, camera)
+        assert streamer.placeholders == 9 and set(streamer.visible) <= set(streamer.failed)
+        assert not streamer.cache
+        frames = stream_until_drawn(streamer, camera, screen)
+        assert 60 < frames < 200  # not at once (a failing job is not hammered), but it comes
+        assert not set(streamer.visible) & set(streamer.failed)
+        assert all(key in streamer.cache for key in streamer.visible)
+    finally:
+        streamer.close()
