@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pygame
 
 import worldgen
 from game.chunkjob import CHUNK, ChunkData, ChunkKey
-from game.sprites import DEFAULT_SPEED, SPEEDS, TURN_TICKS, Creatures, _splitmix, load_sprites
+from game.sprites import (
+    DEFAULT_SPEED,
+    SPEEDS,
+    SPRITE_MIN_ZOOM,
+    TURN_TICKS,
+    Creatures,
+    View,
+    _splitmix,
+    load_sprites,
+)
 
 _U64 = np.uint64
 _STATE = ("ids", "species", "x", "y", "turns", "offset", "dx", "dy", "speed")
@@ -44,6 +54,7 @@ class EndlessCreatures(Creatures):
         self.speed = np.zeros(0, dtype=np.float32)
         self.biomes: dict[tuple[int, int], npt.NDArray[np.uint8]] = {}
         self.known: set[int] = set()
+        self.joining: list[dict[str, npt.NDArray[np.generic]]] = []
         self.parked: dict[tuple[int, int], dict[str, npt.NDArray[np.generic]]] = {}
         self._sprites = {}
         self._base = load_sprites(self.species_names) if self.species_names else []
@@ -56,9 +67,25 @@ class EndlessCreatures(Creatures):
         return {name: getattr(self, name) for name in _STATE}
 
     def _append(self, extra: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Queue creatures to join; they join together at the next tick or draw (one concatenation a
+        frame however many chunks arrived, so a chunk's arrival costs VM 0 next to nothing)."""
+        self.joining.append(extra)
+
+    def _join(self) -> None:
+        if not self.joining:
+            return
+        start = self.count
         for name in _STATE:
-            setattr(self, name, np.concatenate([getattr(self, name), extra[name]]))
+            parts = [getattr(self, name), *(extra[name] for extra in self.joining)]
+            setattr(self, name, np.concatenate(parts))
+        fresh = np.concatenate([extra["fresh"] for extra in self.joining]) if self.joining else None
+        self.joining.clear()
         self.count = len(self.ids)
+        which = np.zeros(self.count, dtype=bool)
+        if fresh is not None:
+            which[start:] = fresh  # newcomers choose a heading; parked ones keep theirs
+        if which.any():
+            self._choose_headings(which)
 
     def chunk_arrived(self, data: ChunkData) -> None:
         """A chunk came: a fine one brings its creatures (parked ones as they were) and its cells."""
@@ -68,10 +95,11 @@ class EndlessCreatures(Creatures):
         self.biomes[(i, j)] = data.biome
         parked = self.parked.pop((i, j), None)
         if parked is not None:
-            self._append(parked)
+            self._append({**parked, "fresh": np.zeros(len(parked["ids"]), dtype=bool)})
         records = data.creatures
-        fresh = np.array([int(v) not in self.known for v in records["id"].tolist()], dtype=bool)
-        records = records[fresh] if len(records) else records
+        if self.known:
+            fresh = np.array([int(v) not in self.known for v in records["id"].tolist()], dtype=bool)
+            records = records[fresh] if len(records) else records
         if len(records) == 0:
             return
         ids = records["id"].astype(np.uint64)
@@ -87,18 +115,16 @@ class EndlessCreatures(Creatures):
             "dx": np.zeros(len(ids), dtype=np.float32),
             "dy": np.zeros(len(ids), dtype=np.float32),
             "speed": self._speeds[species].astype(np.float32),
+            "fresh": np.ones(len(ids), dtype=bool),
         }
-        start = self.count
         self._append(new)
-        which = np.zeros(self.count, dtype=bool)
-        which[start:] = True
-        self._choose_headings(which)
 
     def chunk_left(self, key: ChunkKey) -> None:
         """A chunk left the cache: park the creatures standing in it, forget its cells."""
         level, i, j = key
         if level != 0 or self.biomes.pop((i, j), None) is None:
             return
+        self._join()
         inside = (np.floor(self.x / CHUNK) == i) & (np.floor(self.y / CHUNK) == j)
         if not inside.any():
             return
@@ -132,6 +158,7 @@ class EndlessCreatures(Creatures):
         """One tick for the creatures in :attr:`area` (around the view; the others wait where they are):
         step along the heading onto a habitat cell of a loaded chunk, else turn."""
         self.tick_count += 1
+        self._join()
         if self.count == 0:
             return
         left, top, right, bottom = self.area
@@ -155,3 +182,7 @@ class EndlessCreatures(Creatures):
             which = np.zeros(self.count, dtype=bool)
             which[blocked] = True
             self._choose_headings(which)
+
+    def draw(self, target: pygame.Surface, camera: View, min_zoom: float = SPRITE_MIN_ZOOM) -> int:
+        self._join()
+        return super().draw(target, camera, min_zoom)

@@ -213,6 +213,7 @@ def test_creatures_wander_across_chunk_borders_and_are_the_same_when_a_chunk_com
     for data in chunks.values():
         creatures.chunk_arrived(data)
     creatures.area = (-2.0 * CHUNK, -2.0 * CHUNK, 2.0 * CHUNK, 2.0 * CHUNK)
+    creatures.update()  # they join at the first tick
     ids = creatures.ids.copy()
     home = np.stack([np.floor(creatures.x / CHUNK), np.floor(creatures.y / CHUNK)], axis=1)
     assert creatures.count == sum(len(data.creatures) for data in chunks.values()) > 0
@@ -233,6 +234,8 @@ def test_creatures_wander_across_chunk_borders_and_are_the_same_when_a_chunk_com
     creatures.chunk_left((0, *key))
     assert not set(state) & set(creatures.ids.tolist())
     creatures.chunk_arrived(chunks[key])
+    creatures.area = (0.0, 0.0, 0.0, 0.0)  # a tick that moves nobody: they join, as they were
+    creatures.update()
     back = {i: (x, y) for i, x, y in zip(creatures.ids, creatures.x, creatures.y, strict=True) if i in state}
     assert back == state
     assert sorted(creatures.ids.tolist()) == sorted(ids.tolist())  # nobody doubled, nobody lost
