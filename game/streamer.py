@@ -115,13 +115,17 @@ class ChunkStreamer:
         cx, cy = camera.x / size - 0.5, camera.y / size - 0.5
         wanted: dict[ChunkKey, float] = {}
         visible = []
+        # A priority never comes back to a value it had: the pool's queue (as of #13's first cut) breaks
+        # when a job is moved back to an earlier priority (its dead entry then ties with the live one and
+        # heapq compares None with a Job: TypeError). A drift of 1e-9 a frame keeps every value new.
+        drift = self.frame * 1e-9
         x0, x1 = math.floor(left / size), math.ceil(right / size)
         y0, y1 = math.floor(top / size), math.ceil(bottom / size)
         for j in range(y0, y1):
             for i in range(x0, x1):
                 key = (level, i, j)
                 if in_world(key):
-                    wanted[key] = 2000.0 - math.hypot(i - cx, j - cy)
+                    wanted[key] = 2000.0 - math.hypot(i - cx, j - cy) + drift
                     visible.append(key)
         # The ring: the view grown by one chunk all round, and stretched ahead of the motion.
         ahead_x, ahead_y = velocity[0] * LOOKAHEAD_S / size, velocity[1] * LOOKAHEAD_S / size
@@ -135,7 +139,7 @@ class ChunkStreamer:
                 if key not in wanted and in_world(key):
                     gap = math.hypot(max(x0 - i, 0, i - (x1 - 1)), gap_y)
                     behind = (i - cx) * ahead_x + (j - cy) * ahead_y < 0
-                    wanted[key] = 1000.0 - gap - (4.0 if behind else 0.0)
+                    wanted[key] = 1000.0 - gap - (4.0 if behind else 0.0) + drift
         self.visible = visible
         return wanted
 
