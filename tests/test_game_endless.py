@@ -376,3 +376,17 @@ def test_a_chunk_whose_job_failed_shows_a_placeholder_and_is_asked_for_again(scr
         assert all(key in streamer.cache for key in streamer.visible)
     finally:
         streamer.close()
+
+
+def test_a_queued_chunk_never_gets_back_a_priority_it_had() -> None:
+    # The pool's queue (#13's first cut) can fail with TypeError when a job goes back to a priority it had
+    # (its dead heap entry ties with the live one); hovering and turning left and right would do that.
+    source = RecordingSource()
+    streamer = ChunkStreamer(source, 12, 64 << 20)
+    camera = EndlessCamera((1280, 720), 0.0, 0.0, zoom=0.5)
+    seen: dict[ChunkKey, set[float]] = {}
+    for frame in range(20):
+        streamer.update(camera, (100.0 * (-1) ** frame, 0.0))
+        for key, priority in source.queued.items():
+            assert priority not in seen.setdefault(key, set())
+            seen[key].add(priority)
