@@ -288,12 +288,13 @@ def jump_ms(screen: pygame.Surface, source: ChunkSource, jumps: int) -> list[flo
     return times
 
 
-def endless_main(frames: int, jumps: int) -> int:
-    runtime.configure(preload=["numpy", "worldgen", "game.worlddata", "game.chunkjob"])
+def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice: int | None = None) -> int:
+    runtime.configure(preload=["numpy", "worldgen", "game.worlddata", "game.chunkjob"], nice=nice)
     no_huge_pages()  # as the pool's VMs do, for the in-process variants
     pygame.display.init()
     pygame.font.init()
     screen = pygame.display.set_mode(WINDOW)
+    print(f"VMs' nice increment: {nice if nice is not None else 'runtime default'}")
     print(f"endless world, window {WINDOW[0]}x{WINDOW[1]}, zoom 2, {frames} frames per flight, 60 FPS cap")
     print(f"cpus {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}", flush=True)
     print()
@@ -304,7 +305,7 @@ def endless_main(frames: int, jumps: int) -> int:
     print(header)
     print("|" + "|".join("-" * (len(part)) for part in header.split("|")[1:-1]) + "|")
     verdicts = []
-    for speed in SPEEDS:
+    for speed in speeds:
         rows: dict[str, tuple[App, float]] = {}
         pool = PoolSource(2)
         pool.warm_up()
@@ -389,6 +390,12 @@ def main() -> int:
     parser.add_argument("--finite", action="store_true", help="the finite world's benchmark instead")
     parser.add_argument("--frames", type=int, default=360, help="endless: frames per flight (360)")
     parser.add_argument("--jumps", type=int, default=5, help="endless: jumps far away (5)")
+    parser.add_argument("--nice", type=int, default=None, help="endless: the VMs' nice increment (runtime's)")
+    parser.add_argument(
+        "--speeds",
+        default=",".join(map(str, SPEEDS)),
+        help="endless: flight speeds in cells/s (300,1200,4800)",
+    )
     parser.add_argument(
         "--size", type=int, default=4096, help="finite: world width and height in cells (4096)"
     )
@@ -396,7 +403,7 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=300, help="finite: frames of the idle baseline (300)")
     args = parser.parse_args()
     if not args.finite:
-        return endless_main(args.frames, args.jumps)
+        return endless_main(args.frames, args.jumps, tuple(int(v) for v in args.speeds.split(",")), args.nice)
 
     runtime.configure(preload=["numpy", "worldgen", "game.worlddata"])
     # VM 1 turns off numpy's huge-page advice (game.worlddata.tune_vm); the thread and inline variants
