@@ -226,7 +226,7 @@ def parser() -> argparse.ArgumentParser:
         type=zoom_arg,
         default=None,
         help=f"initial zoom in screen pixels per cell, above 0 and at most {MAX_ZOOM:g}; "
-        "below the zoom that fits the world, the whole world is shown (default: fit)",
+        "below the zoom that fits the world, the whole world is shown (default: fit; endless: 2)",
     )
     p.add_argument(
         "--headless",

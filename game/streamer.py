@@ -37,6 +37,7 @@ MINIMAP_SCALES = (8, 32, 128, 512, 2048)
 """Cells per minimap pixel at its zoom steps."""
 NO_PIXELS = np.zeros((0, 0, 4), dtype=np.uint8)
 PAGE = 128
+MAX_PAGES = 384
 RETRY_FRAMES = 120
 RETRIES = 3
 """Pixels on a side of one page of the minimap's record of what was seen."""
@@ -102,7 +103,9 @@ class ChunkStreamer:
         """Chunks taken from the source but not yet into the cache (over the frame's budget)."""
         self.on_arrive: Callable[[Tile], None] | None = None
         self.on_evict: Callable[[ChunkKey, Tile], None] | None = None
-        self.pages: dict[tuple[int, int, int], pygame.Surface] = {}
+        self.pages: OrderedDict[tuple[int, int, int], pygame.Surface] = OrderedDict()
+        """The minimap's record of what was seen, in pages of PAGE x PAGE pixels per minimap scale; the
+        least recently used go beyond MAX_PAGES (64 KiB each), so a long flight does not grow it forever."""
 
     # -- what to ask for ------------------------------------------------------------------------------
 
@@ -319,6 +322,10 @@ class ChunkStreamer:
                 if page is None:
                     page = self.pages[page_key] = pygame.Surface((PAGE, PAGE))
                     page.fill(OUTSIDE)
+                    if len(self.pages) > MAX_PAGES:
+                        self.pages.popitem(last=False)
+                else:
+                    self.pages.move_to_end(page_key)
                 extent = max(1, int(per))
                 page.fill(colour, (px % PAGE, py % PAGE, extent, extent))
 
@@ -339,6 +346,7 @@ class ChunkStreamer:
             for pi in range(x0 // PAGE, (x0 + rect.width) // PAGE + 1):
                 page = self.pages.get((index, pi, pj))
                 if page is not None:
+                    self.pages.move_to_end((index, pi, pj))
                     screen.blit(page, (rect.x + pi * PAGE - x0, rect.y + pj * PAGE - y0))
         view = pygame.Rect(
             rect.x + math.floor(left / scale) - x0,
