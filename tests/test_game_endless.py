@@ -390,3 +390,34 @@ def test_a_queued_chunk_never_gets_back_a_priority_it_had() -> None:
         for key, priority in source.queued.items():
             assert priority not in seen.setdefault(key, set())
             seen[key].add(priority)
+
+
+def test_a_missing_chunk_is_a_calm_placeholder_or_its_coarser_chunk_cut_to_size(
+    screen: pygame.Surface,
+) -> None:
+    from dataclasses import replace
+
+    from game.streamer import PLACEHOLDER, Tile
+
+    streamer = ChunkStreamer(RecordingSource(), 5, 64 << 20)  # nothing ever arrives
+    camera = EndlessCamera(screen.get_size(), 1.5 * CHUNK, 1.5 * CHUNK, zoom=1.0)
+    pictures = []
+    for _ in range(3):
+        streamer.update(camera, (0.0, 0.0))
+        streamer.draw(screen, camera)
+        pictures.append(pygame.surfarray.array3d(screen))
+    assert streamer.placeholders == 9 and streamer.placeholder_frames == 3
+    assert all(np.array_equal(pictures[0], p) for p in pictures)  # the same every frame: no flicker
+    assert (pictures[0] == np.array(PLACEHOLDER, dtype=np.uint8)).all()  # one flat colour
+    # A coarser chunk of the same place in the cache stands in, cut and scaled to the missing one.
+    coarse = pygame.Surface((CHUNK, CHUNK))
+    half = CHUNK // 2
+    for n, colour in enumerate([(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)]):
+        coarse.fill(colour, ((n % 2) * half, (n // 2) * half, half, half))
+    data = replace(build_chunk(5, 0, 0, 0), key=(1, 0, 0))
+    streamer.cache[(1, 0, 0)] = Tile(data, coarse)
+    streamer.update(camera, (0.0, 0.0))
+    streamer.draw(screen, camera)
+    assert tuple(screen.get_at((CHUNK // 2, CHUNK // 2)))[:3] == (200, 0, 0)  # chunk (0, 0): top-left quarter
+    assert tuple(screen.get_at((CHUNK + 5, CHUNK + 5)))[:3] == (200, 200, 0)  # chunk (1, 1): bottom-right
+    assert tuple(screen.get_at((2 * CHUNK + 5, 5)))[:3] == PLACEHOLDER  # chunk (2, 0): no parent cached
