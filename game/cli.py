@@ -256,6 +256,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+ENDLESS_ONLY = ("vms", "cache_mb", "at", "fly")
+
+
+def check_mode(options: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse the endless world's options with ``--size`` (they would be silently ignored)."""
+    if args.size is None:
+        return
+    given = [name for name in ENDLESS_ONLY if getattr(args, name) != options.get_default(name)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        options.error(f"{flag} is for the endless world, which --size replaces by a finite one")
+
+
 def join_dash_values(argv: list[str]) -> list[str]:
     """``--size -5x5`` -> ``--size=-5x5``: a value starting with "-" stays the option's value."""
     joined: list[str] = []
@@ -445,7 +458,9 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl+C quits quietly with the shell's code for it, 130 (128 + SIGINT), once VM 1 is stopped.
     """
     try:
-        args = parser().parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
+        options = parser()
+        args = options.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
+        check_mode(options, args)
         summary = run(args)
     except KeyboardInterrupt:
         return 130

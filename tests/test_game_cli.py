@@ -107,6 +107,15 @@ def test_bad_options_are_refused_with_their_rule(
     assert refused(capsys, no_run, *argv) == f"python -m game: error: {message}"
 
 
+@pytest.mark.parametrize("option", [["--vms", "2"], ["--cache-mb", "64"], ["--at", "5,5"], ["--fly", "1,0"]])
+def test_the_endless_worlds_options_are_refused_with_size(
+    capsys: pytest.CaptureFixture[str], no_run: list[argparse.Namespace], option: list[str]
+) -> None:
+    assert refused(capsys, no_run, "--size", "64x64", *option) == (
+        f"python -m game: error: {option[0]} is for the endless world, which --size replaces by a finite one"
+    )
+
+
 def test_good_options_pass_including_the_edges(no_run: list[argparse.Namespace]) -> None:
     assert cli.main(["--size", "1x1", "--zoom", "32", "--window", "320x200", "--seed", "-1"]) == 0
     assert cli.main(["--zoom", "0.01", "--window", "7680x4320", "--size", "1x100000", "--frames", "1"]) == 0
