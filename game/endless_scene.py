@@ -175,7 +175,13 @@ class EndlessScene(Scene):
         self.sample_workers()
         self.streamer.draw(screen, camera)
         if camera.zoom >= SPRITE_MIN_ZOOM:
-            self.creatures.draw(screen, camera)
+            # The panels are translucent: the terrain under them is put back over the creatures, so none
+            # show through and flicker behind the text (as in the finite world).
+            w, h = screen.get_size()
+            under = [pygame.Rect(0, h - layout.STRIP_H, w, layout.STRIP_H), self.hud_rect(screen)]
+            saved = [(screen.subsurface(r).copy(), r) for r in under if r is not None and r.w > 0 and r.h > 0]
+            if self.creatures.draw(screen, camera):
+                screen.fblits(saved)
         self._overlays(screen)
 
     def _overlays(self, screen: pygame.Surface) -> None:
@@ -242,13 +248,21 @@ class EndlessScene(Scene):
             + (f"  failed {len(self.streamer.failed)}" if self.streamer.failed else ""),
         ]
 
+    def hud_rect(self, screen: pygame.Surface) -> pygame.Rect | None:
+        """Where the HUD goes (top left), or None when it is hidden or the window has no room for it."""
+        if not self.host.hud_visible:
+            return None
+        workers = len(self.rates[-1][1].workers) if self.rates else 0
+        height = 22 * 4 + 18 * workers + 12
+        rect = pygame.Rect(layout.GAP, layout.GAP, min(HUD_W, screen.get_width() // 2), height)
+        return None if rect.bottom > screen.get_height() - layout.STRIP_H - layout.GAP else rect
+
     def _hud(self, screen: pygame.Surface) -> None:
         text = self.host.text
         stats = self.rates[-1][1]
         rows = self.worker_rows(stats)
-        lines_h = 22 * 4 + 18 * len(rows) + 12
-        rect = pygame.Rect(layout.GAP, layout.GAP, min(HUD_W, screen.get_width() // 2), lines_h)
-        if rect.bottom > screen.get_height() - layout.STRIP_H - layout.GAP:
+        rect = self.hud_rect(screen)
+        if rect is None:
             return
         ui.panel(screen, rect)
         x, y = rect.x + 10, rect.y + 8
