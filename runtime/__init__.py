@@ -11,8 +11,13 @@ in a VM ends that job with an error; VM 0 carries on and the next job gets a fre
     each frame: t.is_done? t.progress  ◀──────────  progress (coalesced, ~60/s)
     t.last_retval()            ◀──pickled value──  the return value (big buffers: shared memory)
 
-The public API: ``ComputeThread``, ``currentvm``, ``report_progress``, ``shared_buffer``, ``is_shared``,
-``configure``, ``shutdown`` and the error classes. This package depends on the standard library and
+``ComputePool(vms)`` runs many jobs over several VMs (a ``concurrent.futures.Executor``): by priority,
+cancellable by key, with an ``intake(budget_ms)`` for the frame loop. ``_manager`` draws a job's whole
+trip; ``_protocol`` lists every message.
+
+The public API: ``ComputeThread``, ``ComputePool`` (and what it returns: ``PoolFuture``,
+``MapResults``, ``PoolStats``, ``VMStats``), ``currentvm``, ``report_progress``, ``shared_buffer``,
+``is_shared``, ``configure``, ``shutdown`` and the error classes. This package depends on the standard library and
 cloudpickle only.
 """
 

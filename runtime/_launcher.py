@@ -13,6 +13,7 @@ never blocks on the child. It returns VM 0's handle on the worker (``_vm_process
 
 from __future__ import annotations
 
+import multiprocessing.process
 import os
 import pickle
 import queue
@@ -133,7 +134,8 @@ class Launcher:
             self.reset()
         # Everything that can fail in VM 0 happens before a process exists (os.getcwd() raises if the
         # working directory was deleted).
-        init = Init(vm_index, list(sys.path), os.getcwd(), setup, self.nice)
+        authkey = bytes(multiprocessing.process.current_process().authkey)
+        init = Init(vm_index, list(sys.path), os.getcwd(), setup, self.nice, authkey)
         ours, theirs = socket_pair()
         try:
             if self.start_method == "template":

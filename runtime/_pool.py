@@ -152,7 +152,9 @@ class _PoolCore:
                 fds = self.watched()
             self.wait_for_news(fds, PUMP_INTERVAL)
         if finish:
-            self.close()  # shutdown(wait=False): the last job has ended
+            # shutdown(wait=False): the last job has ended, so let go of everything, indices included.
+            _registry.release(self)
+            self.close()
 
     def watched(self) -> list[int]:
         """The descriptors that turn readable when there is news (with the guard held)."""

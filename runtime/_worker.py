@@ -21,6 +21,7 @@ import contextlib
 import faulthandler
 import itertools
 import linecache
+import multiprocessing.process
 import os
 import signal
 import socket
@@ -90,6 +91,8 @@ def _serve(channel: Channel) -> int:
     publisher = _ProgressPublisher(channel)
     _context._enter_vm(vm_index, publisher.start)
     os.chdir(init.cwd)
+    # As a multiprocessing child would: proxies of VM 0's Managers sent to jobs authenticate.
+    multiprocessing.process.current_process().authkey = init.authkey
     if init.nice:
         with contextlib.suppress(OSError):
             os.nice(init.nice)  # lowering one's own priority is always allowed; be safe anyway

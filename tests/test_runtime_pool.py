@@ -13,7 +13,7 @@ from concurrent.futures import CancelledError, as_completed, wait
 from pathlib import Path
 
 import pytest
-from vmtools import children_of, wait_until
+from vmtools import ROOT, children_of, run_python, wait_until
 
 import runtime
 from runtime import ComputePool, ComputeThread, JobCancelledError, VMClosedError, VMDiedError
@@ -330,3 +330,16 @@ def test_pool_futures_pickle_their_values_not_themselves(pool: ComputePool) -> N
     future.result(30)
     with pytest.raises((TypeError, pickle.PicklingError)):
         pool.submit(len, future)
+
+
+def test_readme_pool_example_runs() -> None:
+    """The README's ``ComputePool`` snippet, executed as written."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Many jobs over many VMs", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    done = run_python(code, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    counts, mapped = done.stdout.splitlines()
+    kept, dropped = int(counts.split()[0]), int(counts.split()[2])
+    assert kept + dropped == 49 and dropped > 0, counts
+    assert mapped == "map: [5, 4, 3, 2, 1]"

@@ -11,7 +11,8 @@ which makes a ``ComputePool(vms=2)`` instead and closes it after the test:
 
 A stdlib test that does not apply is taken out of the class; ``NOT_APPLICABLE`` says why. A few are
 replaced by a copy adapted to the pool (its docstring says what changed and why). A test that fails
-because of a bug in the pool is kept as a strict xfail naming the bug.
+because of a bug in the pool would be a strict xfail naming the bug (the two found, the authkey and the
+indices of a pool that closes itself after ``shutdown(wait=False)``, are fixed).
 
 Not used: the ``ThreadPool*`` classes' own tests (they read ``_threads`` and thread names, or share a
 closure over a ``threading.Event``, which cannot cross to a VM), and the package's other modules
@@ -199,14 +200,6 @@ class ComputePoolExecutorTest(
         support.gc_collect()
         self.assertIn(str(os.getpid()), os.listdir(folder))
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "bug: VMs do not get VM 0's multiprocessing authkey, which every ProcessPoolExecutor worker "
-            "inherits, so a multiprocessing.Manager proxy passed to a pool job fails in the VM with "
-            "AuthenticationError: digest sent was rejected (CPython's test_ressources_gced_in_workers)"
-        ),
-    )
     def test_vm_has_vm0_multiprocessing_authkey(self) -> None:
         """Not a CPython test: the condition its test_ressources_gced_in_workers relies on (a Manager
         proxy argument connects back from the worker), checked without starting a Manager."""
@@ -304,14 +297,6 @@ class ComputePoolShutdownTest(ComputePoolMixin, shutdown_tests.ProcessPoolShutdo
         self.assertLess(time.monotonic() - started, 10.0)
         self.assertTrue(wait_until(lambda: _ended(pids), timeout=10.0), f"VM processes left: {pids}")
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason=(
-            "bug: a pool that closes itself after shutdown(wait=False) keeps its VM indices owned (the "
-            "close by the pump thread never releases them): ComputePool(vms=<same indices>) then raises "
-            "'vm_index 1 is already in use' though pool.closed is True"
-        ),
-    )
     def test_shutdown_no_wait(self) -> None:
         """Adapted: CPython's joins ``_executor_manager_thread`` and ``_processes``; here the pool
         closes itself once the work is done, its VM processes end and its VM indices are free again."""
