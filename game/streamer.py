@@ -38,6 +38,9 @@ MINIMAP_SCALES = (8, 32, 128, 512, 2048)
 NO_PIXELS = np.zeros((0, 0, 4), dtype=np.uint8)
 PAGE = 128
 MAX_PAGES = 384
+MAX_SCALED = 512
+"""Up to this many pixels a side, a chunk's scaled picture is kept while it is on screen (1 MiB); larger,
+only its visible part is scaled each frame."""
 RETRY_FRAMES = 120
 RETRIES = 3
 """Pixels on a side of one page of the minimap's record of what was seen."""
@@ -99,6 +102,7 @@ class ChunkStreamer:
         """The first frame that showed no placeholder (the first screen fully drawn)."""
         self.latency_frames: list[int] = []
         """For each latency sample, the frame it was drawn on."""
+        self.scaled_keys: set[ChunkKey] = set()
         self.arrived: deque[Arrival] = deque()
         """Chunks taken from the source but not yet into the cache (over the frame's budget)."""
         self.on_arrive: Callable[[Tile], None] | None = None
@@ -239,6 +243,8 @@ class ChunkStreamer:
         blits: list[tuple[pygame.Surface, tuple[int, int]]] = []
         missing: list[tuple[ChunkKey, pygame.Rect]] = []
         screen.fill(OUTSIDE)
+        view = screen.get_rect()
+        scaled = set()
         for key in self.visible:
             _, i, j = key
             position = (i * pixels - ox, j * pixels - oy)
@@ -246,12 +252,23 @@ class ChunkStreamer:
             if tile is None:
                 missing.append((key, pygame.Rect(position, (pixels, pixels))))
                 continue
-            blits.append((self._picture(tile, pixels), position))
+            if pixels <= MAX_SCALED:
+                blits.append((self._picture(tile, pixels), position))
+                scaled.add(key)
+            else:
+                blits.append(self._visible_part(tile, pixels, position, view))
             if key in self.waiting_since:
                 latency = self.frame - self.waiting_since.pop(key)
                 self.latencies.append(latency)
                 self.latency_frames.append(self.frame)
                 self.recent_latencies.append(latency)
+        for key in self.scaled_keys - scaled:  # scaled pictures are kept only while they are drawn
+            tile = self.cache.get(key)
+            if tile is not None and tile.scaled is not None:
+                before = tile.nbytes
+                tile.scaled = None
+                self.cached_bytes += tile.nbytes - before
+        self.scaled_keys = scaled
         if self.cached_bytes > self.peak_bytes:
             self.peak_bytes = self.cached_bytes
         if self.cached_bytes > self.cache_bytes:
@@ -274,6 +291,27 @@ class ChunkStreamer:
             tile.scaled = pygame.transform.scale(tile.surface, (pixels, pixels))
             self.cached_bytes += tile.nbytes - before  # the scaled picture is cached memory too
         return tile.scaled
+
+    @staticmethod
+    def _visible_part(
+        tile: Tile, pixels: int, position: tuple[int, int], view: pygame.Rect
+    ) -> tuple[pygame.Surface, tuple[int, int]]:
+        """Zoomed far in, only the samples of the chunk that are on screen, scaled (a whole chunk would
+        be thousands of pixels wide). Sample ``k`` covers pixels ``floor(k * s)`` to ``floor((k + 1) * s)``
+        of the chunk as when it is scaled whole, so the part meets its neighbours exactly."""
+        scale = pixels / CHUNK
+        on_screen = pygame.Rect(position, (pixels, pixels)).clip(view)
+        if not on_screen.width or not on_screen.height:
+            return (tile.surface.subsurface((0, 0, 1, 1)), (-1, -1))
+        a_x = max(0, math.floor((on_screen.left - position[0]) / scale))
+        b_x = min(CHUNK, math.ceil((on_screen.right - position[0]) / scale))
+        a_y = max(0, math.floor((on_screen.top - position[1]) / scale))
+        b_y = min(CHUNK, math.ceil((on_screen.bottom - position[1]) / scale))
+        x0, x1 = math.floor(a_x * scale), math.floor(b_x * scale)
+        y0, y1 = math.floor(a_y * scale), math.floor(b_y * scale)
+        part = tile.surface.subsurface((a_x, a_y, b_x - a_x, b_y - a_y))
+        picture = pygame.transform.scale(part, (x1 - x0, y1 - y0))
+        return (picture, (position[0] + x0, position[1] + y0))
 
     def _placeholder(self, screen: pygame.Surface, key: ChunkKey, rect: pygame.Rect) -> None:
         """A coarser chunk of the same place, cut and scaled, if one is cached; else the flat colour."""

@@ -421,3 +421,24 @@ def test_a_missing_chunk_is_a_calm_placeholder_or_its_coarser_chunk_cut_to_size(
     assert tuple(screen.get_at((CHUNK // 2, CHUNK // 2)))[:3] == (200, 0, 0)  # chunk (0, 0): top-left quarter
     assert tuple(screen.get_at((CHUNK + 5, CHUNK + 5)))[:3] == (200, 200, 0)  # chunk (1, 1): bottom-right
     assert tuple(screen.get_at((2 * CHUNK + 5, 5)))[:3] == PLACEHOLDER  # chunk (2, 0): no parent cached
+
+
+@pytest.mark.parametrize("zoom", [3, 6])  # a chunk 384 pixels wide (scaled whole) and 768 (only its part)
+def test_zoomed_in_chunks_meet_exactly_and_show_their_cells_as_squares(
+    screen: pygame.Surface, zoom: int
+) -> None:
+    seed = 99
+    # The view's corner is at cell (120, -7): it crosses the chunk borders at x = 128 and y = 0.
+    camera = EndlessCamera(screen.get_size(), 120 + 192 / zoom, -7 + 192 / zoom, zoom=float(zoom))
+    assert camera.origin() == (120 * zoom, -7 * zoom) and camera.chunk_pixels == CHUNK * zoom
+    streamer = ChunkStreamer(InlineSource(), seed, 64 << 20)
+    try:
+        stream_until_drawn(streamer, camera, screen)
+        assert len(streamer.visible) == 4
+        streamed = pygame.surfarray.array3d(screen).transpose(1, 0, 2)
+    finally:
+        streamer.close()
+    cells = 384 // zoom
+    whole, _ = colour_region(seed, 120, -7, cells, cells)
+    expected = np.repeat(np.repeat(whole[..., :3], zoom, axis=0), zoom, axis=1)
+    assert np.array_equal(streamed, expected)
