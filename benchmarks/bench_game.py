@@ -209,6 +209,7 @@ def row(name: str, phase: str, times: list[float]) -> str:
 # -- the endless world ---------------------------------------------------------------------------------
 
 SPEEDS = (300, 1200, 4800)
+IDLE = "--idle-policy" in sys.argv  # the pool's VMs under SCHED_IDLE (see game.chunksource.IDLE_POLICY)
 
 
 class Recorder:
@@ -294,7 +295,7 @@ def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice
     pygame.display.init()
     pygame.font.init()
     screen = pygame.display.set_mode(WINDOW)
-    print(f"VMs' nice increment: {nice if nice is not None else 'runtime default'}")
+    print(f"VMs' nice increment: {nice if nice is not None else 'runtime default'}; SCHED_IDLE: {IDLE}")
     print(f"endless world, window {WINDOW[0]}x{WINDOW[1]}, zoom 2, {frames} frames per flight, 60 FPS cap")
     print(f"cpus {os.cpu_count()}, load average before: {os.getloadavg()[0]:.2f}", flush=True)
     print()
@@ -307,7 +308,7 @@ def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice
     verdicts = []
     for speed in speeds:
         rows: dict[str, tuple[App, float]] = {}
-        pool = PoolSource(2)
+        pool = PoolSource(2, idle_policy=IDLE)
         pool.warm_up()
         recorder = Recorder(pool)
         order: list[tuple[str, ChunkSource]] = [("2 VMs", recorder)]
@@ -317,7 +318,7 @@ def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice
         replay = Replay(recorder.kept)
         for name, make in (
             ("idle", lambda replay=replay: replay),
-            ("1 VM", lambda: PoolSource(1)),
+            ("1 VM", lambda: PoolSource(1, idle_policy=IDLE)),
             ("thread", ThreadSource),
             ("inline", InlineSource),
         ):
@@ -361,8 +362,8 @@ def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice
     print("| variant | jumps | until the screen is drawn: median ms | max ms |")
     print("|---------|-------|--------------------------------------|--------|")
     for name, make in (
-        ("2 VMs", lambda: PoolSource(2)),
-        ("1 VM", lambda: PoolSource(1)),
+        ("2 VMs", lambda: PoolSource(2, idle_policy=IDLE)),
+        ("1 VM", lambda: PoolSource(1, idle_policy=IDLE)),
         ("thread", ThreadSource),
     ):
         source = make()
@@ -390,6 +391,7 @@ def main() -> int:
     parser.add_argument("--finite", action="store_true", help="the finite world's benchmark instead")
     parser.add_argument("--frames", type=int, default=360, help="endless: frames per flight (360)")
     parser.add_argument("--jumps", type=int, default=5, help="endless: jumps far away (5)")
+    parser.add_argument("--idle-policy", action="store_true", help="endless: the pool's VMs under SCHED_IDLE")
     parser.add_argument("--nice", type=int, default=None, help="endless: the VMs' nice increment (runtime's)")
     parser.add_argument(
         "--speeds",
