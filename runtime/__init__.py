@@ -17,8 +17,8 @@ trip; ``_protocol`` lists every message.
 
 The public API: ``ComputeThread``, ``ComputePool`` (and what it returns: ``PoolFuture``,
 ``MapResults``, ``PoolStats``, ``VMStats``), ``currentvm``, ``report_progress``, ``shared_buffer``,
-``is_shared``, ``configure``, ``shutdown`` and the error classes. This package depends on the standard library and
-cloudpickle only.
+``is_shared``, ``configure``, ``shutdown`` and the error classes. This package depends on the standard
+library and cloudpickle only.
 """
 
 import collections.abc as _abc

@@ -84,6 +84,7 @@ class Manager:
         self.started_at = 0.0
         self.last_job_seconds: float | None = None
         self.jobs_done = 0
+        self.last_vm_seconds = 0.0  # how long the last job that returned ran, as the VM clocked it
         self.busy_seconds = 0.0  # time with a job in flight, for a pool's statistics
         self.busy_since = 0.0
 
@@ -100,12 +101,15 @@ class Manager:
 
     # -- sending jobs ---------------------------------------------------------------------------------
 
-    def dispatch(self) -> None:
-        """Send queued jobs while fewer than ``window`` are in flight (beyond two, only small ones: the
-        socket's buffer then always has room, so sending never waits for a busy VM)."""
+    def dispatch(self, limit: int | None = None) -> None:
+        """Send queued jobs (at most ``limit``) while fewer than ``window`` are in flight (beyond two, only
+        small ones: the socket's buffer then always has room, so sending never waits for a busy VM)."""
+        if len(self.inflight) > self.window // 2:
+            return  # refill in bursts, half a window at a time: one system call sends many small jobs
+        room = self.window if limit is None else min(self.window, len(self.inflight) + limit)
         for attempt in (1, 2):
             batch: list[tuple[Message, Job]] = []
-            while len(self.inflight) < self.window and not self.closing:
+            while len(self.inflight) < room and not self.closing:
                 job = self.queue.first()
                 if job is None or (len(self.inflight) >= 2 and not job.small):
                     break
@@ -265,6 +269,7 @@ class Manager:
             return
         if isinstance(message, Ok):
             job.result = ReceivedValue(message.value, fds, proc.releases.append)
+            self.last_vm_seconds = message.seconds
             self.end_job(job)
         elif isinstance(message, Progress):
             self.progress = job.progress = (message.fraction, message.message)

@@ -73,10 +73,11 @@ class Quit(NamedTuple):
 
 
 class Ok(NamedTuple):
-    """Job ``seq`` returned ``value`` (encoded)."""
+    """Job ``seq`` returned ``value`` (encoded) after running ``seconds`` in the VM."""
 
     seq: int
     value: Payload
+    seconds: float  # (VM 0 cannot tell: it sees replies when it looks, several at once)
 
 
 class Err(NamedTuple):

@@ -6,7 +6,7 @@ says quit or goes away. A job is one message in, one message out (the records of
 
     VM 0 ──Call(seq, (target, args, kwargs))──▶ worker: eval target if source, call it, encode the value
     VM 0 ◀──Progress(seq, fraction, text)── publisher thread, at most ~60 a second, latest value wins
-    VM 0 ◀──Ok(seq, value)─────────────── or Err(seq, exception or None, traceback text)
+    VM 0 ◀──Ok(seq, value, seconds)────── or Err(seq, exception or None, traceback text)
 
 Jobs run one at a time, in the order they arrive; VM 0 may send the next ones before this one ends
 (a pool does), and they wait in the socket. ``SystemExit`` ends this VM (a job that calls ``exit()``):
@@ -136,6 +136,7 @@ def _serve(channel: Channel) -> int:
             channel.send(Err(seq, None, setup_error, retire=True))
             return 1
         publisher.begin(seq)
+        started = time.perf_counter()
         reply: Ok | Err
         out: _payload.Encoded | None = None
         try:
@@ -158,7 +159,7 @@ def _serve(channel: Channel) -> int:
                 text = f"the job's return value of type {_type_name(value)} cannot be pickled: {exc}"
                 reply = Err(seq, None, f"{type(exc).__name__}: {text}\n")
             else:
-                reply = Ok(seq, out.payload)
+                reply = Ok(seq, out.payload, time.perf_counter() - started)
             del value
         publisher.end()
         sys.stdout.flush()

@@ -175,7 +175,7 @@ def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> Non
     ours, theirs = socket.socketpair()
     channel = Channel(ours)
     try:
-        frame = _frame(Ok(7, ("p", b"x" * 100_000)))
+        frame = _frame(Ok(7, ("p", b"x" * 100_000), 0.5))
         readable_r, readable_w = os.pipe()  # a descriptor to pass with the first piece
         os.close(readable_w)
         socket.send_fds(theirs, [frame[:3]], [readable_r])
@@ -185,11 +185,11 @@ def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> Non
         assert channel.recv_nowait() is None  # header and part of the body
         theirs.sendall(frame[50_000:] + _frame(Progress(8, 0.5, "half")))
         message, fds = channel.recv_nowait() or ((), [])
-        assert message == Ok(7, ("p", b"x" * 100_000)) and type(message) is Ok and len(fds) == 1
+        assert message == Ok(7, ("p", b"x" * 100_000), 0.5) and type(message) is Ok and len(fds) == 1
         os.close(fds[0])
         assert channel.recv_nowait() == (Progress(8, 0.5, "half"), [])
         assert channel.recv_nowait() is None
-        theirs.sendall(_frame(Ok(9, ("p", b"")))[:20])
+        theirs.sendall(_frame(Ok(9, ("p", b""), 0.0))[:20])
         theirs.close()
         with pytest.raises(EOFError, match="^the other VM closed the channel mid-message$"):
             while channel.recv_nowait() is None:

@@ -1,0 +1,206 @@
+"""The pool's state in VM 0: its managers, their shared guard and queue, the pump thread, statistics.
+
+``_PoolCore`` is what the registry holds for a ``ComputePool`` (never the pool itself, so that garbage
+collection can still collect the pool and close this). See ``_pool`` for the picture.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+from collections import deque
+
+from . import _registry
+from ._channel import READABLE
+from ._errors import JobCancelledError, VMClosedError
+from ._guard import Guard
+from ._jobs import Job
+from ._manager import CLOSE_TIMEOUT, PUMP_INTERVAL, Manager
+from ._pool_results import PoolFuture
+from ._priority_queue import PriorityQueue
+from ._reaper import REAPER
+
+WINDOW_SECONDS = 0.002  # how much work, at the recent job length, each VM keeps in flight
+MAX_WINDOW = 64
+
+
+class PoolCore:
+    """All VM 0 state of one pool; the registry holds this, never the ComputePool (so GC can close it)."""
+
+    def __init__(self, indices: list[int], setup: str | None, keep_finished: bool) -> None:
+        self.guard = Guard(self.resolve)
+        self.queue = PriorityQueue()
+        self.managers = [Manager(i, setup, self.guard, self.queue, owns_queue=False) for i in indices]
+        for manager in self.managers:
+            manager.name = f"ComputePool VM {manager.vm_index}"
+            manager.window = 2
+        self.keep_finished = keep_finished
+        self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
+        self.recent: deque[float] = deque()  # when jobs finished, over the last second
+        self.job_seconds = 0.0  # the recent job length (a moving average)
+        self.shutting_down = False
+        self.closed = False
+        self.pump: threading.Thread | None = None
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    def resolve(self, job: Job) -> None:
+        """Resolve a finished job's future, its value still encoded (decoded by ``result()``)."""
+        future = job.future
+        assert isinstance(future, PoolFuture)
+        if job.error is not None:
+            future.set_exception(job.error)
+        else:
+            future.set_result(job.result)
+        job.result = None
+        if self.keep_finished:
+            self.finished.append(future)
+
+    def ended(self, manager: Manager) -> None:
+        """Note a job's end for the statistics and the window (with the guard held)."""
+        now = time.perf_counter()
+        self.recent.append(now)
+        while self.recent and self.recent[0] < now - 1.0:
+            self.recent.popleft()
+        seconds = manager.last_vm_seconds
+        self.job_seconds = seconds if self.job_seconds == 0.0 else 0.7 * self.job_seconds + 0.3 * seconds
+        window = 2 if self.job_seconds <= 0 else int(WINDOW_SECONDS / self.job_seconds) + 1
+        window = max(2, min(MAX_WINDOW, window))
+        for each in self.managers:
+            each.window = window
+
+    def dispatch(self) -> None:
+        """Send queued jobs to the VMs with room, the least loaded first, each at most its share of the
+        queue: a burst of long jobs then spreads over every VM instead of filling the first one's window."""
+        if not len(self.queue):
+            return
+        rooms = [m for m in self.managers if len(m.inflight) <= m.window // 2 and not m.closing]
+        rooms.sort(key=lambda m: len(m.inflight))
+        for left, manager in enumerate(rooms):
+            share = -(-len(self.queue) // (len(rooms) - left))  # what is left, split over who is left
+            if share:
+                manager.dispatch(share)
+
+    def service(self) -> None:
+        """Read what every VM has said, end jobs, send more (with the guard held); never blocks."""
+        for manager in self.managers:
+            done = manager.jobs_done
+            manager.service()
+            if manager.jobs_done != done:
+                self.ended(manager)
+        self.dispatch()
+
+    def busy(self) -> bool:
+        return bool(len(self.queue)) or any(manager.inflight for manager in self.managers)
+
+    @staticmethod
+    def cancel_jobs(jobs: list[Job]) -> int:
+        """Cancel the futures of jobs taken out of the queue; count them. Call it without the guard:
+        a future's done-callbacks run here."""
+        count = 0
+        for job in jobs:
+            job.reclaim()
+            future = job.future
+            if future is None:
+                continue
+            if job.claimed:  # given back by a VM that died: its future already runs
+                future.set_exception(JobCancelledError("the job was cancelled before it ran"))
+                count += 1
+            elif future.cancel():
+                count += 1
+        return count
+
+    # -- the pump thread ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        try:
+            os.write(self.wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def ensure_pump(self) -> None:
+        """Start the pump thread unless it runs (it clears ``pump`` under the guard as it ends)."""
+        if self.pump is None:
+            self.pump = threading.Thread(target=self.run_pump, name="ComputePool pump", daemon=True)
+            self.pump.start()
+
+    def run_pump(self) -> None:
+        """Service the VMs while there is work, so that futures resolve with nobody polling."""
+        while True:
+            with self.guard:
+                self.service()
+                if self.closed or not self.busy():
+                    self.pump = None
+                    finish = self.shutting_down and not self.closed
+                    break
+                fds = self.watched()
+            self.wait_for_news(fds, PUMP_INTERVAL)
+        if finish:
+            # shutdown(wait=False): the last job has ended, so let go of everything, indices included.
+            _registry.release(self)
+            self.close()
+
+    def watched(self) -> list[int]:
+        """The descriptors that turn readable when there is news (with the guard held)."""
+        fds = [self.wake_r]
+        for manager in self.managers:
+            if manager.proc is not None:
+                fds += manager.proc.watched()
+        return fds
+
+    def wait_for_news(self, fds: list[int], timeout: float) -> None:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, READABLE)
+        if poller.poll(max(1, int(timeout * 1000))):
+            with contextlib.suppress(BlockingIOError, OSError):
+                os.read(self.wake_r, 4096)
+
+    def wait_idle(self) -> None:
+        """Service the VMs until no job is queued or in flight."""
+        while True:
+            with self.guard:
+                self.service()
+                if not self.busy():
+                    return
+                fds = self.watched()
+            self.wait_for_news(fds, PUMP_INTERVAL)
+
+    # -- ending ---------------------------------------------------------------------------------------
+
+    def close(self, *, wait: bool = True, resolve_futures: bool = True) -> None:
+        """Stop every VM now; running and queued jobs end with ``VMClosedError``."""
+        with self.guard if resolve_futures else self.guard.lock:
+            if self.closed:
+                return
+            self.closed = self.shutting_down = True
+            queued = self.queue.clear()
+            for job in queued:
+                if job.future is not None and (job.claimed or job.future.set_running_or_notify_cancel()):
+                    job.fail(VMClosedError("the ComputePool was closed before the job ran"), "")
+                    self.guard.ended.append(job)
+                job.reclaim()
+        for manager in self.managers:
+            manager.close(wait=False, resolve_futures=resolve_futures)
+        if wait:
+            deadline = time.monotonic() + CLOSE_TIMEOUT
+            REAPER.drain(max(0.0, deadline - time.monotonic()))
+        self.wake()
+
+    def forget(self) -> None:
+        for manager in self.managers:
+            manager.forget()
+        self.closed = self.shutting_down = True
+        self.pump = None
+
+
+def close_collected(core: PoolCore) -> None:
+    core.close(wait=False, resolve_futures=False)
+    if core.guard.ended:
+        threading.Thread(target=core.guard.resolve_ended, name="runtime-callbacks", daemon=True).start()
