@@ -30,6 +30,8 @@ from . import _registry
 from ._errors import VMClosedError
 from ._jobs import call_job
 from ._pool_core import PoolCore, close_collected
+
+SUBMIT_SERVICE_INTERVAL = 0.0005  # seconds
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats, run_batch
 from ._reaper import REAPER
 
@@ -91,7 +93,12 @@ class ComputePool(Executor):
                     "cannot schedule new futures after the ComputePool was shut down or closed"
                 )
             core.queue.push(job, priority, key)
-            core.dispatch()
+            # Read the replies that have come now and then, so that a VM never waits for the pump thread
+            # while it waits for the GIL that this thread, submitting in a loop, holds for milliseconds.
+            if time.perf_counter() - core.serviced_at > SUBMIT_SERVICE_INTERVAL:
+                core.service()
+            else:
+                core.dispatch()
             core.ensure_pump()
         return future
 

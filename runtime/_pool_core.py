@@ -41,6 +41,7 @@ class PoolCore:
         self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
         self.recent: deque[float] = deque()  # when jobs finished, over the last second
         self.job_seconds = 0.0  # the recent job length (a moving average)
+        self.serviced_at = 0.0  # when service() last ran
         self.shutting_down = False
         self.closed = False
         self.pump: threading.Thread | None = None
@@ -89,6 +90,7 @@ class PoolCore:
 
     def service(self) -> None:
         """Read what every VM has said, end jobs, send more (with the guard held); never blocks."""
+        self.serviced_at = time.perf_counter()
         for manager in self.managers:
             done = manager.jobs_done
             manager.service()
