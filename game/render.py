@@ -14,7 +14,8 @@ import numpy as np
 import numpy.typing as npt
 import pygame
 
-from game import layout, palette
+import worldgen
+from game import layout, palette, terrain
 from game.camera import Camera
 from game.worlddata import WorldData
 
@@ -33,6 +34,8 @@ def surface_from_rgbx(image: npt.NDArray[np.uint8]) -> pygame.Surface:
 # green of 200 comes out as 72 at 512x). Such a side is first thinned out, every k-th pixel, to at most
 # SMOOTHSCALE_MAX_SIDE pixels and at most SMOOTHSCALE_MAX_SHRINK times the target.
 SMOOTHSCALE_MAX_SIDE = 65536
+# From this many screen pixels per cell up, cells are drawn with rounded borders and smooth shading.
+SMOOTH_ZOOM = 2.0
 SMOOTHSCALE_MAX_SHRINK = 128
 
 
@@ -78,6 +81,31 @@ class WorldRenderer:
                 index = i
         return smoothscale(self.levels[index], self.world.levels[index], size, convert=True)
 
+    def _smooth_piece(self, px0: int, py0: int, px1: int, py1: int, size: tuple[int, int]) -> pygame.Surface:
+        """Cells [px0, px1) x [py0, py1) drawn at ``size`` without staircases or blur.
+
+        The unshaded colours are enlarged by ``scale2x`` (an edge-aware 2x upscaler that rounds the
+        borders between flat colours instead of blurring them), the brightness by interpolation (it is
+        smooth anyway), and the two are multiplied.
+        """
+        world = self.world
+        biome = world.biome[py0:py1, px0:px1]
+        elevation = world.elevation[py0:py1, px0:px1]
+        # Surfaces made with frombuffer do not own their pixels: the arrays stay referenced until the end.
+        flat_pixels = terrain.flat_colours(
+            biome, elevation, world.biome_names, world.water_ids, worldgen.SEA_LEVEL
+        )
+        light_pixels = terrain.light(biome, elevation, world.water_ids, worldgen.SEA_LEVEL)
+        flat = surface_from_rgbx(flat_pixels)
+        while flat.get_width() * 2 <= 2 * size[0] and flat.get_height() * 2 <= 2 * size[1]:
+            flat = pygame.transform.scale2x(flat)
+        colour = pygame.transform.smoothscale(flat, size)
+        light = pygame.transform.smoothscale(surface_from_rgbx(light_pixels), size)
+        colour.blit(light, (0, 0), None, pygame.BLEND_RGB_MULT)
+        colour.blit(colour.copy(), (0, 0), None, pygame.BLEND_RGB_ADD)  # light 128 is 1.0: double
+        del flat_pixels, light_pixels
+        return colour
+
     def draw(self, target: pygame.Surface, camera: Camera) -> None:
         """Fill ``target`` with the part of the world ``camera`` sees."""
         target.fill(palette.BACKGROUND)
@@ -105,8 +133,11 @@ class WorldRenderer:
             if piece.get_size() == (dest_w, dest_h):
                 # One level pixel per screen pixel (zoom 1, 1/2, ...): no scaling, blit the piece itself.
                 self._cache = piece
+            elif pixel >= SMOOTH_ZOOM and level_index == 0:
+                # Zoomed in to several pixels per cell: rounded borders and smooth shading.
+                self._cache = self._smooth_piece(px0, py0, px1, py1, (dest_w, dest_h))
             elif pixel >= 1.0:
-                # Zoomed in: crisp square cells.
+                # Zoomed in a little: square cells.
                 self._cache = pygame.transform.scale(piece, (dest_w, dest_h))
             else:
                 pixels = self.world.levels[level_index][py0:py1, px0:px1]

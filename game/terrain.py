@@ -1,5 +1,8 @@
 """Terrain colouring: biome colours, hillshade and water depth as a uint8 RGBX image, plus its mip levels.
 
+For drawing zoomed in, the same look comes apart into unshaded colours (``flat_colours``) and a smooth
+brightness (``light``), which the renderer scales differently: borders rounded, shading interpolated.
+
 This module is numpy only (no pygame) because it runs in VM 1 right after the world is generated: the
 expensive whole-world image work happens off the frame loop, and VM 0 just wraps the finished bytes in a
 Surface. Everything is vectorised; no Python loop touches a cell.
@@ -23,6 +26,10 @@ RELIEF = 60.0
 # world is one table lookup per cell instead of a dozen float passes per colour channel.
 STEPS = 128
 MIN_LIGHT, MAX_LIGHT = 0.5, 1.5
+# The X byte of a river pixel (others have 255); the display ignores X ("RGBX").
+RIVER_MARK = 254
+# Water depth bands of the unshaded colours (zoomed-in drawing).
+DEPTH_BANDS = 6
 
 
 def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -112,24 +119,94 @@ def colour_terrain(
     key |= step
     packed = _colour_table(biome_names, water_ids)[key]
     image: Image = packed.view(np.uint8).reshape(*biome.shape, 4)
+    # The X byte marks rivers (RIVER_MARK), so that the zoom levels keep them (see mip_levels).
+    if "river" in biome_names:
+        image[..., 3][biome == biome_names.index("river")] = RIVER_MARK
+    return image
+
+
+def flat_colours(
+    biome: npt.NDArray[np.uint8],
+    elevation: npt.NDArray[np.float32],
+    biome_names: tuple[str, ...],
+    water_ids: frozenset[int],
+    sea_level: float,
+) -> Image:
+    """Unshaded RGBX colours: each biome's own colour, water in a few depth bands.
+
+    Neighbouring cells of one biome (or depth band) have exactly the same colour, which is what lets an
+    edge-aware upscaler (``pygame.transform.scale2x``) round the borders between them.
+    """
+    step = np.zeros(biome.shape, dtype=np.uint16)
+    water_lut = np.zeros(256, dtype=bool)
+    water_lut[[i for i in water_ids if 0 <= i < 256]] = True
+    water = water_lut[biome]
+    if water.any():
+        depth = np.clip((np.float32(sea_level) - elevation) * np.float32(1.0 / max(sea_level, 1e-6)), 0, 1)
+        bands = np.floor(np.sqrt(depth) * DEPTH_BANDS) / DEPTH_BANDS  # few bands: smooth contours
+        np.copyto(step, (bands * (STEPS - 1)).astype(np.uint16), where=water)
+    np.copyto(step, np.uint16((1.0 - MIN_LIGHT) / (MAX_LIGHT - MIN_LIGHT) * (STEPS - 1)), where=~water)
+    key = biome.astype(np.uint16)
+    key <<= np.uint16(7)
+    key |= step
+    packed = _colour_table(biome_names, water_ids)[key]
+    image: Image = packed.view(np.uint8).reshape(*biome.shape, 4)
+    return image
+
+
+def light(
+    biome: npt.NDArray[np.uint8],
+    elevation: npt.NDArray[np.float32],
+    water_ids: frozenset[int],
+    sea_level: float,
+) -> Image:
+    """Grey RGBX image of the land's brightness (hillshade and height), 128 = as in ``flat_colours``.
+
+    Multiplying ``flat_colours`` by it (``BLEND_RGB_MULT``, then doubled) gives ``colour_terrain``'s look;
+    being smooth, it can be scaled with interpolation without blurring any border.
+    """
+    shade = hillshade(elevation)
+    rise = np.subtract(elevation, np.float32(sea_level))
+    rise *= np.float32(0.16 / max(1.0 - sea_level, 1e-6))
+    np.clip(rise, 0.0, 0.16, out=rise)
+    rise += np.float32(0.92)
+    shade *= rise
+    water_lut = np.zeros(256, dtype=bool)
+    water_lut[[i for i in water_ids if 0 <= i < 256]] = True
+    shade[water_lut[biome]] = 1.0
+    grey = np.clip(shade * np.float32(128.0), 0, 255).astype(np.uint8)
+    image: Image = np.empty((*biome.shape, 4), dtype=np.uint8)
+    image[..., :3] = grey[..., None]
+    image[..., 3] = 255
     return image
 
 
 def mip_levels(image: Image, smallest: int = 96) -> list[Image]:
-    """``image`` and its 2x box-filtered reductions, down to one whose longer side is < 2 * ``smallest``.
+    """``image`` and its 2x reductions, down to one whose longer side is < 2 * ``smallest``.
 
-    The renderer draws a zoomed-out view from the level just finer than the zoom, so it never scales the
-    whole 4096x4096 image on a frame.
+    Each 2x2 block becomes the mean of its pixels, except that a block with a river pixel (X byte
+    ``RIVER_MARK``) becomes the mean of its river pixels and stays marked: a river one cell wide is still
+    one pixel wide at every zoom. The renderer draws a zoomed-out view from the level just finer than the
+    zoom, so it never scales the whole 4096x4096 image on a frame.
     """
     levels = [np.ascontiguousarray(image)]
     while max(levels[-1].shape[:2]) >= 2 * smallest and min(levels[-1].shape[:2]) >= 4:
         prev = levels[-1]
         h, w = (prev.shape[0] // 2) * 2, (prev.shape[1] // 2) * 2
-        total = prev[0:h:2, 0:w:2].astype(np.uint16)
-        total += prev[1:h:2, 0:w:2]
-        total += prev[0:h:2, 1:w:2]
-        total += prev[1:h:2, 1:w:2]
+        quads = [prev[0:h:2, 0:w:2], prev[1:h:2, 0:w:2], prev[0:h:2, 1:w:2], prev[1:h:2, 1:w:2]]
+        total = quads[0].astype(np.uint16)
+        river_total = np.zeros(total.shape, dtype=np.uint16)
+        rivers = np.zeros(total.shape[:2], dtype=np.uint16)
+        for i, quad in enumerate(quads):
+            if i:
+                total += quad
+            marked = quad[..., 3] == RIVER_MARK
+            river_total[marked] += quad[marked]
+            rivers += marked
         total += np.uint16(2)
         total >>= np.uint16(2)
+        has = rivers > 0
+        total[has] = river_total[has] // rivers[has][:, None]
+        total[..., 3] = np.where(has, RIVER_MARK, 255)
         levels.append(total.astype(np.uint8))
     return levels

@@ -71,6 +71,7 @@ class Job:
         "segments",
         "sent_segments",
         "seq",
+        "skip_requested",
         "small",
     )
 
@@ -93,6 +94,7 @@ class Job:
         self.done = False
         self.abandoned = False  # a blocking caller stopped waiting for it
         self.claimed = False  # its future was set running (it left the queue once)
+        self.skip_requested = False  # VM 0 asked its VM not to start it (a pool's cancel)
         self.result: ReceivedValue | None = None  # the return value, still encoded
         self.error: BaseException | None = None  # what to raise in VM 0
         self.error_text: str | None = None  # what last_error() says
@@ -185,6 +187,19 @@ def call_job(
     job.attach(encoded)
     job.small = encoded.payload[0] == "p" and len(encoded.payload[1]) <= _SMALL
     return job
+
+
+def claim_future(future: Future[Any]) -> bool:
+    """Set ``future`` running, as it leaves the queue; False if it was cancelled (waiters then learn it).
+
+    A pool future is notified as soon as it is cancelled (``PoolFuture.cancel``), so it may already be
+    past the state ``set_running_or_notify_cancel`` expects; this looks at the state under the future's
+    own lock (``concurrent.futures`` internals, unchanged since the module began).
+    """
+    with future._condition:
+        if future._state == "CANCELLED_AND_NOTIFIED":
+            return False
+        return future.set_running_or_notify_cancel()
 
 
 def resolve_future(job: Job) -> None:

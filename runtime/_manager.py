@@ -40,9 +40,9 @@ from typing import Any
 from . import _payload
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
-from ._jobs import Job, JobQueue, ReceivedValue, rebuild_exception
+from ._jobs import Job, JobQueue, ReceivedValue, claim_future, rebuild_exception
 from ._launcher import LAUNCHER
-from ._protocol import Err, Exiting, Message, Ok, Progress, Quit, Release
+from ._protocol import Err, Exiting, Message, Ok, Progress, Quit, Release, Skip, Skipped
 from ._reaper import REAPER
 from ._vm_process import VMProcess, describe_exit
 
@@ -114,7 +114,7 @@ class Manager:
                 if job is None or (len(self.inflight) >= 2 and not job.small):
                     break
                 if job.future is not None and not job.claimed:
-                    if not job.future.set_running_or_notify_cancel():
+                    if not claim_future(job.future):
                         self.queue.drop_first()
                         job.reclaim()
                         continue  # cancelled while it waited
@@ -209,15 +209,35 @@ class Manager:
 
     def give_back_unstarted(self) -> None:
         """The VM is going: the jobs in flight behind the running one never started; queue them again,
-        first in line, with their argument segments (the VM never received those)."""
+        first in line, with their argument segments (the VM never received those). Those it was asked
+        to skip end as cancelled instead."""
         proc = self.proc
         unstarted = [self.inflight.pop() for _ in range(len(self.inflight) - 1)][::-1]
         for job in unstarted:
             if proc is not None:
                 proc.outstanding.difference_update(job.sent_segments)
             job.segments, job.sent_segments = job.sent_segments, []
+            if job.skip_requested:
+                job.reclaim()
+                job.done = True
+                job.fail(JobCancelledError("the job was cancelled before it ran"), "JobCancelledError\n")
+                self.guard.ended.append(job)
+        unstarted = [job for job in unstarted if not job.skip_requested]
         if unstarted:
             self.queue.give_back(unstarted)
+
+    def skip(self, jobs: list[Job]) -> None:
+        """Ask the VM not to start these jobs, sent and waiting behind the running one (each then ends
+        as cancelled when the VM says ``Skipped``; one that started meanwhile ends as it ends)."""
+        jobs = [job for job in jobs if job in self.inflight and job is not self.running]
+        if not jobs or self.proc is None:
+            return
+        for job in jobs:
+            job.skip_requested = True
+        try:
+            self.proc.channel.send(Skip([job.seq for job in jobs]))
+        except OSError:
+            pass  # the VM is gone: give_back_unstarted() ends them as cancelled
 
     def drop_proc(self, *, kill: bool) -> None:
         proc, self.proc = self.proc, None
@@ -260,7 +280,7 @@ class Manager:
                     proc.outstanding.discard(segment)
                     _payload.POOL.release(segment)
             return
-        assert isinstance(message, (Ok, Err, Progress, Exiting))
+        assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
         job = self.running
         if job is None or message.seq != job.seq:
             payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
@@ -270,6 +290,14 @@ class Manager:
         if isinstance(message, Ok):
             job.result = ReceivedValue(message.value, fds, proc.releases.append)
             self.last_vm_seconds = message.seconds
+            self.end_job(job)
+        elif isinstance(message, Skipped):
+            # The VM closed the arguments' descriptors unread: their segments are free again.
+            proc.outstanding.difference_update(job.sent_segments)
+            job.segments, job.sent_segments = job.sent_segments, []
+            job.reclaim()
+            text = f"the job was cancelled before it ran (VM {self.vm_index} skipped it)"
+            job.fail(JobCancelledError(text), f"JobCancelledError: {text}\n")
             self.end_job(job)
         elif isinstance(message, Progress):
             self.progress = job.progress = (message.fraction, message.message)
@@ -396,7 +424,7 @@ class Manager:
             proc, self.proc = self.proc, None
             for job in queued:
                 # A queued future runs from now on, so nobody can cancel it before its resolution.
-                if job.future is None or job.claimed or job.future.set_running_or_notify_cancel():
+                if job.future is None or job.claimed or claim_future(job.future):
                     ending.append(job)
                 else:
                     job.reclaim()  # cancelled while it waited: nothing to resolve

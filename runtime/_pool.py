@@ -30,10 +30,10 @@ from . import _registry
 from ._errors import VMClosedError
 from ._jobs import call_job
 from ._pool_core import PoolCore, close_collected
-
-SUBMIT_SERVICE_INTERVAL = 0.0005  # seconds
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats, run_batch
 from ._reaper import REAPER
+
+SUBMIT_SERVICE_INTERVAL = 0.0005  # seconds between a submit loop's own reads of the replies
 
 
 class ComputePool(Executor):
@@ -54,7 +54,7 @@ class ComputePool(Executor):
                 raise TypeError(f"setup must be a str, got {type(setup).__name__}")
             compile(setup, "<setup>", "exec")  # a syntax error shows here, not in the first job
         core = PoolCore(indices, setup, keep_finished=bool(intake))
-        _registry.claim(indices, core, "ComputeThread or ComputePool")
+        _registry.claim(indices, core, "ComputePool")
         self._core = core
         REAPER.start()
         self._finalizer = weakref.finalize(
@@ -115,6 +115,10 @@ class ComputePool(Executor):
         ``chunksize``: items per batch (default: enough batches to keep every VM busy, four per VM). The
         iterator's ``done`` and ``total`` count items, for a loading bar.
         """
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+            raise TypeError(f"timeout must be None or a number of seconds, got {type(timeout).__name__}")
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
         items = list(zip(*iterables, strict=False))  # as Executor.map: the shortest iterable ends it
         if chunksize is None:
             chunksize = max(1, math.ceil(len(items) / (4 * len(self._core.managers))))
@@ -127,30 +131,36 @@ class ComputePool(Executor):
     # -- stale work -------------------------------------------------------------------------------------
 
     def cancel(self, key: Hashable, *, running: bool = False) -> int:
-        """Cancel the queued jobs of ``key``; with ``running``, also stop its jobs already sent to a VM
-        (that VM is restarted; a job it had not started yet is queued again). Return how many."""
+        """Cancel the queued jobs of ``key`` (their futures read cancelled); return how many jobs it
+        stopped or asked to stop. With ``running``, also stop that key's jobs already sent to a VM: one
+        that runs is killed (its VM restarts), one waiting behind it is skipped by the VM (if it starts
+        meanwhile, it ends as it ends); their futures raise ``JobCancelledError``."""
         core = self._core
-        stopped = 0
+        count = 0
         with core.guard:
             taken = core.queue.remove(key)
             if running:
                 for manager in core.managers:
-                    for job in list(manager.inflight)[1:]:
-                        if job.queue_place[1] == key and not job.abandoned:
-                            job.abandoned = True  # its value, when it comes, is dropped
-                            taken.append(job)
+                    waiting = [job for job in list(manager.inflight)[1:] if job.queue_place[1] == key]
+                    manager.skip(waiting)
+                    count += len(waiting)
                     first = manager.running
                     if first is not None and first.queue_place[1] == key and manager.cancel():
-                        stopped += 1
+                        count += 1
                 taken += core.queue.remove(key)  # given back by the VMs just restarted
-        return stopped + core.cancel_jobs(taken)
+        return count + core.cancel_jobs(taken)
 
     def reprioritize(self, new_priority: Callable[[Any], float | None]) -> int:
         """Call ``new_priority(key)`` for each key of the queued jobs: a number is its jobs' new priority,
         None cancels them. About a microsecond per job. Return how many were cancelled."""
         core = self._core
+
+        def checked(key: Any) -> float | None:
+            priority = new_priority(key)
+            return None if priority is None else _priority(priority)
+
         with core.guard:
-            taken = core.queue.reprioritize(new_priority)
+            taken = core.queue.reprioritize(checked)
         return core.cancel_jobs(taken)
 
     # -- results ----------------------------------------------------------------------------------------
@@ -164,12 +174,19 @@ class ComputePool(Executor):
         core = self._core
         if not core.keep_finished:
             raise ValueError("intake() needs a pool made with ComputePool(..., intake=True)")
+        if budget_ms is not None:
+            if isinstance(budget_ms, bool) or not isinstance(budget_ms, int | float):
+                raise TypeError(
+                    f"budget_ms must be None or a number of milliseconds, got {type(budget_ms).__name__}"
+                )
+            if not budget_ms >= 0:
+                raise ValueError(f"budget_ms must be None or >= 0, got {budget_ms!r}")
         if core.guard.try_enter():
             try:
                 core.service()
             finally:
                 core.guard.__exit__()
-        deadline = None if budget_ms is None else time.perf_counter() + max(0.0, budget_ms) / 1000
+        deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
         taken = []
         while core.finished:
             future = core.finished.popleft()
@@ -184,10 +201,17 @@ class ComputePool(Executor):
         """Queue length, jobs in flight and done, jobs per second (last second) and each VM's state."""
         core = self._core
         with core.guard:
-            vms = tuple(
-                VMStats(m.vm_index, bool(m.inflight), m.jobs_done, m.busy_seconds) for m in core.managers
-            )
             now = time.perf_counter()
+            # A VM busy right now counts its current stretch too, so a HUD's meter moves while it works.
+            vms = tuple(
+                VMStats(
+                    m.vm_index,
+                    bool(m.inflight),
+                    m.jobs_done,
+                    m.busy_seconds + (now - m.busy_since if m.inflight else 0.0),
+                )
+                for m in core.managers
+            )
             rate = sum(1 for t in core.recent if t >= now - 1.0)
             return PoolStats(
                 len(core.queue),

@@ -17,7 +17,7 @@ from . import _registry
 from ._channel import READABLE
 from ._errors import JobCancelledError, VMClosedError
 from ._guard import Guard
-from ._jobs import Job
+from ._jobs import Job, claim_future
 from ._manager import CLOSE_TIMEOUT, PUMP_INTERVAL, Manager
 from ._pool_results import PoolFuture
 from ._priority_queue import PriorityQueue
@@ -25,6 +25,7 @@ from ._reaper import REAPER
 
 WINDOW_SECONDS = 0.002  # how much work, at the recent job length, each VM keeps in flight
 MAX_WINDOW = 64
+DEEP_QUEUE = 64  # queued jobs per VM before a VM keeps more than two in flight
 
 
 class PoolCore:
@@ -70,17 +71,25 @@ class PoolCore:
         while self.recent and self.recent[0] < now - 1.0:
             self.recent.popleft()
         seconds = manager.last_vm_seconds
-        self.job_seconds = seconds if self.job_seconds == 0.0 else 0.7 * self.job_seconds + 0.3 * seconds
-        window = 2 if self.job_seconds <= 0 else int(WINDOW_SECONDS / self.job_seconds) + 1
-        window = max(2, min(MAX_WINDOW, window))
-        for each in self.managers:
-            each.window = window
+        # Up at once, down slowly: one long job is enough to stop betting on short ones.
+        self.job_seconds = seconds if seconds >= self.job_seconds else 0.7 * self.job_seconds + 0.3 * seconds
+
+    def window(self) -> int:
+        """How many jobs each VM keeps in flight: two, or, while the queue is long and jobs have been
+        tiny, enough to cover ``WINDOW_SECONDS`` (a deep window cannot be re-prioritised, so it is a
+        bet taken only when there is a lot of tiny work)."""
+        if self.job_seconds <= 0 or len(self.queue) < DEEP_QUEUE * len(self.managers):
+            return 2
+        return max(2, min(MAX_WINDOW, int(WINDOW_SECONDS / self.job_seconds) + 1))
 
     def dispatch(self) -> None:
         """Send queued jobs to the VMs with room, the least loaded first, each at most its share of the
         queue: a burst of long jobs then spreads over every VM instead of filling the first one's window."""
         if not len(self.queue):
             return
+        window = self.window()
+        for manager in self.managers:
+            manager.window = window
         rooms = [m for m in self.managers if len(m.inflight) <= m.window // 2 and not m.closing]
         rooms.sort(key=lambda m: len(m.inflight))
         for left, manager in enumerate(rooms):
@@ -184,7 +193,7 @@ class PoolCore:
             self.closed = self.shutting_down = True
             queued = self.queue.clear()
             for job in queued:
-                if job.future is not None and (job.claimed or job.future.set_running_or_notify_cancel()):
+                if job.future is not None and (job.claimed or claim_future(job.future)):
                     job.fail(VMClosedError("the ComputePool was closed before the job ran"), "")
                     self.guard.ended.append(job)
                 job.reclaim()

@@ -23,8 +23,24 @@ class PoolFuture(Future[Any]):
     def __init__(self, key: Hashable | None, priority: float) -> None:
         super().__init__()
         self.key = key
-        self.priority = priority
+        self._priority = priority
         self._job: Job | None = None
+
+    @property
+    def priority(self) -> float:
+        """The job's priority: as submitted, or as ``reprioritize`` last set it."""
+        job = self._job
+        return self._priority if job is None else job.queue_place[0]
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not been sent to a VM yet; ``wait()`` and ``as_completed()`` see it
+        at once (a ``ProcessPoolExecutor`` future is only seen once its executor gets round to it)."""
+        if not super().cancel():
+            return False
+        with self._condition:
+            if self._state == "CANCELLED":  # not notified yet (the pool may have done it meanwhile)
+                self.set_running_or_notify_cancel()
+        return True
 
     @property
     def progress(self) -> tuple[float, str]:
@@ -95,6 +111,11 @@ class MapResults(Iterator[Any]):
                 )
             try:
                 self._batch = list(reversed(future.result(remaining)))
+            except TimeoutError:
+                self.close()
+                raise TimeoutError(
+                    f"map() did not finish within its timeout ({self.done} of {self.total} items done)"
+                ) from None
             except BaseException:
                 self.close()
                 raise

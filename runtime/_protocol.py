@@ -10,7 +10,8 @@ Two conversations, each over a private Unix socket (no port is opened anywhere):
       VM 0 ◀──Exiting─── VM        the job raised SystemExit: the VM is about to exit, and says why
       VM 0 ◀──Ok | Err── VM        the job's end: its value, or its exception and traceback
       VM 0 ◀─Release─▶ VM          segments the receiver no longer maps, for the sender to reuse
-      VM 0 ──Quit──▶ VM            exit now (a VM that misses it sees end-of-file, and exits too)
+      VM 0 ──Skip──▶ VM            do not start these jobs after all; each is answered by Skipped
+      VM 0 ──Quit──▶ VM            exit (a VM that misses it sees end-of-file, and exits too)
 
 * VM 0 and the template process that forks VMs (``_template``): ``TemplateConfig`` once, then one
   ``Fork`` per new VM; the template answers on the status pipe that came with it, in ``STATUS_FORMAT``:
@@ -66,7 +67,13 @@ class Call(NamedTuple):
 
 
 class Quit(NamedTuple):
-    """Exit now."""
+    """Exit (once the jobs sent before it have run)."""
+
+
+class Skip(NamedTuple):
+    """Do not run these jobs if they have not started: answer each with ``Skipped`` when it comes up."""
+
+    seqs: list[int]
 
 
 # -- a worker VM to VM 0 ----------------------------------------------------------------------------------
@@ -101,6 +108,12 @@ class Progress(NamedTuple):
     message: str
 
 
+class Skipped(NamedTuple):
+    """Job ``seq`` was not run: VM 0 asked to skip it (``Skip``) before it started."""
+
+    seq: int
+
+
 class Exiting(NamedTuple):
     """Job ``seq`` is ending the VM (it raised ``SystemExit``); ``note`` says so for ``last_error()``."""
 
@@ -118,11 +131,14 @@ class Release(NamedTuple):
 
 
 Job = Exec | Eval | Call
-ToVM = Init | Exec | Eval | Call | Release | Quit
-FromVM = Ok | Err | Progress | Exiting | Release
+ToVM = Init | Exec | Eval | Call | Release | Skip | Quit
+FromVM = Ok | Err | Skipped | Progress | Exiting | Release
 Message = ToVM | FromVM
 
-_KINDS: tuple[type[Any], ...] = (Init, Exec, Eval, Call, Quit, Ok, Err, Progress, Exiting, Release)
+_KINDS: tuple[type[Any], ...] = (
+    *(Init, Exec, Eval, Call, Quit, Skip),
+    *(Ok, Err, Skipped, Progress, Exiting, Release),
+)
 _TAGS: dict[type[Any], int] = {kind: tag for tag, kind in enumerate(_KINDS)}
 
 

@@ -31,6 +31,7 @@ class Owner(Protocol):
 
 _lock = threading.RLock()
 _owners: dict[int, Owner] = {}
+_what: dict[Owner, str] = {}  # what each owner is, for the message a second claim gets
 
 
 def claim(indices: Iterable[int], owner: Owner, what: str) -> None:
@@ -40,9 +41,11 @@ def claim(indices: Iterable[int], owner: Owner, what: str) -> None:
     with _lock:
         for index in wanted:
             if index in _owners:
-                raise ValueError(f"vm_index {index} is already in use by a live {what}")
+                holder = _what.get(_owners[index], "ComputeThread")
+                raise ValueError(f"vm_index {index} is already in use by a live {holder}")
         for index in wanted:
             _owners[index] = owner
+        _what[owner] = what
         _payload.POOL.retain = True
 
 
@@ -51,6 +54,7 @@ def release(owner: Owner) -> None:
     with _lock:
         for index in [index for index, held in _owners.items() if held is owner]:
             del _owners[index]
+        _what.pop(owner, None)
         _payload.POOL.retain = bool(_owners)  # no VM left to send big values to: keep no segment
 
 
@@ -76,6 +80,7 @@ def collected(owner: Owner, close: Callable[[], object]) -> None:
     for index, held in list(_owners.items()):
         if held is owner:
             _owners.pop(index, None)
+    _what.pop(owner, None)
     REAPER.call_soon(close)
 
 
@@ -102,6 +107,7 @@ def _forget_after_fork() -> None:
     for owner in dict.fromkeys(_owners.values()):
         owner.forget()
     _owners.clear()
+    _what.clear()
     _launcher.forget_after_fork()
     _payload.POOL.forget()
 

@@ -36,7 +36,21 @@ from typing import Any, NoReturn
 
 from . import _context, _lifeline, _payload
 from ._channel import Channel
-from ._protocol import Call, Err, Eval, Exec, Exiting, Init, Ok, Progress, Quit, Release
+from ._protocol import (
+    Call,
+    Err,
+    Eval,
+    Exec,
+    Exiting,
+    Init,
+    Message,
+    Ok,
+    Progress,
+    Quit,
+    Release,
+    Skip,
+    Skipped,
+)
 
 PROGRESS_INTERVAL = 1 / 60
 _PARENT_CHECK_INTERVAL = 0.25
@@ -116,19 +130,21 @@ def _serve(channel: Channel) -> int:
         except Exception as exc:
             setup_error = f"the setup source of VM {vm_index} failed:\n{_format(exc)}"
 
+    inbox = _Inbox(channel)
     while True:
         try:
-            message, fds = channel.recv()
+            message, fds = inbox.next()
         except (EOFError, OSError):
             return 0  # VM 0 closed the channel or is gone
         if isinstance(message, Quit):
             return 0
-        if isinstance(message, Release):
-            for segment in message.segments:
-                _payload.POOL.release(segment)
-            continue
         assert isinstance(message, (Exec, Eval, Call))
         seq = message.seq
+        if inbox.skip(seq):
+            for fd in fds:
+                os.close(fd)
+            channel.send(Skipped(seq))
+            continue
         if setup_error is not None:
             for fd in fds:
                 os.close(fd)
@@ -194,6 +210,42 @@ def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object])
         return field
     source: str = _payload.decode(field, fds, on_release)
     return source
+
+
+class _Inbox:
+    """The messages from VM 0, in order: jobs wait here until they run. Before a job starts, whatever else
+    has arrived is read, so that a ``Skip`` sent after the job still stops it, and releases are done."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._pending: deque[tuple[Message, list[int]]] = deque()
+        self._skips: set[int] = set()
+
+    def next(self) -> tuple[Message, list[int]]:
+        """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end."""
+        while True:
+            while (received := self._channel.recv_nowait()) is not None:
+                self._take(*received)
+            if self._pending:
+                return self._pending.popleft()
+            self._take(*self._channel.recv())
+
+    def skip(self, seq: int) -> bool:
+        """Whether VM 0 asked to skip job ``seq`` (which is about to start)."""
+        if not self._skips:
+            return False
+        skipped = seq in self._skips
+        self._skips = {other for other in self._skips if other > seq}  # the older ones ran already
+        return skipped
+
+    def _take(self, message: Message, fds: list[int]) -> None:
+        if isinstance(message, Release):
+            for segment in message.segments:
+                _payload.POOL.release(segment)
+        elif isinstance(message, Skip):
+            self._skips.update(message.seqs)
+        else:
+            self._pending.append((message, fds))
 
 
 def _drain(queue: deque[int]) -> list[int]:

@@ -101,6 +101,7 @@ def test_cancel_by_key_takes_queued_jobs_out_at_once(one: ComputePool, tmp_path:
     kept = one.submit("record", "kept", key=("chunk", 0, 0))
     assert one.cancel(("chunk", 1, 2)) == 3
     assert all(f.cancelled() for f in stale) and one.stats().queued == 1
+    assert wait(stale, timeout=1).not_done == set()  # waiters see a cancelled job at once
     assert one.cancel(("chunk", 9, 9)) == 0
     gate.touch()
     assert kept.result(30) == "kept" and wait(held, 30).not_done == set()
@@ -343,3 +344,69 @@ def test_readme_pool_example_runs() -> None:
     kept, dropped = int(counts.split()[0]), int(counts.split()[2])
     assert kept + dropped == 49 and dropped > 0, counts
     assert mapped == "map: [5, 4, 3, 2, 1]"
+
+
+# -- found by a new user's review -----------------------------------------------------------------------
+
+
+def test_cancel_running_skips_a_job_waiting_behind_the_running_one(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    first = one.submit("hold", str(gate), key="A")
+    waiting = one.submit("record", "B", key="B")  # sent to the VM at once, behind A
+    assert wait_until(lambda: one.stats().in_flight == 2 and first.running(), 10)
+    assert one.cancel("B", running=True) == 1
+    gate.touch()
+    assert first.result(30) == 1
+    with pytest.raises(JobCancelledError, match=r"^the job was cancelled before it ran \(VM 1 skipped it\)$"):
+        waiting.result(30)
+    assert one.submit("log_so_far").result(30) == []  # B never ran
+
+
+def test_long_jobs_after_tiny_ones_stay_in_the_queue_where_priorities_reach_them(pool: ComputePool) -> None:
+    assert list(pool.map("square", range(400), chunksize=1)) == [i * i for i in range(400)]
+    slow = [pool.submit("lambda: time.sleep(0.3)", key=i) for i in range(20)]
+    stats = pool.stats()
+    assert stats.in_flight <= 4 and stats.queued >= 16, stats
+    assert sum(pool.cancel(i) for i in range(20)) >= 16
+    wait(slow, 30)
+
+
+def test_busy_seconds_grow_while_a_vm_works(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = one.submit("hold", str(gate))
+    assert wait_until(lambda: one.stats().vms[0].busy_seconds > 0.2, 10)
+    gate.touch()
+    held.result(30)
+
+
+def test_reprioritize_checks_priorities_like_submit_and_futures_show_them(
+    one: ComputePool, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    future = one.submit("square", 3, key="k", priority=1)
+    with pytest.raises(TypeError, match=r"^priority must be a number \(higher runs first\), got str$"):
+        one.reprioritize(lambda key: "high")
+    with pytest.raises(ValueError, match=r"got nan$"):
+        one.reprioritize(lambda key: float("nan"))
+    assert future.priority == 1.0
+    one.reprioritize(lambda key: 42)
+    assert future.priority == 42.0
+    gate.touch()
+    assert future.result(30) == 9 and wait(held, 30).not_done == set()
+
+
+def test_messages_name_the_owner_and_the_rule() -> None:
+    with ComputePool([1], setup=SETUP, intake=True) as pool:
+        with pytest.raises(ValueError, match=r"^vm_index 1 is already in use by a live ComputePool$"):
+            ComputeThread(1)
+        with pytest.raises(ValueError, match=r"^timeout must be None or >= 0, got -1$"):
+            pool.map(abs, [1], timeout=-1)
+        with pytest.raises(
+            TimeoutError, match=r"^map\(\) did not finish within its timeout \(\d+ of 4 items done\)$"
+        ):
+            list(pool.map("lambda x: time.sleep(0.5)", range(4), timeout=0.2, chunksize=1))
+        with pytest.raises(ValueError, match=r"^budget_ms must be None or >= 0, got -1$"):
+            pool.intake(budget_ms=-1)
+        with pytest.raises(TypeError, match=r"^budget_ms must be None or a number of milliseconds, got str$"):
+            pool.intake("2")  # type: ignore[arg-type]

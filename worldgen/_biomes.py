@@ -1,9 +1,10 @@
 """Biome table and classification: a Whittaker-style lookup of elevation x temperature x moisture.
 
-Water and beaches come from elevation (beaches only next to water, so they always touch it), mountains
-and snow from high elevation (snow only above ``SNOW_LEVEL``), and the rest of the land from a
-temperature x moisture table. Thresholds are fixed constants, never per-chunk statistics, so a cell's
-biome depends only on its own world coordinates.
+The sea comes from elevation, rivers and lakes from their masks, beaches from a mask (low land next to the
+sea), mountains and snow from high elevation (snow only above ``SNOW_LEVEL`` and cold), and the rest of
+the land from a temperature x moisture table. Temperature and moisture are continuous, so neighbouring
+cells fall in neighbouring bands: biomes only meet their Whittaker neighbours. Thresholds are fixed
+constants, never per-chunk statistics, so a cell's biome depends only on its own world coordinates.
 """
 
 from __future__ import annotations
@@ -27,29 +28,54 @@ BIOMES: tuple[str, ...] = (
     "snow",
     "savanna",
     "rainforest",
+    "river",
+    "lake",
 )
 _ID = {name: i for i, name in enumerate(BIOMES)}
 FOREST, DESERT, OCEAN, MOUNTAIN, SWAMP = 0, 1, 2, 3, 4
 SHALLOW_WATER, BEACH, GRASSLAND, TAIGA, TUNDRA = 5, 6, 7, 8, 9
-SNOW, SAVANNA, RAINFOREST = 10, 11, 12
+SNOW, SAVANNA, RAINFOREST, RIVER, LAKE = 10, 11, 12, 13, 14
 
-WATER_BIOMES: frozenset[int] = frozenset({OCEAN, SHALLOW_WATER})
+SEA_BIOMES: frozenset[int] = frozenset({OCEAN, SHALLOW_WATER})
+WATER_BIOMES: frozenset[int] = SEA_BIOMES | {RIVER, LAKE}
+
+# Pairs that are not neighbours on a Whittaker diagram (cold beside hot, dry beside wet, snow beside
+# warm land, beaches high up): no cell of one may touch (8-neighbourhood) a cell of the other.
+FORBIDDEN_NEIGHBOURS: frozenset[frozenset[int]] = frozenset(
+    frozenset(pair)
+    for pair in (
+        (SNOW, DESERT),
+        (SNOW, SAVANNA),
+        (SNOW, RAINFOREST),
+        (SNOW, SWAMP),
+        (SNOW, BEACH),
+        (TUNDRA, DESERT),
+        (TUNDRA, SAVANNA),
+        (TUNDRA, RAINFOREST),
+        (TAIGA, DESERT),
+        (TAIGA, SAVANNA),
+        (TAIGA, RAINFOREST),
+        (DESERT, RAINFOREST),
+        (DESERT, SWAMP),
+    )
+)
 
 # Thresholds are fixed (never per-chunk statistics). Calibrated on 2048x2048 samples of 35 seeds, with
 # _generate's noise gains: water covers 29.5-38.3% of cells and every biome at least 2.1%.
 # Elevation thresholds (elevation is in [0, 1]).
 SEA_LEVEL = 0.4
 DEEP_LEVEL = 0.33  # below: ocean (deep water); SEA_LEVEL above it: shallow water
-BEACH_LEVEL = 0.43  # land below this and within BEACH_REACH cells of water is beach
-BEACH_REACH = 2
+BEACH_NOISE = 0.035  # land whose continentalness is below this and with sea within BEACH_REACH is beach
+BEACH_REACH = 4
 SWAMP_LEVEL = 0.47  # swamps are wet lowlands
 MOUNTAIN_LEVEL = 0.74
 SNOW_LEVEL = 0.86  # snow only at or above this elevation
 
 # Temperature and moisture thresholds of the land table.
 COLD, HOT = 0.25, 0.6
-DRY, WET = 0.38, 0.63
+DRY, WET = 0.38, 0.6
 SWAMP_MOISTURE = 0.66
+SNOW_TEMPERATURE = 0.4  # snow only this cold (below HOT, so never beside hot biomes)
 
 # Land table indexed [temperature band, moisture band]: cold/temperate/hot x dry/medium/wet.
 _LAND = np.array(
@@ -76,6 +102,8 @@ _PARENT: dict[int, int] = {
     SNOW: MOUNTAIN,
     SAVANNA: GRASSLAND,
     RAINFOREST: FOREST,
+    RIVER: SHALLOW_WATER,
+    LAKE: SHALLOW_WATER,
 }
 
 
@@ -90,40 +118,29 @@ def reduction_table(biome_count: int) -> npt.NDArray[np.uint8]:
     return table
 
 
-def _near(mask: npt.NDArray[np.bool_], reach: int) -> npt.NDArray[np.bool_]:
-    """Cells within ``reach`` (Chebyshev) of a True cell, cropped by ``reach`` on every side."""
-    h, w = mask.shape
-    rows = mask[:, reach : w - reach].copy()
-    for d in range(-reach, reach + 1):
-        if d:
-            rows |= mask[:, reach + d : w - reach + d]
-    out = rows[reach : h - reach].copy()
-    for d in range(-reach, reach + 1):
-        if d:
-            out |= rows[reach + d : h - reach + d]
-    return out
-
-
 def classify(
-    elevation_halo: npt.NDArray[np.float32],
-    moisture: npt.NDArray[np.float32],
+    elevation: npt.NDArray[np.float32],
     temperature: npt.NDArray[np.float32],
+    moisture: npt.NDArray[np.float32],
+    beach: npt.NDArray[np.bool_],
+    river: npt.NDArray[np.bool_],
+    lake: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.uint8]:
-    """Biome ids for a region; ``elevation_halo`` has ``BEACH_REACH`` extra cells on every side."""
-    r = BEACH_REACH
-    elevation = elevation_halo[r:-r, r:-r]
+    """Biome ids from the carved elevation, climate and the beach, river and lake masks (any shape)."""
     t_band = (temperature >= COLD).view(np.uint8) + (temperature >= HOT).view(np.uint8)
     m_band = (moisture >= DRY).view(np.uint8) + (moisture >= WET).view(np.uint8)
     t_band *= 3
     t_band += m_band
     biome = _LAND[t_band]
     swamp = (moisture >= SWAMP_MOISTURE) & (elevation < SWAMP_LEVEL) & (temperature >= COLD)
-    biome[swamp] = SWAMP
-    biome[elevation >= MOUNTAIN_LEVEL] = MOUNTAIN
-    biome[elevation >= SNOW_LEVEL] = SNOW
-    water_halo = elevation_halo < SEA_LEVEL
-    beach = (elevation < BEACH_LEVEL) & _near(water_halo, r)
-    biome[beach] = BEACH
-    biome[water_halo[r:-r, r:-r]] = SHALLOW_WATER
-    biome[elevation < DEEP_LEVEL] = OCEAN
+    # Later rules win; copyto(where=) is the fastest masked assignment.
+    np.copyto(biome, SWAMP, where=swamp)
+    np.copyto(biome, MOUNTAIN, where=elevation >= MOUNTAIN_LEVEL)
+    # Snow needs cold too: a hot mountain stays bare rock, so snow never meets warm land.
+    np.copyto(biome, SNOW, where=(elevation >= SNOW_LEVEL) & (temperature < SNOW_TEMPERATURE))
+    np.copyto(biome, BEACH, where=beach)
+    np.copyto(biome, RIVER, where=river)
+    np.copyto(biome, SHALLOW_WATER, where=elevation < SEA_LEVEL)
+    np.copyto(biome, OCEAN, where=elevation < DEEP_LEVEL)
+    np.copyto(biome, LAKE, where=lake)  # a lake may lie below the sea's level, inside a continent
     return biome

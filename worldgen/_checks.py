@@ -25,11 +25,11 @@ def positive_int(name: str, value: object) -> int:
     return v
 
 
-def region(x0: object, y0: object, width: object, height: object) -> tuple[int, int, int, int]:
-    """Checked (x0, y0, width, height): positive sizes, inside the int32 coordinate range."""
+def region(x0: object, y0: object, width: object, height: object, step: int = 1) -> tuple[int, int, int, int]:
+    """Checked (x0, y0, width, height): positive sizes, the sampled area inside the int32 range."""
     x, y = as_int("x0", x0), as_int("y0", y0)
     w, h = positive_int("width", width), positive_int("height", height)
-    for name, start, size in (("x", x, w), ("y", y, h)):
+    for name, start, size in (("x", x, (w - 1) * step + 1), ("y", y, (h - 1) * step + 1)):
         if start < -COORD_LIMIT or start + size > COORD_LIMIT:
             raise ValueError(
                 f"the region's {name} range [{start}, {start + size}) must lie within "

@@ -10,6 +10,8 @@ and unique.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -19,8 +21,10 @@ from ._biomes import (
     DESERT,
     FOREST,
     GRASSLAND,
+    LAKE,
     MOUNTAIN,
     RAINFOREST,
+    RIVER,
     SAVANNA,
     SNOW,
     SWAMP,
@@ -33,13 +37,14 @@ from ._hash import derive_key, hash2, unit_float
 SPECIES: tuple[str, ...] = ("wolf", "bear", "fish", "bird", "lizard")
 
 _LAND = frozenset(range(len(BIOMES))) - WATER_BIOMES
-# Species name -> biome ids where it may stand. Birds take any land and fish any water, so every biome
-# hosts at least one species (checked below) and a populated grid square can always be filled.
+# Species name -> biome ids where it may stand. Birds take any land, rivers and lakes, and fish any
+# water, so every biome hosts at least one species (checked below) and a populated grid square can
+# always be filled.
 HABITATS: dict[str, frozenset[int]] = {
     "wolf": frozenset({FOREST, GRASSLAND, TAIGA, TUNDRA, MOUNTAIN}),
     "bear": frozenset({FOREST, TAIGA, MOUNTAIN, TUNDRA, SNOW, SWAMP, RAINFOREST}),
     "fish": WATER_BIOMES,
-    "bird": _LAND,
+    "bird": _LAND | {RIVER, LAKE},
     "lizard": frozenset({DESERT, SAVANNA, BEACH}),  # dry, warm land only
 }
 
@@ -71,9 +76,14 @@ def pick_species(biome: npt.NDArray[np.uint8], u: npt.NDArray[np.float64]) -> np
     return chosen
 
 
-def place(seed: int, x0: int, y0: int, biome: npt.NDArray[np.uint8]) -> npt.NDArray[np.void]:
-    """Creatures standing in the region whose biome map is ``biome`` (origin x0, y0), sorted by id."""
-    height, width = biome.shape
+BiomeAt = Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.uint8]]
+
+
+def place(seed: int, x0: int, y0: int, width: int, height: int, biome_at: BiomeAt) -> npt.NDArray[np.void]:
+    """Creatures standing in the cells [x0, x0 + width) x [y0, y0 + height), sorted by id.
+
+    ``biome_at(x, y)`` gives the biome under world cells (int64 arrays).
+    """
     c = CREATURE_CELL
     gx = np.arange(x0 // c, (x0 + width - 1) // c + 1, dtype=np.int64)
     gy = np.arange(y0 // c, (y0 + height - 1) // c + 1, dtype=np.int64)
@@ -89,7 +99,7 @@ def place(seed: int, x0: int, y0: int, biome: npt.NDArray[np.uint8]) -> npt.NDAr
     xs, ys = x[alive], y[alive]
     gxs = np.broadcast_to(gx[None, :], alive.shape)[alive]
     gys = np.broadcast_to(gy[:, None], alive.shape)[alive]
-    under = biome[ys - y0, xs - x0]
+    under = biome_at(xs, ys)
     species = pick_species(under, unit_float(hash2(derive_key(key, 4), gxs, gys)))
     out = np.empty(xs.size, dtype=CREATURE_DTYPE)
     out["id"] = creature_id(gxs, gys)

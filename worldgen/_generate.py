@@ -9,55 +9,42 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _checks, _creatures
-from ._biomes import BEACH_REACH, SEA_LEVEL, classify
-from ._creatures import CREATURE_CELL
-from ._hash import derive_key
-from ._noise import fbm
+from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify
 from ._noise import peak_bytes as noise_peak_bytes
+from ._rivers import _BATCH, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
+from ._sampling import Grid, Points
+from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
+
+# Beaches look for sea cells on a lattice of this spacing (within BEACH_REACH of the cell, so a beach
+# always lies within BEACH_REACH of the sea), which any step can evaluate cheaply.
+_LATTICE = BEACH_REACH
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
-# Lattice spacings in cells, coarsest first (one octave each).
-ELEVATION_OCTAVES = (256, 128, 64, 32, 16)
-MOISTURE_OCTAVES = (256, 128, 64, 32)
-TEMPERATURE_OCTAVES = (256, 128, 64)
-PERSISTENCE = 0.5
-
-# Raw fBm has a standard deviation of about 0.1 (and stays within about +-0.7).
-#
-# Elevation: raw values above SEA_NOISE are land, mapped onto [SEA_LEVEL, 1] by the cubic
-# h(u) = a u + (3 - 2a) u^2 + (a - 2) u^3 of u = (n - SEA_NOISE) / (TOP_NOISE - SEA_NOISE) clipped to
-# [0, 1]: slope a = PLAINS at the coast (wide plains), steep in the middle (hills, mountains), slope 0
-# at the top (rounded peaks, no hard-clipped plateaus). Water is mapped onto [0, SEA_LEVEL] the same way
-# with a = 1 (a shelf that deepens steadily, then a smooth ocean floor below BOTTOM_NOISE).
-SEA_NOISE = -0.06  # about 33% of cells lie below
-TOP_NOISE = 0.36
-BOTTOM_NOISE = -0.40
-PLAINS = 0.5
-# Moisture and temperature: 0.5 + gain * n, clipped to [0, 1].
-MOISTURE_GAIN = 1.8
-TEMPERATURE_GAIN = 1.8
-LAPSE = 0.4  # temperature drop per unit of elevation above sea level
-
-_ELEVATION, _MOISTURE, _TEMPERATURE = 1, 2, 3  # salts
-
-# Memory estimate (see held_bytes): _OBJECT_BYTES for Python objects and array headers (under 16 KiB
-# measured). Peak RSS can exceed the bytes held at once: glibc keeps freed blocks under 32 MiB for reuse
-# rather than returning them (up to +18% measured), so allow a quarter more (_ALLOCATOR_SLACK, in
-# quarters). A process's first call also loads code and BLAS buffers (about 1.5 MiB measured).
-_OBJECT_BYTES = 64 << 10
+# Memory estimate (see held_bytes): _OBJECT_BYTES for Python objects and array headers. Peak RSS can
+# exceed the bytes held at once: glibc keeps freed blocks under 32 MiB for reuse rather than returning
+# them, so allow a quarter more (_ALLOCATOR_SLACK, in quarters). A process's first call also loads code
+# and BLAS buffers (about 1.5 MiB measured).
+_OBJECT_BYTES = 3 << 20  # also the node network (a few thousand nodes) and its noise
 _ALLOCATOR_SLACK = 5
 _START_UP_BYTES = 2 << 20
+_BYTES_PER_CELL = 48  # float32 fields and temporaries of the terrain, water and classification stages
+_BYTES_PER_PAIR = 200  # float64 temporaries of the river formula per (cell, segment) pair
+_PAIRS_PER_CELL = 12
 
 
 @dataclass(frozen=True, eq=False)
 class World:
     """A generated region: numpy fields of shape (height, width) indexed [row, column].
 
-    Row ``r``, column ``c`` is world cell ``(x0 + c, y0 + r)``. ``biome`` holds ids into ``BIOMES``;
-    ``heights`` is elevation as integers 1..10; ``creatures`` is a ``CREATURE_DTYPE`` array in world
-    coordinates, sorted by id.
+    Row ``r``, column ``c`` is world cell ``(x0 + c * step, y0 + r * step)``. ``biome`` holds ids into
+    ``BIOMES``; ``heights`` is elevation as integers 1..10; ``river`` is the signed distance in cells from
+    the cell to the nearest river bank (negative on river cells, capped at ``RIVER_FAR``): a view sampled
+    every ``step`` cells draws a river where ``river < step / 2``, so thin rivers stay continuous.
+    ``creatures`` is a ``CREATURE_DTYPE`` array of the creatures whose cell lies in the sampled area
+    ``[x0, x0 + width * step) x [y0, y0 + height * step)``, in world cells, sorted by id.
     """
 
     seed: int
@@ -68,95 +55,92 @@ class World:
     temperature: npt.NDArray[np.float32]
     biome: npt.NDArray[np.uint8]
     heights: npt.NDArray[np.uint8]
+    river: npt.NDArray[np.float32]
     creatures: npt.NDArray[np.void]
+    step: int = 1
 
     @property
     def width(self) -> int:
-        """Number of columns (cells along x)."""
+        """Number of columns (samples along x)."""
         return int(self.elevation.shape[1])
 
     @property
     def height(self) -> int:
-        """Number of rows (cells along y)."""
+        """Number of rows (samples along y)."""
         return int(self.elevation.shape[0])
-
-
-def _hermite(u: F64, a: float) -> F64:
-    """Cubic from 0 to 1 on [0, 1] with slope ``a`` at 0 and 0 at 1, in place on ``u``."""
-    # Horner form of a u + (3 - 2a) u^2 + (a - 2) u^3.
-    v = u * (a - 2.0)
-    v += 3.0 - 2.0 * a
-    v *= u
-    v += a
-    v *= u
-    return v
-
-
-def _shape_elevation(n: F64) -> F64:
-    """Raw fBm -> elevation in [0, 1], elementwise (see SEA_NOISE above)."""
-    land = n - SEA_NOISE
-    land *= 1.0 / (TOP_NOISE - SEA_NOISE)
-    np.clip(land, 0.0, 1.0, out=land)
-    water = n - SEA_NOISE
-    water *= 1.0 / (BOTTOM_NOISE - SEA_NOISE)
-    np.clip(water, 0.0, 1.0, out=water)
-    # One of the two is 0 for every cell, and h(0) = 0, so the sum needs no select.
-    e = _hermite(land, PLAINS)
-    e *= 1.0 - SEA_LEVEL
-    e += SEA_LEVEL
-    e -= _hermite(water, 1.0) * SEA_LEVEL
-    return e
-
-
-def _unit_shaper(gain: float) -> Callable[[F64], F64]:
-    """Raw fBm -> 0.5 + gain * n clipped to [0, 1], elementwise and in place."""
-
-    def shape(n: F64) -> F64:
-        n *= gain
-        n += 0.5
-        return np.clip(n, 0.0, 1.0, out=n)
-
-    return shape
-
-
-def _elevation(seed: int, x0: int, y0: int, width: int, height: int) -> F32:
-    key = derive_key(seed, _ELEVATION)
-    return fbm(key, x0, y0, width, height, ELEVATION_OCTAVES, PERSISTENCE, _shape_elevation)
-
-
-def _field(seed: int, salt: int, octaves: tuple[int, ...], gain: float, region: tuple[int, ...]) -> F32:
-    x0, y0, width, height = region
-    return fbm(derive_key(seed, salt), x0, y0, width, height, octaves, PERSISTENCE, _unit_shaper(gain))
 
 
 def held_bytes(width: int, height: int) -> int:
     """Upper bound on the bytes generate() holds at once for a region (what tracemalloc counts).
 
-    The peak is that of the largest stage. The noise stages hold tables that grow with the width times
-    the lattice rows touched (at least 2 per octave, however short the region) and per-row weights, so
-    short wide and tall narrow strips cost hundreds of bytes per cell; large regions cost about 25 bytes
-    per cell, at classification.
+    Large regions cost about ``_BYTES_PER_CELL`` bytes per cell (of the region with its beach halo);
+    the noise stages' tables grow with the width times the lattice rows touched and per-row weights, so
+    thin strips cost more per cell; rivers are drawn in batches of (cell, segment) pairs, at most
+    ``_BATCH`` pairs (and about ``_PAIRS_PER_CELL`` per cell) of ``_BYTES_PER_PAIR`` bytes at once.
     """
     r = 2 * BEACH_REACH
-    halo = (width + r) * (height + r)
-    cells = width * height
-    squares = (width // CREATURE_CELL + 2) * (height // CREATURE_CELL + 2)
-    stages = (
-        noise_peak_bytes(width + r, height + r, ELEVATION_OCTAVES),
-        # Later noise: with the haloed and the cropped elevation (float32) alive.
-        4 * halo + 4 * cells + noise_peak_bytes(width, height, MOISTURE_OCTAVES),
-        4 * halo + 8 * cells + noise_peak_bytes(width, height, TEMPERATURE_OCTAVES),
-        # The float32 fields (elevation also with its halo), then classify()'s byte-sized masks.
-        14 * halo + 12 * cells,
-        # Fields, biome and heights; creature placement's hashes and coordinates per grid square.
-        14 * cells + 128 * squares,
-    )
-    return max(stages) + _OBJECT_BYTES
+    cells = (width + r) * (height + r)
+    noise = noise_peak_bytes(width + r, height + r, DETAIL_OCTAVES + CONTINENT_OCTAVES + RIDGE_OCTAVES)
+    pairs = min(_BATCH, _PAIRS_PER_CELL * width * height)
+    return _BYTES_PER_CELL * cells + noise + _BYTES_PER_PAIR * pairs + _OBJECT_BYTES
 
 
 def estimated_bytes(width: int, height: int) -> int:
     """Upper bound on generate()'s peak memory (RSS growth) for a region: the up-front memory check."""
     return held_bytes(width, height) * _ALLOCATOR_SLACK // 4 + _START_UP_BYTES
+
+
+def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
+    """Whether a sea cell of the beach lattice lies within BEACH_REACH (Chebyshev) of each cell."""
+    s, r = _LATTICE, BEACH_REACH
+    lo_x, lo_y = -((r - x) // s), -((r - y) // s)  # first lattice index at or after x - r
+    k = np.arange(3, dtype=np.int64)
+    kx = np.repeat(k, 3)[None, :]
+    ky = np.tile(k, 3)[None, :]
+    lx, ly = (lo_x[:, None] + kx) * s, (lo_y[:, None] + ky) * s
+    valid = (lx <= x[:, None] + r) & (ly <= y[:, None] + r)
+    _, sea, _ = land_noise(seed, Points(lx, ly))
+    near: npt.NDArray[np.bool_] = np.any(sea & valid, axis=1)
+    return near
+
+
+def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
+    """``_near_sea_points`` for every sample of a grid, from the lattice under it; None if too large."""
+    s, r = _LATTICE, BEACH_REACH
+    x, y = grid.x.ravel(), grid.y.ravel()
+    lx0, ly0 = (int(x[0]) - r) // s, (int(y[0]) - r) // s
+    nx, ny = (int(x[-1]) + r) // s - lx0 + 1, (int(y[-1]) + r) // s - ly0 + 1
+    if nx * ny > 2 * grid.width * grid.height + 4096:
+        return None  # a coarse step: cheaper to look around the few beach candidates only
+    _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
+    # Separable window sums: over the lattice rows of each sample row, then over the lattice columns.
+    ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
+    jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
+    down = np.zeros((ny + 1, nx), dtype=np.int32)
+    np.cumsum(sea, axis=0, dtype=np.int32, out=down[1:])
+    rows = (down[jhi] - down[jlo]) > 0
+    across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
+    np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
+    count = np.take(across, ihi, axis=1) - np.take(across, ilo, axis=1)
+    return count > 0
+
+
+def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
+    """Biome ids at scattered cells: the same as on a grid, cell by cell."""
+    where = Points(x, y)
+    e, c, basin, _ = elevation(seed, where)
+    t, m = climate(seed, where, e, c)
+    water = water_points(where, e, net)
+    carved = water.carved.astype(np.float32)
+    beach = np.zeros(x.shape, dtype=np.bool_)
+    river = water.river < 0.0
+    lake = ((water.lake < 0.0) & (e >= SEA_LEVEL)) | (basin > 0.0)
+    carved = np.where(lake, np.maximum(carved, np.float32(SEA_LEVEL)), carved)
+    cut_channels(carved, river & ~lake)
+    cand = (carved >= SEA_LEVEL) & (c < BEACH_NOISE) & ~river & ~lake
+    if cand.any():
+        beach[cand] = _near_sea_points(seed, x[cand], y[cand])
+    return classify(carved, t, m, beach, river, lake)
 
 
 def generate(
@@ -166,53 +150,71 @@ def generate(
     width: int,
     height: int,
     *,
+    step: int = 1,
     progress: Callable[[float, str], object] | None = None,
     memory_limit: int | None = None,
 ) -> World:
-    """Generate the world region of ``width`` x ``height`` cells whose top-left cell is ``(x0, y0)``.
+    """Generate ``width`` x ``height`` samples of the world at cells ``(x0 + i * step, y0 + j * step)``.
 
     Every value is a pure function of (seed, world cell): ``generate(s, 256, 0, 256, 256)`` is exactly
-    the chunk to the right of ``generate(s, 0, 0, 256, 256)``, in any process and any order.
-    ``progress(fraction, stage)``, if given, is called as stages finish with increasing fractions,
-    ending with 1.0. Raises TypeError/ValueError for bad input, including a region that would need
-    more than ``memory_limit`` bytes (default 2 GiB), checked up front against an upper bound on its
-    peak memory: 2 MiB plus about 33 bytes per cell for large regions, more for thin strips, whose noise
-    tables and weights scale with the long side (up to about 450 bytes per cell one cell thick, 115 four
-    cells thick, 40 sixteen cells thick).
+    the chunk to the right of ``generate(s, 0, 0, 256, 256)``, in any process and any order, and
+    ``generate(s, x, y, w, h, step=k)`` is bit for bit ``generate(s, x, y, w * k, h * k)`` sampled every
+    k-th cell (for zoomed-out chunks). ``progress(fraction, stage)``, if given, is called as stages
+    finish with increasing fractions, ending with 1.0. Raises TypeError/ValueError for bad input,
+    including a region that would need more than ``memory_limit`` bytes (default 2 GiB), checked up
+    front against an upper bound on its peak memory (about 70 bytes per sample for large regions).
     """
     seed = _checks.as_int("seed", seed)
-    x0, y0, width, height = _checks.region(x0, y0, width, height)
+    step = _checks.positive_int("step", step)
+    x0, y0, width, height = _checks.region(x0, y0, width, height, step)
     _checks.memory(estimated_bytes(width, height), memory_limit, f"a {width}x{height} region")
     report = progress if progress is not None else _ignore
     report(0.0, "start")  # at once, so a progress bar appears before the first stage ends
 
-    r = BEACH_REACH  # beaches look this far past the edge, so compute elevation with a halo
-    elevation_halo = _elevation(seed, x0 - r, y0 - r, width + 2 * r, height + 2 * r)
-    elevation = np.ascontiguousarray(elevation_halo[r:-r, r:-r])
+    r = BEACH_REACH
+    grid = Grid(x0, y0, width, height, step)
+    x_hi, y_hi = x0 + (width - 1) * step, y0 + (height - 1) * step
+    base, continent, basin, _ = elevation(seed, grid)
     report(0.35, "elevation")
-    box = (x0, y0, width, height)
-    moisture = _field(seed, _MOISTURE, MOISTURE_OCTAVES, MOISTURE_GAIN, box)
+    temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
-    temperature = _field(seed, _TEMPERATURE, TEMPERATURE_OCTAVES, TEMPERATURE_GAIN, box)
-    # Colder with altitude above the sea.
-    above = elevation - np.float32(SEA_LEVEL)
-    np.maximum(above, 0.0, out=above)
-    above *= np.float32(LAPSE)
-    temperature -= above
-    np.clip(temperature, 0.0, 1.0, out=temperature)
-    del above
-    report(0.7, "temperature")
-    biome = classify(elevation_halo, moisture, temperature)
-    del elevation_halo
-    heights = elevation * np.float32(10.0)
+    net = network(seed, x0 - r, y0 - r, x_hi + r, y_hi + r)
+    water = water_grid(seed, grid, base, net)
+    river = water.river < 0.0
+    lake = ((water.lake < 0.0) & (base >= SEA_LEVEL)) | (basin > 0.0)
+    del basin
+    carved = water.carved
+    np.maximum(carved, np.float32(SEA_LEVEL), out=carved, where=lake)
+    cut_channels(carved, river & ~lake)
+    river_field = np.clip(water.river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR))
+    del water
+    report(0.75, "rivers")
+    # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
+    cand = (carved >= SEA_LEVEL) & (continent < BEACH_NOISE) & ~river & ~lake
+    near_sea = _near_sea_grid(seed, grid) if cand.any() else None
+    if near_sea is not None:
+        beach = cand & near_sea
+    else:
+        beach = np.zeros(grid.shape, dtype=np.bool_)
+        if cand.any():
+            rows, cols = np.nonzero(cand)
+            beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
+    biome = classify(carved, temperature, moisture, beach, river, lake)
+    del base, beach, cand, continent
+    heights = carved * np.float32(10.0)
     heights_u8 = heights.astype(np.uint8)
     del heights
     np.clip(heights_u8, 0, 9, out=heights_u8)
     heights_u8 += np.uint8(1)
     report(0.9, "biomes")
-    creatures = _creatures.place(seed, x0, y0, biome)
+    if step == 1:
+        creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
+    else:
+        creatures = _creatures.place(
+            seed, x0, y0, width * step, height * step, lambda x, y: _biomes_at(seed, x, y, net)
+        )
     report(1.0, "creatures")
-    return World(seed, x0, y0, elevation, moisture, temperature, biome, heights_u8, creatures)
+    return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, creatures, step)
 
 
 def _ignore(fraction: float, stage: str) -> None:

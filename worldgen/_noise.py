@@ -50,29 +50,40 @@ def _fade(t: F64) -> F64:
 
 
 class _Axis:
-    """Lattice cell index, exact fraction and fade weight of each coordinate along one axis."""
+    """Lattice cell, exact fraction and fade weight of each sampled coordinate along one axis.
 
-    def __init__(self, start: int, count: int, spacing: int, offset: int) -> None:
-        coords = np.arange(start, start + count, dtype=np.int64) - offset
+    The samples are ``start + i * step``. ``lattice`` holds only the lattice points they touch (each
+    sample's cell and the next), so a coarse step over a huge range needs no table of the range; ``index``
+    is each sample's cell's position in ``lattice`` (and its next point is at ``index + 1``).
+    """
+
+    def __init__(self, start: int, count: int, spacing: int, offset: int, step: int = 1) -> None:
+        coords = start - offset + np.arange(count, dtype=np.int64) * step
         self.cell = coords // spacing  # floor division: negative coordinates work
         self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
         self.fade = _fade(self.frac)
-        self.first = int(self.cell[0])
-        self.lattice = np.arange(self.first, int(self.cell[-1]) + 2, dtype=np.int64)
+        self.lattice = np.unique(np.concatenate([self.cell, self.cell + 1]))
+        self.index = np.searchsorted(self.lattice, self.cell)
 
 
 class _Octave:
     """One octave's quantised basis rows (P, Q per lattice row) and per-row weights."""
 
     def __init__(
-        self, key: int, x0: int, y0: int, width: int, height: int, spacing: int, amplitude: float
+        self,
+        key: int,
+        region: tuple[int, int, int, int],
+        step: int,
+        spacing: int,
+        amplitude: float,
     ) -> None:
+        x0, y0, width, height = region
         ox, oy = key % spacing, (key >> 20) % spacing  # shift the lattice so octaves do not line up
-        xa = _Axis(x0, width, spacing, ox)
-        ya = _Axis(y0, height, spacing, oy)
+        xa = _Axis(x0, width, spacing, ox, step)
+        ya = _Axis(y0, height, spacing, oy, step)
         grad = (hash2(key, xa.lattice[None, :], ya.lattice[:, None]) >> np.uint64(60)).astype(np.intp)
         gx, gy = _GRAD_X[grad], _GRAD_Y[grad]
-        col = xa.cell - xa.first
+        col = xa.index
         sx, fx = xa.fade[None, :], xa.frac[None, :]
         scale = amplitude * float(1 << _BASIS_BITS)
         # P = (gx_i * fx) * (1 - sx) + (gx_{i+1} * (fx - 1)) * sx and Q = gy_i * (1 - sx) + gy_{i+1} * sx,
@@ -104,7 +115,8 @@ class _Octave:
         np.rint(weights, out=weights)
         weights *= 1.0 / w
         self.weights = weights
-        self.row = ya.cell - ya.first  # local lattice row of each output row
+        self.row = ya.index  # local lattice row of each output row
+        self.sparse = step >= spacing
 
 
 def peak_bytes(width: int, height: int, spacings: Sequence[int]) -> int:
@@ -136,12 +148,13 @@ def fbm(
     spacings: Sequence[int],
     persistence: float,
     shape: Callable[[F64], F64] | None = None,
+    step: int = 1,
 ) -> F32:
-    """Fractal Brownian motion of gradient noise over world cells [x0, x0+width) x [y0, y0+height).
+    """Fractal Brownian motion of gradient noise at world cells ``(x0 + i * step, y0 + j * step)``.
 
     ``spacings`` are the lattice spacings in cells, coarsest first (one octave each). Amplitudes are
     ``persistence**octave`` normalised to sum to 1, so values lie in about [-0.7, 0.7]. Returns float32
-    of shape (height, width), bit-identical for a cell whatever region it is generated in.
+    of shape (height, width), bit-identical for a cell whatever region (and step) it is generated in.
     ``shape``, if given, maps raw float64 values elementwise (in place is fine) before they are stored
     as float32, one chunk (a band of rows by up to ``_CHUNK_COLS`` columns) at a time, while the chunk is
     still in cache.
@@ -151,26 +164,31 @@ def fbm(
     amps = [persistence**i for i in range(len(spacings))]
     total = sum(amps)
     octaves = [
-        _Octave(derive_key(key, i), x0, y0, width, height, s, a / total)
+        _Octave(derive_key(key, i), (x0, y0, width, height), step, s, a / total)
         for i, (s, a) in enumerate(zip(spacings, amps, strict=True))
     ]
     out = np.empty((height, width), dtype=np.float32)
     # Scratch for one band x chunk of float64 results: its size (and that of the basis block and of
     # shape()'s temporaries) does not grow with the region, so a long strip needs no strip-long buffers.
     scratch = np.empty((min(_BAND_ROWS, height), min(_CHUNK_COLS, width)), dtype=np.float64)
+    # An octave whose lattice is not finer than the sampling step touches two lattice rows per output
+    # row: a matrix product would be mostly zeros, so it is summed elementwise instead ("sparse"). Both
+    # ways give the same bits, as every product and partial sum is exact (see the module docstring).
+    dense = [o for o in octaves if not o.sparse]
+    sparse = [o for o in octaves if o.sparse]
     for r0 in range(0, height, _BAND_ROWS):
         r1 = min(r0 + _BAND_ROWS, height)
         n = r1 - r0
         rows_used: list[tuple[F64, F64, int, int]] = []
         k = 0
-        for octv in octaves:
+        for octv in dense:
             j0 = int(octv.row[r0])
             nl = int(octv.row[r1 - 1]) - j0 + 2  # lattice rows touched by the band, incl. j+1
             rows_used.append((octv.p[j0 : j0 + nl], octv.q[j0 : j0 + nl], k, nl))
             k += 2 * nl
         coef = np.zeros((n, k), dtype=np.float64)
         rows = np.arange(n)
-        for octv, (_, _, k0, nl) in zip(octaves, rows_used, strict=True):
+        for octv, (_, _, k0, nl) in zip(dense, rows_used, strict=True):
             local = octv.row[r0:r1] - octv.row[r0]
             wts = octv.weights[r0:r1]
             coef[rows, k0 + local] = wts[:, 0]
@@ -180,13 +198,75 @@ def fbm(
         for c0 in range(0, width, _CHUNK_COLS):
             c1 = min(c0 + _CHUNK_COLS, width)
             chunk = scratch[:n, : c1 - c0]
+            if not dense:
+                chunk[...] = 0.0
             # Column blocks keep each product under OpenBLAS's threading threshold (m*n*k < 262144): its
             # worker threads spin, which on a busy machine (a game's frame loop) costs more than they
             # save. The basis is gathered per block too, never as a copy of whole rows.
-            for b0 in range(c0, c1, _BLOCK_COLS):
+            for b0 in range(c0, c1, _BLOCK_COLS) if dense else ():
                 b1 = min(b0 + _BLOCK_COLS, c1)
                 basis = np.concatenate([t[:, b0:b1] for p, q, _, _ in rows_used for t in (p, q)], axis=0)
                 np.matmul(coef, basis, out=chunk[:, b0 - c0 : b1 - c0])
+            for octv in sparse:
+                j = octv.row[r0:r1]
+                wts = octv.weights[r0:r1]
+                for table, jj, w in ((octv.p, j, 0), (octv.q, j, 1), (octv.p, j + 1, 2), (octv.q, j + 1, 3)):
+                    term = table[jj, c0:c1]
+                    term *= wts[:, w : w + 1]
+                    chunk += term
             # A chunk at once: few numpy calls, and it is still in cache.
             out[r0:r1, c0:c1] = chunk if shape is None else shape(chunk)
     return out
+
+
+def fbm_points(
+    key: int,
+    x: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
+    spacings: Sequence[int],
+    persistence: float,
+    shape: Callable[[F64], F64] | None = None,
+) -> F32:
+    """``fbm`` at scattered world cells ``(x, y)`` (int64 arrays of one shape): the same bits as ``fbm``.
+
+    Each octave repeats ``_Octave``'s operations (same order, same rounding) for the two lattice rows
+    around each point, and the four exact products are summed: so the value of a cell does not depend on
+    whether it is sampled on a grid or alone.
+    """
+    amps = [persistence**i for i in range(len(spacings))]
+    total = sum(amps)
+    x = np.asarray(x, dtype=np.int64)
+    y = np.asarray(y, dtype=np.int64)
+    out = np.zeros(x.shape, dtype=np.float64)
+    w = float(1 << _WEIGHT_BITS)
+    for i, (spacing, amp) in enumerate(zip(spacings, amps, strict=True)):
+        okey = derive_key(key, i)
+        ox, oy = okey % spacing, (okey >> 20) % spacing
+        cx = (x - ox) // spacing
+        fx = ((x - ox) - cx * spacing).astype(np.float64) / spacing
+        sx = _fade(fx)
+        cy = (y - oy) // spacing
+        fy = ((y - oy) - cy * spacing).astype(np.float64) / spacing
+        sy = _fade(fy)
+        scale = (amp / total) * float(1 << _BASIS_BITS)
+        weights = ((1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0))
+        for row, (wp, wq) in ((cy, (0, 1)), (cy + 1, (2, 3))):
+            g0 = (hash2(okey, cx, row) >> np.uint64(60)).astype(np.intp)
+            g1 = (hash2(okey, cx + 1, row) >> np.uint64(60)).astype(np.intp)
+            p = _GRAD_X[g0] * fx
+            p *= 1.0 - sx
+            t = _GRAD_X[g1] * (fx - 1.0)
+            t *= sx
+            p += t
+            q = _GRAD_Y[g0] * (1.0 - sx)
+            q += _GRAD_Y[g1] * sx
+            for basis, k in ((p, wp), (q, wq)):
+                basis *= scale
+                np.rint(basis, out=basis)
+                basis *= 1.0 / (1 << _BASIS_BITS)
+                wk = weights[k] * w
+                np.rint(wk, out=wk)
+                wk *= 1.0 / w
+                basis *= wk
+                out += basis
+    return (out if shape is None else shape(out)).astype(np.float32)

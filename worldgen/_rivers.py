@@ -1,0 +1,453 @@
+"""Rivers and lakes: a drainage network on a jittered grid of nodes, carved into the terrain.
+
+Nodes sit one per ``NODE`` x ``NODE`` square at a hashed spot. Each land node drains to the lowest of its
+8 neighbours that is lower than itself; a land node with none is a basin, where a lake lies. Following
+the drainage, elevation falls at every hop, so every path ends in the sea or a lake. A river starts at a
+*source* (high, wet land, picked by hash) and runs down that path. Whether a node carries water, and how
+much (the number of sources upstream: rivers widen downstream), is counted over ``HOPS`` hops upstream,
+so it depends only on the nodes around it: a pure function of (seed, node), as every cell's value is.
+
+A river segment joins a node to its downstream node along a meandering line (drawn as straight pieces),
+with a water level falling linearly from one node's elevation to the next. Cells within its half width
+are river, carved down to the water level (and a little below, see ``cut_channels``); a valley slopes up
+from the banks. Lakes are wobbly discs around basin nodes, carved to the basin's level. Cells are
+matched to the pieces and lakes near them by rasterising a band around each piece (or a lake's box) on a
+grid, or by looking up the nodes around scattered cells: both evaluate the same formula per (cell,
+piece) and take a minimum, so the bits agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from ._biomes import SEA_LEVEL
+from ._hash import derive_key, hash2, unit_float
+from ._sampling import Grid, Points
+from ._terrain import terrain
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+Formula = Callable[[F64, F64, F32, tuple[F64, ...]], tuple[F32, F32]]
+
+NODE = 128  # node spacing in cells
+HOPS = 24  # how far upstream a node looks for sources
+SOURCE_ELEVATION = 0.44  # sources lie in land at least this high ...
+SOURCE_MOISTURE = 0.3  # ... and at least this wet ...
+SOURCE_CHANCE = 1.0  # ... and then with this chance
+HALF_WIDTH, WIDTH_GAIN, MAX_HALF_WIDTH = 1.0, 0.8, 6.0  # half width = 1 + 0.8 sqrt(sources upstream)
+MEANDER = (0.16, 0.07, 0.04)  # sideways swings of a segment (1, 2, 3 half waves), shares of its length
+PIECES = 8  # straight pieces per segment
+RIVER_FAR = 8.0  # the river field's cap: distances beyond this are stored as this
+VALLEY = 8.0  # cells beyond the banks over which the valley fades out
+VALLEY_SLOPE = 0.006  # elevation per cell of a valley's sides
+RIVER_DEPTH = 0.004  # water level below the line between the two nodes' elevations
+RIVER_CUT = 0.02  # a river's channel lies this far below the ground beside it (more than a cell's slope)
+LAKE_RADIUS, LAKE_GAIN, MAX_LAKE_RADIUS = 14.0, 8.0, 60.0  # radius = 14 + 8 sqrt(sources upstream)
+LAKE_DEPTH = 0.02
+_WOBBLE = 1.0 + 0.22 + 0.12  # a lake's shore lies within this many radii of its centre
+_BATCH = 1 << 17  # (sample, shape) pairs evaluated at once
+_NEAR = 2  # nodes around a cell's own that can reach it (reach < NODE)
+_SALT = 0x21BE5
+_OFFSETS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """Nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` (node indices; arrays (nj, ni)) and their drainage."""
+
+    i0: int
+    j0: int
+    x: I64
+    y: I64
+    elevation: F64
+    down: I64  # flat index of the downstream node, -1 for none
+    sources: npt.NDArray[np.int32]  # sources within HOPS upstream (0: no river)
+
+    def segments(self) -> tuple[F64, ...]:
+        """(ax, ay, bx, by, ea, eb, half width, swing 1, 2, 3) of every river segment, one array each."""
+        n = np.flatnonzero((self.sources.ravel() > 0) & (self.down.ravel() >= 0))
+        return self._segment_arrays(n)
+
+    def _segment_arrays(self, n: I64) -> tuple[F64, ...]:
+        d = self.down.ravel()[n]
+        x, y, e = self.x.ravel(), self.y.ravel(), self.elevation.ravel()
+        flow = self.sources.ravel()[n].astype(np.float64)
+        half = np.minimum(HALF_WIDTH + WIDTH_GAIN * np.sqrt(flow), MAX_HALF_WIDTH)
+        ax, ay, bx, by = (a.astype(np.float64) for a in (x[n], y[n], x[d], y[d]))
+        swings = [
+            (unit_float(hash2(derive_key(self.key, 9, k), x[n], y[n])) * 2.0 - 1.0) * amplitude
+            for k, amplitude in enumerate(MEANDER)
+        ]
+        return ax, ay, bx, by, e[n], e[d], half, *swings
+
+    def pieces(self) -> tuple[F64, ...]:
+        """The river as straight pieces: (ax, ay, bx, by, level a, level b, half width), one array each."""
+        return _pieces(self.segments())
+
+    def lakes(self) -> tuple[F64, ...]:
+        """(x, y, level, radius, phase a, phase b) of every lake (a land node that drains nowhere)."""
+        n = np.flatnonzero((self.down.ravel() < 0) & (self.elevation.ravel() >= SEA_LEVEL))
+        return _lakes_at(self, n)
+
+    key: int = 0
+
+
+def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
+    """The drainage of the nodes that can touch cells in [x_lo, x_hi] x [y_lo, y_hi] (inclusive)."""
+    pad = _NEAR + HOPS + 1
+    i0, i1 = x_lo // NODE - pad, x_hi // NODE + pad + 1
+    j0, j1 = y_lo // NODE - pad, y_hi // NODE + pad + 1
+    gi = np.arange(i0, i1, dtype=np.int64)[None, :]
+    gj = np.arange(j0, j1, dtype=np.int64)[:, None]
+    key = derive_key(seed, _SALT)
+    span = NODE // 2
+    x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
+    y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
+    t = terrain(seed, Points(x, y))
+    e = t.elevation.astype(np.float64)
+    nj, ni = e.shape
+    # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
+    padded = np.full((nj + 2, ni + 2), np.inf)
+    padded[1:-1, 1:-1] = e
+    best = e.copy()
+    down = np.full((nj, ni), -1, dtype=np.int64)
+    flat = np.arange(nj * ni, dtype=np.int64).reshape(nj, ni)
+    for dx, dy in _OFFSETS:
+        ne = padded[1 + dy : 1 + dy + nj, 1 + dx : 1 + dx + ni]
+        lower = ne < best
+        best = np.where(lower, ne, best)
+        down = np.where(lower, flat + dy * ni + dx, down)
+    land = e >= SEA_LEVEL
+    down[~land] = -1
+    wet = t.moisture.astype(np.float64) >= SOURCE_MOISTURE
+    chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
+    source = (land & (e >= SOURCE_ELEVATION) & wet & chance).astype(np.int32).ravel()
+    has = np.flatnonzero(down.ravel() >= 0)
+    targets = down.ravel()[has]
+    flow = source.copy()
+    for _ in range(HOPS):
+        nxt = source.copy()
+        np.add.at(nxt, targets, flow[has])
+        flow = nxt
+    return Network(i0, j0, x, y, e, down, flow.reshape(nj, ni), key)
+
+
+def _pieces(seg: tuple[F64, ...]) -> tuple[F64, ...]:
+    """Each segment's meandering centre line as PIECES straight pieces (segment-major order).
+
+    The centre line swings sideways by ``length * sum(s_k sin(k pi t))``, zero at both nodes; its water
+    level falls linearly from one node's elevation (less RIVER_DEPTH) to the next's.
+    """
+    ax, ay, bx, by, ea, eb, half, s1, s2, s3 = (np.repeat(a, PIECES + 1) for a in seg)
+    t = np.tile(np.arange(PIECES + 1, dtype=np.float64) / PIECES, seg[0].size)
+    a = np.pi * t
+    off = s1 * np.sin(a) + s2 * np.sin(2.0 * a) + s3 * np.sin(3.0 * a)
+    vx, vy = bx - ax, by - ay
+    px = ax + t * vx - off * vy
+    py = ay + t * vy + off * vx
+    level = ea + (eb - ea) * t - RIVER_DEPTH
+    last = np.arange(px.size) % (PIECES + 1) == PIECES
+    start, end = np.flatnonzero(~last), np.flatnonzero(~last) + 1
+    return px[start], py[start], px[end], py[end], level[start], level[end], half[start]
+
+
+def _piece_reach(piece: tuple[F64, ...]) -> F64:
+    """How far from a piece a cell can be changed: its half width plus RIVER_FAR or VALLEY."""
+    return piece[6] + (max(RIVER_FAR, VALLEY) + 1.0)
+
+
+def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[F32, F32]:
+    """Clearance (distance to the river's bank, negative inside) and carved elevation, per pair.
+
+    Pairs beyond a piece's reach get clearance inf and their own elevation: exactly what the full
+    formula gives them once the clearance is capped at RIVER_FAR (so they are skipped, cheaply).
+    """
+    ax, ay, bx, by, la, lb, half = piece
+    vx, vy = bx - ax, by - ay
+    wx, wy = px - ax, py - ay
+    t = np.clip((wx * vx + wy * vy) / np.maximum(vx * vx + vy * vy, 1e-12), 0.0, 1.0)
+    dx, dy = wx - t * vx, wy - t * vy
+    dist2 = dx * dx + dy * dy
+    reach = _piece_reach(piece)
+    near = np.flatnonzero(dist2 < reach * reach)
+    clearance = np.full(px.shape, np.inf, dtype=np.float32)
+    carved = e.copy()
+    t, la, lb, half = t[near], la[near], lb[near], half[near]
+    en = e[near].astype(np.float64)
+    gap = np.sqrt(dist2[near]) - half
+    level = la + (lb - la) * t
+    side = np.maximum(gap, 0.0)
+    cut = np.minimum(en, level + VALLEY_SLOPE * side)
+    fade = np.clip(side * (1.0 / VALLEY), 0.0, 1.0)
+    fade = fade * fade * (3.0 - 2.0 * fade)
+    clearance[near] = gap
+    carved[near] = en - (en - cut) * (1.0 - fade)
+    return clearance, carved
+
+
+def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32, F32]:
+    """Clearance (distance to the lake's shore, negative inside) and carved elevation, per pair.
+
+    Pairs farther from the centre than the shore can wobble plus VALLEY get clearance inf and their own
+    elevation, as the full formula would (they are only tested for clearance < 0), cheaply first.
+    """
+    lx, ly, level, radius, pa, pb = lake
+    dx, dy = px - lx, py - ly
+    dist2 = dx * dx + dy * dy
+    bound = radius * _WOBBLE + VALLEY + 1.0
+    near = np.flatnonzero(dist2 < bound * bound)
+    clearance_out = np.full(px.shape, np.inf, dtype=np.float32)
+    carved_out = e.copy()
+    dx, dy, level, radius, pa, pb = (a[near] for a in (dx, dy, level, radius, pa, pb))
+    e = e[near].astype(np.float64)
+    dist = np.sqrt(dist2[near])
+    angle = np.arctan2(dy, dx)
+    shore = radius * (1.0 + 0.22 * np.cos(2.0 * angle + pa) + 0.12 * np.cos(3.0 * angle + pb))
+    clearance = dist - shore
+    bowl = level - LAKE_DEPTH * np.clip(-clearance / np.maximum(shore, 1.0), 0.0, 1.0)
+    side = np.maximum(clearance, 0.0)
+    carved = np.minimum(e, bowl + VALLEY_SLOPE * side)
+    fade = np.clip(side * (1.0 / VALLEY), 0.0, 1.0)
+    fade = fade * fade * (3.0 - 2.0 * fade)
+    carved = e - (e - carved) * (1.0 - fade)
+    clearance_out[near] = clearance
+    carved_out[near] = carved
+    return clearance_out, carved_out
+
+
+def cut_channels(carved: F32, river: B) -> None:
+    """Lower river cells RIVER_CUT below the carved ground, in place, so no bank is lower than them.
+
+    The carved ground changes by less than RIVER_CUT from a cell to the next. On land a channel stops
+    at the sea's level (a river is not sea); where a river crosses the sea it stays sea.
+    """
+    land = river & (carved >= np.float32(SEA_LEVEL))
+    np.subtract(carved, np.float32(RIVER_CUT), out=carved, where=river)
+    np.maximum(carved, np.float32(SEA_LEVEL), out=carved, where=land)
+
+
+@dataclass(frozen=True, eq=False)
+class Water:
+    """Per cell: distance to the nearest river bank (negative inside), lake clearance, carved elevation."""
+
+    river: F32
+    lake: F32
+    carved: F32
+
+
+def _boxes(grid: Grid, cx0: F64, cy0: F64, cx1: F64, cy1: F64) -> tuple[I64, I64]:
+    """Flat sample indices inside each box (world coordinates, inclusive) and the box each belongs to."""
+    s = grid.step
+    c0 = np.clip(np.ceil((cx0 - grid.x0) / s), 0, grid.width).astype(np.int64)
+    c1 = np.clip(np.floor((cx1 - grid.x0) / s) + 1, 0, grid.width).astype(np.int64)
+    r0 = np.clip(np.ceil((cy0 - grid.y0) / s), 0, grid.height).astype(np.int64)
+    r1 = np.clip(np.floor((cy1 - grid.y0) / s) + 1, 0, grid.height).astype(np.int64)
+    w = np.maximum(c1 - c0, 0)
+    h = np.maximum(r1 - r0, 0)
+    counts = w * h
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    start = np.cumsum(counts) - counts
+    k = np.arange(total, dtype=np.int64) - start[owner]
+    ww = np.maximum(w[owner], 1)
+    rows = r0[owner] + k // ww
+    cols = c0[owner] + k % ww
+    return rows * grid.width + cols, owner
+
+
+def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> tuple[I64, I64]:
+    """Flat sample indices within ``reach`` of each segment (a superset), and the segment of each.
+
+    Along a segment's longer axis, each sample line crossing the segment (or within ``reach`` beyond an
+    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it.
+    """
+    ax, ay, bx, by = seg[:4]
+    idx_parts, owner_parts = [], []
+    along_x = np.abs(bx - ax) >= np.abs(by - ay)
+    for flip in (False, True):
+        which = np.flatnonzero(along_x != flip)
+        if which.size == 0:
+            continue
+        # In "flip", x and y swap roles: u is the longer axis, v the other.
+        if flip:
+            au, av, bu, bv = ay[which], ax[which], by[which], bx[which]
+            u0, n_u, v0, n_v = grid.y0, grid.height, grid.x0, grid.width
+        else:
+            au, av, bu, bv = ax[which], ay[which], bx[which], by[which]
+            u0, n_u, v0, n_v = grid.x0, grid.width, grid.y0, grid.height
+        r = reach[which]
+        st = grid.step
+        c0 = np.clip(np.ceil((np.minimum(au, bu) - r - u0) / st), 0, n_u).astype(np.int64)
+        c1 = np.clip(np.floor((np.maximum(au, bu) + r - u0) / st) + 1, 0, n_u).astype(np.int64)
+        slope = (bv - av) / (bu - au)
+        half = r * np.sqrt(1.0 + slope * slope)
+        n_rows = (np.floor(2.0 * half / st) + 2).astype(np.int64)
+        count = np.maximum(c1 - c0, 0) * n_rows
+        owner = np.repeat(np.arange(which.size, dtype=np.int64), count)
+        k = np.arange(int(count.sum()), dtype=np.int64) - (np.cumsum(count) - count)[owner]
+        col = c0[owner] + k // n_rows[owner]
+        u = (u0 + col * st).astype(np.float64)
+        t = np.clip((u - au[owner]) / (bu[owner] - au[owner]), 0.0, 1.0)
+        centre = av[owner] + t * (bv[owner] - av[owner])
+        row = np.ceil((centre - half[owner] - v0) / st).astype(np.int64) + k % n_rows[owner]
+        ok = (row >= 0) & (row < n_v)
+        col, row, owner = col[ok], row[ok], owner[ok]
+        idx_parts.append(col * grid.width + row if flip else row * grid.width + col)
+        owner_parts.append(which[owner])
+    if not idx_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(idx_parts), np.concatenate(owner_parts)
+
+
+def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
+    """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved)."""
+    e_flat = elevation.ravel()
+    size = e_flat.size
+    river = np.full(size, np.inf, dtype=np.float32)
+    lake = np.full(size, np.inf, dtype=np.float32)
+    carved = e_flat.copy()
+    seg = net.pieces()
+    ax, ay, bx, by = seg[:4]
+    reach = _piece_reach(seg)
+    gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
+    hit = (
+        (np.maximum(ax, bx) + reach >= grid.x0)
+        & (np.minimum(ax, bx) - reach <= gx1)
+        & (np.maximum(ay, by) + reach >= grid.y0)
+        & (np.minimum(ay, by) - reach <= gy1)
+    )
+    seg = tuple(a[hit] for a in seg)
+    reach = reach[hit]
+    length = np.hypot(seg[2] - seg[0], seg[3] - seg[1])
+    cost = np.cumsum((length + 2 * reach + grid.step) * (2.9 * reach + 2 * grid.step) / grid.step**2)
+    start = 0
+    while start < cost.size:
+        stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
+        part = tuple(a[start:stop] for a in seg)
+        idx, owner = _band(grid, part, reach[start:stop])
+        px, py = _cell_xy(grid, idx)
+        clearance, cut = _segment_formula(px, py, e_flat[idx], tuple(a[owner] for a in part))
+        np.minimum.at(river, idx, clearance)
+        np.minimum.at(carved, idx, cut)
+        start = stop
+    lk = net.lakes()
+    lx, ly = lk[:2]
+    reach = lk[3] * _WOBBLE + VALLEY + 1.0
+    _rasterise(grid, lk, (lx, ly, lx, ly), reach, _lake_formula, e_flat, lake, carved)
+    shape = elevation.shape
+    return Water(river.reshape(shape), lake.reshape(shape), carved.reshape(shape))
+
+
+def _rasterise(
+    grid: Grid,
+    shapes: tuple[F64, ...],
+    boxes: tuple[F64, F64, F64, F64],
+    reach: F64,
+    formula: Formula,
+    e_flat: F32,
+    clearance_out: F32,
+    carved_out: F32,
+) -> None:
+    """Evaluate ``formula`` for every (sample, shape) pair within ``reach`` of a shape's box; keep minima.
+
+    Shapes are taken in batches of about _BATCH pairs, so memory does not grow with the region.
+    """
+    x0, y0, x1, y1 = boxes
+    s = grid.step
+    gx1, gy1 = grid.x0 + (grid.width - 1) * s, grid.y0 + (grid.height - 1) * s
+    hit = (x1 + reach >= grid.x0) & (x0 - reach <= gx1) & (y1 + reach >= grid.y0) & (y0 - reach <= gy1)
+    keep = np.flatnonzero(hit)
+    if keep.size == 0:
+        return
+    start = 0
+    x0, y0, x1, y1, reach = x0[keep], y0[keep], x1[keep], y1[keep], reach[keep]
+    shapes = tuple(a[keep] for a in shapes)
+    cols = (np.minimum(x1 + reach, gx1) - np.maximum(x0 - reach, grid.x0)) / s + 2
+    rows = (np.minimum(y1 + reach, gy1) - np.maximum(y0 - reach, grid.y0)) / s + 2
+    cost = np.cumsum(cols * rows)
+    while start < keep.size:
+        stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
+        part = slice(start, stop)
+        r = reach[part]
+        idx, owner = _boxes(grid, x0[part] - r, y0[part] - r, x1[part] + r, y1[part] + r)
+        px, py = _cell_xy(grid, idx)
+        clearance, cut = formula(px, py, e_flat[idx], tuple(a[part][owner] for a in shapes))
+        np.minimum.at(clearance_out, idx, clearance)
+        np.minimum.at(carved_out, idx, cut)
+        start = stop
+
+
+def _cell_xy(grid: Grid, idx: I64) -> tuple[F64, F64]:
+    rows, cols = np.divmod(idx, grid.width)
+    px = (grid.x0 + cols * grid.step).astype(np.float64)
+    py = (grid.y0 + rows * grid.step).astype(np.float64)
+    return px, py
+
+
+def water_points(points: Points, elevation: F32, net: Network) -> Water:
+    """The same fields at scattered cells: each cell checks the nodes within ``_NEAR`` of its own."""
+    x, y = np.broadcast_arrays(points.x, points.y)
+    x, y = x.ravel(), y.ravel()
+    e = elevation.ravel()
+    ni = net.x.shape[1]
+    offs = np.arange(-_NEAR, _NEAR + 1, dtype=np.int64)
+    ci = (x // NODE)[:, None, None] + offs[None, None, :] - net.i0
+    cj = (y // NODE)[:, None, None] + offs[None, :, None] - net.j0
+    node = (cj * ni + ci).reshape(x.size, -1)
+    flat_down = net.down.ravel()
+    flow = net.sources.ravel()
+    px = np.broadcast_to(x[:, None], node.shape).astype(np.float64)
+    py = np.broadcast_to(y[:, None], node.shape).astype(np.float64)
+    ee = np.broadcast_to(e[:, None], node.shape)
+    river = np.full(node.shape, np.inf, dtype=np.float32)
+    carved = ee.copy()
+    is_seg = (flow[node] > 0) & (flat_down[node] >= 0)
+    # Cheap first: drop segments whose straight line is farther than any of its pieces can matter.
+    sel = np.flatnonzero(is_seg)
+    a, b = node.ravel()[sel], flat_down[node.ravel()[sel]]
+    nx, ny = net.x.ravel().astype(np.float64), net.y.ravel().astype(np.float64)
+    ax, ay, vx, vy = nx[a], ny[a], nx[b] - nx[a], ny[b] - ny[a]
+    wx, wy = px.ravel()[sel] - ax, py.ravel()[sel] - ay
+    t = np.clip((wx * vx + wy * vy) / (vx * vx + vy * vy), 0.0, 1.0)
+    bound = MAX_HALF_WIDTH + max(RIVER_FAR, VALLEY) + 2.0 + sum(MEANDER) * np.hypot(vx, vy)
+    far = (wx - t * vx) ** 2 + (wy - t * vy) ** 2 >= bound * bound
+    is_seg.ravel()[sel[far]] = False
+    if is_seg.any():
+        pieces = _pieces(net._segment_arrays(node[is_seg]))
+        k = PIECES
+        clearance, cut = _segment_formula(
+            np.repeat(px[is_seg], k), np.repeat(py[is_seg], k), np.repeat(ee[is_seg], k), pieces
+        )
+        river[is_seg] = clearance.reshape(-1, k).min(axis=1)
+        carved[is_seg] = cut.reshape(-1, k).min(axis=1)
+    lake = np.full(node.shape, np.inf, dtype=np.float32)
+    carved_l = ee.copy()
+    is_lake = (flat_down[node] < 0) & (net.elevation.ravel()[node] >= SEA_LEVEL)
+    sel = np.flatnonzero(is_lake)
+    bound = MAX_LAKE_RADIUS * _WOBBLE + VALLEY + 2.0
+    dx = px.ravel()[sel] - net.x.ravel()[node.ravel()[sel]]
+    dy = py.ravel()[sel] - net.y.ravel()[node.ravel()[sel]]
+    is_lake.ravel()[sel[dx * dx + dy * dy >= bound * bound]] = False
+    if is_lake.any():
+        lk = _lakes_at(net, node[is_lake])
+        clearance, cut = _lake_formula(px[is_lake], py[is_lake], ee[is_lake], lk)
+        lake[is_lake] = clearance
+        carved_l[is_lake] = cut
+    shape = elevation.shape
+    out_carved = np.minimum(carved.min(axis=1), carved_l.min(axis=1))
+    return Water(river.min(axis=1).reshape(shape), lake.min(axis=1).reshape(shape), out_carved.reshape(shape))
+
+
+def _lakes_at(net: Network, n: I64) -> tuple[F64, ...]:
+    x, y = net.x.ravel()[n], net.y.ravel()[n]
+    flow = net.sources.ravel()[n].astype(np.float64)
+    radius = np.minimum(LAKE_RADIUS + LAKE_GAIN * np.sqrt(flow), MAX_LAKE_RADIUS)
+    pa = unit_float(hash2(derive_key(net.key, 10), x, y)) * (2 * np.pi)
+    pb = unit_float(hash2(derive_key(net.key, 11), x, y)) * (2 * np.pi)
+    return x.astype(np.float64), y.astype(np.float64), net.elevation.ravel()[n], radius, pa, pb

@@ -1,0 +1,216 @@
+"""The multi-noise terrain and climate: continents, detail, ridged mountain ranges, temperature, moisture.
+
+After Minecraft 1.18's multi-noise worlds: a slow *continentalness* field decides land and sea over
+thousands of cells, a detail field adds coasts, bays and islands, and ridged noise raises mountain
+ranges (lines, not round caps) inside continents. Temperature and moisture vary over thousands of cells;
+it is colder higher up and drier far from the sea. Every value is elementwise from noise, so a cell's
+value is a pure function of (seed, cell), on a grid or alone (see ``_sampling``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from ._biomes import SEA_LEVEL
+from ._hash import derive_key
+from ._sampling import Sampler
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+B = npt.NDArray[np.bool_]
+
+# Lattice spacings in cells, coarsest first (one octave each).
+CONTINENT_OCTAVES = (2048, 1024, 512)
+DETAIL_OCTAVES = (256, 128, 64, 32, 16)
+RIDGE_OCTAVES = (1024, 512)
+TEMPERATURE_OCTAVES = (2048, 512)
+MOISTURE_OCTAVES = (2048, 512, 128)
+PERSISTENCE = 0.5
+
+# Raw fBm of a few octaves has a standard deviation of about 0.15 (0.1 for five octaves).
+# Land where CONTINENT + DETAIL_WEIGHT * detail >= SEA_NOISE (calibrated: about a third of cells are sea).
+DETAIL_WEIGHT = 0.3
+SEA_NOISE = -0.07
+LAND_RANGE = 0.32  # raw noise above SEA_NOISE over which lowland rises to hills
+DEPTH_RANGE = 0.25  # raw noise below SEA_NOISE over which the sea floor deepens
+PLAINS = 0.45  # slope of the land curve at the coast: wide plains
+HILL_SHARE = 0.55  # of the land's elevation range reached by the continent and detail alone
+# Mountains: ridged noise 1 - |n| / RIDGE_WIDTH (lines where n crosses 0), squared, raised only inland.
+RIDGE_WIDTH = 0.14
+INLAND_START, INLAND_RANGE = 0.04, 0.12  # continentalness over which mountains fade in
+MOUNTAIN_HEIGHT = 0.6
+KNEE = 0.7  # land height (0..1) above which mountains flatten smoothly towards 1
+ROUGHNESS = 2.5  # relative change of the mountains' height per unit of detail noise
+# Lakes: where the ridge noise exceeds LAKE_NOISE (ramping over LAKE_SOFT), at least 2 * LAKE_INLAND
+# continentalness inland.
+LAKE_NOISE, LAKE_SOFT, LAKE_INLAND = 0.34, 0.06, 0.03
+BASIN_DEPTH = 0.05
+INLAND_SEA = 0.06  # continentalness (without detail) above which water is a lake
+# Climate: 0.5 + gain * noise, clipped to [0, 1].
+TEMPERATURE_GAIN = 1.7
+MOISTURE_GAIN = 1.7
+LAPSE = 0.45  # temperature drop per unit of elevation above the sea
+INLAND_DRYING = 0.6  # moisture lost per unit of continentalness (the sea's moisture does not reach far)
+
+
+_CONTINENT, _DETAIL, _RIDGE, _TEMPERATURE, _MOISTURE = 11, 12, 13, 14, 15  # salts
+
+
+@dataclass(frozen=True, eq=False)
+class Terrain:
+    """Fields of one sampler: the uncarved elevation, climate and continentalness (float32)."""
+
+    elevation: F32
+    temperature: F32
+    moisture: F32
+    continent: F32
+
+
+def _hermite(u: F32, a: float) -> F32:
+    """Cubic from 0 to 1 on [0, 1] with slope ``a`` at 0 and 0 at 1 (float32)."""
+    v = u * np.float32(a - 2.0)
+    v += np.float32(3.0 - 2.0 * a)
+    v *= u
+    v += np.float32(a)
+    v *= u
+    return v
+
+
+_BELOW_SEA = np.nextafter(np.float32(SEA_LEVEL), np.float32(0.0))
+
+
+def land_noise(seed: int, where: Sampler) -> tuple[F32, B, F32]:
+    """Continentalness (the raw land noise minus SEA_NOISE, float32; water where < 0) and the open sea.
+
+    Water whose continent alone (without the detail) lies INLAND_SEA above the sea's level is a pocket in
+    the middle of a continent: a lake, not the sea. The detail noise comes third.
+    """
+    c = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
+    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
+    c -= np.float32(SEA_NOISE)
+    n = np.float32(DETAIL_WEIGHT) * d
+    n += c
+    sea = (n < 0.0) & (c < np.float32(INLAND_SEA))
+    return n, sea, d
+
+
+class Ground(NamedTuple):
+    """Uncarved elevation, continentalness, lake basins (> 0: a lake) and the open sea (bool)."""
+
+    elevation: F32
+    continent: F32
+    basin: F32
+    sea: B
+
+
+_CHUNK = 1 << 15
+_F = np.float32
+
+
+def _shape(n: F32, d: F32, r: F32, height: F32, basin: F32) -> None:
+    """Elevation and basins from the land, detail and ridge noise of one chunk (into height, basin)."""
+    one, zero = _F(1.0), _F(0.0)
+    land = n * _F(1.0 / LAND_RANGE)
+    np.minimum(land, one, out=land)
+    np.maximum(land, zero, out=land)
+    # Basins: ridge noise high above its ridges, inland.
+    np.subtract(r, _F(LAKE_NOISE), out=basin)
+    basin *= _F(1.0 / LAKE_SOFT)
+    np.minimum(basin, one, out=basin)
+    np.maximum(basin, zero, out=basin)
+    t = n - _F(LAKE_INLAND)
+    t *= _F(1.0 / LAKE_INLAND)
+    np.minimum(t, one, out=t)
+    np.maximum(t, zero, out=t)
+    basin *= t
+    # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
+    ridge = np.abs(r)
+    ridge *= _F(-1.0 / RIDGE_WIDTH)
+    ridge += one
+    np.maximum(ridge, zero, out=ridge)
+    ridge *= ridge
+    np.subtract(n, _F(INLAND_START), out=t)
+    t *= _F(1.0 / INLAND_RANGE)
+    np.minimum(t, one, out=t)
+    np.maximum(t, zero, out=t)
+    ridge *= t
+    np.multiply(land, _F(4.0), out=t)
+    np.minimum(t, one, out=t)
+    ridge *= t
+    # The detail roughens the crests and flanks, so ranges have peaks and passes.
+    np.multiply(d, _F(ROUGHNESS), out=t)
+    t += one
+    ridge *= t
+    ridge *= _F(MOUNTAIN_HEIGHT)
+    h = _hermite(land, PLAINS)
+    h *= _F(HILL_SHARE)
+    h += ridge
+    # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
+    high = h > _F(KNEE)
+    if high.any():
+        top = (h[high] - _F(KNEE)) * _F(1.0 / (1.0 - KNEE))
+        h[high] = _F(KNEE) + _F(1.0 - KNEE) * np.tanh(top)
+    np.minimum(h, one, out=h)
+    np.maximum(h, zero, out=h)
+    h *= _F(1.0 - SEA_LEVEL)
+    h += _F(SEA_LEVEL)
+    # The sea floor: the same curve below the sea level.
+    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=t)
+    np.minimum(t, one, out=t)
+    np.maximum(t, zero, out=t)
+    h -= _hermite(t, 1.0) * _F(SEA_LEVEL)
+    sunk = basin * _F(-BASIN_DEPTH)
+    sunk += h
+    np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
+    np.minimum(h, sunk, out=h, where=basin > zero)
+    # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
+    np.minimum(h, _BELOW_SEA, out=h, where=n < zero)
+    height[...] = h
+
+
+def elevation(seed: int, where: Sampler) -> Ground:
+    """Uncarved elevation in [0, 1] (below SEA_LEVEL exactly where the sea is), ``land_noise`` and basins.
+
+    Basins (> 0 where a lake lies, up to 1) are where the ridge noise is far from its ridges on the
+    high side, inland: the ground sinks there by up to BASIN_DEPTH, never below the sea level.
+    """
+    n, sea, d = land_noise(seed, where)
+    r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
+    height = np.empty_like(n)
+    basin = np.empty_like(n)
+    flat = [a.reshape(-1) for a in (n, d, r, height, basin)]
+    # A chunk at a time: a dozen passes over data that stays in cache.
+    for k in range(0, n.size, _CHUNK):
+        _shape(*(a[k : k + _CHUNK] for a in flat))
+    basin[(n < 0.0) & ~sea] = 1.0  # water inside a continent is a lake
+    return Ground(height, n, basin, sea)
+
+
+def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[F32, F32]:
+    """Temperature (colder higher up) and moisture (drier inland), float32 in [0, 1]."""
+    t = where.noise(derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE)
+    t *= np.float32(TEMPERATURE_GAIN)
+    t += np.float32(0.5)
+    above = elevation - np.float32(SEA_LEVEL)
+    np.maximum(above, 0.0, out=above)
+    above *= np.float32(LAPSE)
+    t -= above
+    del above
+    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    m *= np.float32(MOISTURE_GAIN)
+    m += np.float32(0.5)
+    dry = np.maximum(continent, np.float32(0.0))
+    dry *= np.float32(INLAND_DRYING)
+    m -= dry
+    return np.clip(t, 0.0, 1.0, out=t), np.clip(m, 0.0, 1.0, out=m)
+
+
+def terrain(seed: int, where: Sampler) -> Terrain:
+    """All uncarved fields at the sampler's cells."""
+    e, c, _, _ = elevation(seed, where)
+    t, m = climate(seed, where, e, c)
+    return Terrain(e, t, m, c)
