@@ -44,7 +44,7 @@ class EndlessCamera:
     @property
     def min_zoom(self) -> float:
         """The smallest zoom: one screen pixel per sample of the coarsest level."""
-        return 1.0 / (1 << max_level()) if max_level() else 0.5
+        return 1.0 / (1 << max_level())
 
     @property
     def level(self) -> int:
