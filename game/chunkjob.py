@@ -98,6 +98,7 @@ def colour_region(
         tuple(worldgen.BIOMES),
         frozenset(worldgen.WATER_BIOMES),
         worldgen.SEA_LEVEL,
+        spacing=step,
     )
     left, top = (x0 - lo_x) // step, (y0 - lo_y) // step
     cropped = image[top : top + height, left : left + width]

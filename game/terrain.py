@@ -32,8 +32,11 @@ RIVER_MARK = 254
 DEPTH_BANDS = 6
 
 
-def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def hillshade(elevation: npt.NDArray[np.float32], spacing: float = 1.0) -> npt.NDArray[np.float32]:
     """Brightness factors (about 0.55..1.35, flat ground 1) from the slope, lit from the north-west.
+
+    ``spacing``: cells between two samples (the endless world's coarser levels sample every k-th cell),
+    so the slope is per cell and a coarse level is lit like the fine one.
 
     A linearised Lambert term: a slope rising towards the south-east faces the light and is brighter.
     Light from the north-west is the cartographic convention, so hills never read as valleys.
@@ -49,7 +52,7 @@ def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         slope = np.asarray(np.gradient(elevation, axis=axes[0]), dtype=np.float32)
     else:
         slope = np.zeros(elevation.shape, dtype=np.float32)
-    slope *= np.float32(RELIEF * 0.7)
+    slope *= np.float32(RELIEF * 0.7 / spacing)
     slope += np.float32(1.0)
     np.clip(slope, np.float32(0.55), np.float32(1.35), out=slope)
     return slope
@@ -87,12 +90,15 @@ def colour_terrain(
     biome_names: tuple[str, ...],
     water_ids: frozenset[int],
     sea_level: float,
+    *,
+    spacing: float = 1.0,
 ) -> Image:
     """The world as an (H, W, 4) uint8 RGBX image: land lit by hillshade, water darkened with depth.
 
-    Byte order R, G, B, X (X = 255) matches ``pygame.image.frombuffer(..., "RGBX")``.
+    Byte order R, G, B, X (X = 255) matches ``pygame.image.frombuffer(..., "RGBX")``. ``spacing``: cells
+    between two samples (see :func:`hillshade`).
     """
-    shade = hillshade(elevation)
+    shade = hillshade(elevation, spacing)
     # Higher land is slightly lighter, so a large plateau still shows its relief.
     rise = np.subtract(elevation, np.float32(sea_level))
     rise *= np.float32(0.16 / max(1.0 - sea_level, 1e-6))
