@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
+import worldgen
 from game.generation import Request
 
 # worldgen's refusal: "... would need about 309960 MiB, more than the memory limit of 2048 MiB (...)".
@@ -62,6 +63,9 @@ def smaller_size(width: int, height: int, needed: float, limit: float) -> tuple[
     new_w, new_h = _round_down(new_w), _round_down(new_h)
     if (new_w, new_h) == (width, height):  # never offer the same size again
         new_w, new_h = max(1, width // 2), max(1, height // 2)
+    # Memory is not quite proportional to cells (fixed costs, halos): check with worldgen's own bound.
+    while (new_w, new_h) != (1, 1) and worldgen.estimated_bytes(new_w, new_h) > SIZE_MARGIN * limit * 2**20:
+        new_w, new_h = max(1, _round_down(new_w * 9 // 10)), max(1, _round_down(new_h * 9 // 10))
     return (new_w, new_h)
 
 

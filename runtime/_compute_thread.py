@@ -13,7 +13,9 @@ import functools
 import math
 import numbers
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
@@ -91,13 +93,13 @@ class ComputeThread:
         Sleeps in the kernel after a spin of at most ~50 us, so a long wait costs no CPU.
         """
         core = self._manager
-        return core.wait_until(lambda: core.idle, _seconds(timeout))
+        return _wait_until(core, lambda: core.idle, _seconds(timeout))
 
     def last_error(self) -> str | None:
         """The formatted traceback (str) of the last ``submit_*`` job's failure, or None if it succeeded."""
         with self._manager.guard:
             _check_idle(self._manager)
-            return self._manager.last_error
+            return self._manager.last.error_text
 
     def last_retval(self) -> Any:
         """The last ``submit_*`` job's return value, unpickled in VM 0 (the same object on each call).
@@ -108,24 +110,7 @@ class ComputeThread:
         core = self._manager
         with core.guard:
             _check_idle(core)
-            if core.retval is None:
-                if core.retval_error is not None:
-                    raise core.retval_error  # the same failure on every call, as the value would be
-                if core.retval_value is None:
-                    error = ValueError("no retval available")
-                    error.add_note(
-                        "runtime: the last job failed; last_error() has its traceback"
-                        if core.last_error is not None
-                        else "runtime: no submit_* job has run yet"
-                    )
-                    raise error
-                value, core.retval_value = core.retval_value, None
-                try:
-                    core.retval = (value.decode(),)
-                except BaseException as exc:
-                    core.retval_error = exc
-                    raise
-            return core.retval[0]
+            return core.last.value()
 
     def submit_exec(self, source: str) -> None:
         """Run ``source`` (statements) in the VM's ``__main__``; returns at once; the retval is None."""
@@ -190,7 +175,7 @@ class ComputeThread:
             _check_open(core)
             job = _call_job("future", fn_or_eval_src, args, kwargs)
             self._enqueue(job)
-        core.wait_until(lambda: job.done, None)
+        _wait_until(core, lambda: job.done, None)
         assert job.future is not None
         return job.future.result()
 
@@ -286,7 +271,7 @@ class ComputeThread:
             job = source_job("blocking", record, _check_source(source))
             self._enqueue(job)
         try:
-            core.wait_until(lambda: job.done, None)
+            _wait_until(core, lambda: job.done, None)
         except BaseException:
             # Interrupted (Ctrl+C): nobody will take the value, so let its segment go when it comes.
             with core.guard:
@@ -304,6 +289,27 @@ class ComputeThread:
 
 def _call_job(kind: JobKind, target: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
     return call_job(kind, target, args, kwargs, Future() if kind == "future" else None)
+
+
+def _wait_until(core: Manager, done: Callable[[], bool], timeout: float | None) -> bool:
+    """Service the VM until ``done()`` is true or ``timeout`` passes; return ``done()``."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    spin = True
+    while True:
+        with core.guard:
+            core.service()
+            finished = done()
+            proc = core.proc
+        if finished:
+            return True
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return False
+        if proc is None:
+            return bool(done())
+        # Short slices: another thread may replace the VM meanwhile; then look again.
+        proc.wait(PUMP_INTERVAL if remaining is None else min(remaining, PUMP_INTERVAL), spin=spin)
+        spin = False
 
 
 def _check_open(core: Manager) -> None:

@@ -155,6 +155,50 @@ class FifoQueue(deque[Job]):
         self.extendleft(reversed(jobs))
 
 
+class LastOutcome:
+    """The last pocketpy job's outcome: what ``last_error()`` and ``last_retval()`` return until the next
+    ``submit_*`` job starts. The value stays encoded until ``last_retval()`` asks, then is kept decoded."""
+
+    def __init__(self) -> None:
+        self.error_text: str | None = None
+        self._encoded: ReceivedValue | None = None
+        self._decoded: tuple[Any] | None = None
+        self._decode_error: BaseException | None = None
+
+    def clear(self) -> None:
+        self.error_text = None
+        self._decoded = None
+        self._decode_error = None
+        if self._encoded is not None:
+            self._encoded.discard()
+            self._encoded = None
+
+    def record(self, job: Job) -> None:
+        self.error_text = job.error_text
+        self._encoded = job.result
+
+    def value(self) -> Any:
+        """The value (the same object on each call); ``ValueError("no retval available")`` if none."""
+        if self._decoded is None:
+            if self._decode_error is not None:
+                raise self._decode_error  # the same failure on every call, as the value would be
+            if self._encoded is None:
+                error = ValueError("no retval available")
+                error.add_note(
+                    "runtime: the last job failed; last_error() has its traceback"
+                    if self.error_text is not None
+                    else "runtime: no submit_* job has run yet"
+                )
+                raise error
+            encoded, self._encoded = self._encoded, None
+            try:
+                self._decoded = (encoded.decode(),)
+            except BaseException as exc:
+                self._decode_error = exc
+                raise
+        return self._decoded[0]
+
+
 # Source longer than this (in characters; UTF-8 takes at most 4 bytes each) is sent as a payload, like
 # an argument: a big one goes through a segment, so the message never waits for the VM to read it.
 INLINE_SOURCE = _payload.INLINE_LIMIT // 4

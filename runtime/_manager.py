@@ -34,13 +34,11 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
 
 from . import _payload
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
-from ._jobs import Job, JobQueue, ReceivedValue, claim_future, rebuild_exception
+from ._jobs import Job, JobQueue, LastOutcome, ReceivedValue, claim_future, rebuild_exception
 from ._launcher import LAUNCHER
 from ._protocol import Err, Exiting, Message, Ok, Progress, Quit, Release, Skip, Skipped
 from ._reaper import REAPER
@@ -75,10 +73,7 @@ class Manager:
         # exit ends the job as closed (not died), and no queued job starts on a new VM meanwhile.
         self.closing = False
         self.seq = 0
-        self.last_error: str | None = None  # the last pocketpy job's outcome, for last_error()
-        self.retval_value: ReceivedValue | None = None  # ... its value, until decoded
-        self.retval: tuple[Any] | None = None  # ... decoded, once last_retval() has run
-        self.retval_error: BaseException | None = None  # ... or why it could not be decoded
+        self.last = LastOutcome()  # the last pocketpy job's, for last_error() and last_retval()
         self.progress: tuple[float, str] = (0.0, "")
         self.pump: threading.Thread | None = None  # services the VM while a ComputeThread's futures wait
         self.started_at = 0.0
@@ -120,7 +115,7 @@ class Manager:
                         continue  # cancelled while it waited
                     job.claimed = True  # (a job given back keeps its running future)
                 if job.kind == "pocketpy":
-                    self.clear_retval()
+                    self.last.clear()
                 # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
                 self.inflight.append(job)
                 self.queue.drop_first()
@@ -183,14 +178,6 @@ class Manager:
         """The first job in flight starts running in the VM (the one before it has ended)."""
         self.progress = (0.0, "")
         self.started_at = time.perf_counter()
-
-    def clear_retval(self) -> None:
-        self.last_error = None
-        self.retval = None
-        self.retval_error = None
-        if self.retval_value is not None:
-            self.retval_value.discard()
-            self.retval_value = None
 
     def flush_releases(self) -> None:
         """Hand back the VM's segments that VM 0 no longer maps (never blocks: retried next time)."""
@@ -349,8 +336,7 @@ class Manager:
         else:
             self.busy_seconds += now - self.busy_since
         if job.kind == "pocketpy":
-            self.last_error = job.error_text
-            self.retval_value = job.result
+            self.last.record(job)
         elif job.abandoned:
             if job.result is not None:
                 job.result.discard()
@@ -359,26 +345,6 @@ class Manager:
         self.dispatch()
 
     # -- waiting ----------------------------------------------------------------------------------------
-
-    def wait_until(self, done: Callable[[], bool], timeout: float | None) -> bool:
-        """Service the VM until ``done()`` is true or ``timeout`` passes; return ``done()``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        spin = True
-        while True:
-            with self.guard:
-                self.service()
-                finished = done()
-                proc = self.proc
-            if finished:
-                return True
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            if proc is None:
-                return bool(done())
-            # Short slices: another thread may replace the VM meanwhile; then look again.
-            proc.wait(PUMP_INTERVAL if remaining is None else min(remaining, PUMP_INTERVAL), spin=spin)
-            spin = False
 
     # -- ending -----------------------------------------------------------------------------------------
 
@@ -420,7 +386,7 @@ class Manager:
                 while (job := self.queue.first()) is not None:
                     self.queue.drop_first()
                     queued.append(job)
-            self.clear_retval()
+            self.last.clear()
             proc, self.proc = self.proc, None
             for job in queued:
                 # A queued future runs from now on, so nobody can cancel it before its resolution.

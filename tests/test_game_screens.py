@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Iterator
 from typing import cast
 
@@ -17,6 +18,7 @@ import pygame
 import pytest
 from vmtools import run_python
 
+import worldgen
 from game import camera, layout, palette
 from game.app import App, Settings
 from game.error_scene import ErrorScene
@@ -311,15 +313,21 @@ def test_error_screen_speaks_to_the_player_and_enter_offers_a_size_that_fits(
     # What a player reads: no keyword arguments to pass, no traceback; a size the game can make.
     assert not any("memory_limit" in line or "Traceback" in line for line in shown), shown
     assert plan.box is None
-    assert plan.hint[0].startswith("Enter: try 7680x7680")
+    offered = re.match(r"Enter: try (\d+)x(\d+)", plan.hint[0])
+    assert offered is not None, plan.hint[0]
+    side = int(offered.group(1))
+    # A square world that fits worldgen's own memory bound, and not needlessly small.
+    assert offered.group(2) == offered.group(1) and side % 256 == 0
+    assert worldgen.estimated_bytes(side, side) <= worldgen.DEFAULT_MEMORY_LIMIT
+    assert worldgen.estimated_bytes(side + 1024, side + 1024) > 0.9 * worldgen.DEFAULT_MEMORY_LIMIT
     assert "N:" not in plan.hint[0]  # another seed would be just as big
     app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n)])
     app.step()
     assert app.scene is scene and generator.request is None
     app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN)])
     app.step()
-    assert generator.request == Request(7, 7680, 7680)
-    assert isinstance(app.scene, LoadingScene) and app.scene.request == Request(7, 7680, 7680)
+    assert generator.request == Request(7, side, side)
+    assert isinstance(app.scene, LoadingScene) and app.scene.request == Request(7, side, side)
     app.close()
 
 

@@ -13,7 +13,7 @@ package depends on numpy only: never on pygame or runtime.
 from ._biomes import BIOMES, FORBIDDEN_NEIGHBOURS, SEA_BIOMES, SEA_LEVEL, SNOW_LEVEL, WATER_BIOMES
 from ._checks import DEFAULT_MEMORY_LIMIT
 from ._creatures import CREATURE_DTYPE, HABITATS, MIN_CREATURE_SPACING, SPECIES
-from ._generate import World, generate
+from ._generate import World, estimated_bytes, generate
 from ._rivers import RIVER_FAR
 from .seedcompat import gen_world
 
@@ -31,6 +31,7 @@ __all__ = [
     "SPECIES",
     "WATER_BIOMES",
     "World",
+    "estimated_bytes",
     "gen_world",
     "generate",
 ]
