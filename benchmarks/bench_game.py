@@ -266,27 +266,33 @@ def fly(screen: pygame.Surface, source: ChunkSource, speed: float, frames: int) 
     return app
 
 
-def jump_ms(screen: pygame.Surface, source: ChunkSource, jumps: int) -> list[float]:
-    """Milliseconds from a jump far away until the whole screen is drawn, for each of ``jumps``."""
+def jump_ms(screen: pygame.Surface, source: ChunkSource, jumps: int) -> tuple[list[float], list[float]]:
+    """Milliseconds from a jump far away until the whole screen is drawn at full detail, and until it is
+    first covered without a flat placeholder (coarser chunks may stand in), for each of ``jumps``."""
     app = App(screen, FrameClock(), random.Random(2), NoGenerator(), Settings(SEED + 1, None), source)
     scene = app.scene
     assert isinstance(scene, EndlessScene)
-    times = []
+    times: list[float] = []
+    whole: list[float] = []
     try:
         for n in range(jumps + 1):
             started = time.perf_counter()
+            covered: float | None = None
             app.step()
             while scene.streamer.placeholders:
+                if covered is None and not scene.streamer.blanks:
+                    covered = (time.perf_counter() - started) * 1000
                 app.step()
                 if time.perf_counter() - started > 60:
                     raise SystemExit("the screen was not drawn within 60 s of a jump")
             if n:  # the first fill is the start, not a jump
                 times.append((time.perf_counter() - started) * 1000)
+                whole.append(times[-1] if covered is None else covered)
             app.step(20)
             scene.jump()
     finally:
         app.close()
-    return times
+    return times, whole
 
 
 def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice: int | None = None) -> int:
@@ -359,8 +365,13 @@ def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice
             print(f"  chunk latency p95 {p95:.1f} frames (target <= 3): {'met' if p95 <= 3 else 'MISSED'}")
         print(f"  wrap per chunk p50 {percentile(wrap, 50):.3f} ms, max {max(wrap, default=0):.3f} ms")
     print()
-    print("| variant | jumps | until the screen is drawn: median ms | max ms |")
-    print("|---------|-------|--------------------------------------|--------|")
+    print(
+        "| variant | jumps | screen drawn, full detail: median ms | max ms | "
+        "covered, coarse allowed: median ms |"
+    )
+    print(
+        "|---------|-------|--------------------------------------|--------|------------------------------------|"
+    )
     for name, make in (
         ("2 VMs", lambda: PoolSource(2, idle_policy=IDLE)),
         ("1 VM", lambda: PoolSource(1, idle_policy=IDLE)),
@@ -369,9 +380,10 @@ def endless_main(frames: int, jumps: int, speeds: tuple[int, ...] = SPEEDS, nice
         source = make()
         if isinstance(source, PoolSource):
             source.warm_up()
-        times = jump_ms(screen, source, jumps)
+        times, whole = jump_ms(screen, source, jumps)
         print(
-            f"| {name:<7} | {len(times):>5} | {percentile(times, 50):>36.0f} | {max(times):>6.0f} |",
+            f"| {name:<7} | {len(times):>5} | {percentile(times, 50):>36.0f} | {max(times):>6.0f} "
+            f"| {percentile(whole, 50):>34.0f} |",
             flush=True,
         )
         if name == "2 VMs":

@@ -421,6 +421,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "chunks": streamer.generated,
                 "chunk_latency_frames": streamer.latency_summary(),
                 "first_full_frame": streamer.first_full_frame,
+                "first_whole_frame": streamer.first_whole_frame,
                 "flight_latency_frames": streamer.latency_summary(streamer.flight_latencies()),
                 "placeholder_frames": streamer.placeholder_frames,
                 "vm_busy": scene.vm_busy(),

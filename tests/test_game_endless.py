@@ -139,17 +139,40 @@ def test_visible_chunks_come_first_nearest_the_centre_then_the_ring_ahead_of_the
     camera = EndlessCamera((1280, 720), 0.0, 0.0, zoom=2.0)  # 640x360 cells: 5x3 chunks and parts
     streamer.update(camera, (1200.0, 0.0))  # flying right
     visible = set(streamer.visible)
-    first = source.order[: len(visible)]
-    assert set(first) == visible  # every visible chunk is asked for before any other
+    # The whole view is missing: first the coarser chunks over it (one for four), then the fine ones.
+    coarse = [key for key in source.order if key[0] == 1]
+    assert source.order[: len(coarse)] == coarse
+    assert {(1, i >> 1, j >> 1) for _, i, j in visible} == set(coarse)
+    fine = [key for key in source.order if key[0] == 0]
+    first = fine[: len(visible)]
+    assert set(first) == visible  # every visible chunk is asked for before any other fine one
     assert first[0] in {(0, -1, -1), (0, 0, -1), (0, -1, 0), (0, 0, 0)}  # the four around the centre
     centre = np.array([0.0, 0.0])
     distances = [float(np.hypot(*(np.array(k[1:]) + 0.5 - centre))) for k in first]
     assert distances == sorted(distances)
-    ring = [key for key in source.order if key not in visible]
+    ring = [key for key in fine if key not in visible]
     ahead = [key for key in ring if key[1] > 3]
     behind = [key for key in ring if key[1] < -3]
     assert len(ahead) >= 3 * len(behind) > 0  # the ring reaches further ahead than behind
     assert source.queued[ring[0]] > max(source.queued[key] for key in behind)
+
+
+def test_coarse_chunks_stand_in_only_while_most_of_the_view_is_missing() -> None:
+    from dataclasses import replace
+
+    from game.streamer import Tile
+
+    source = RecordingSource()
+    streamer = ChunkStreamer(source, 1, 64 << 20)
+    camera = EndlessCamera((1280, 720), 0.0, 0.0, zoom=2.0)
+    streamer.update(camera, (0.0, 0.0))
+    assert any(key[0] == 1 for key in source.queued)
+    data = build_chunk(1, 0, 0, 0)
+    for key in streamer.visible[: len(streamer.visible) * 2 // 3]:  # two thirds of the view arrive
+        streamer.cache[key] = Tile(replace(data, key=key), pygame.Surface((CHUNK, CHUNK)))
+    streamer.update(camera, (0.0, 0.0))
+    assert not [key for key in source.queued if key[0] == 1]  # the coarse requests were dropped
+    assert {key for key in source.dropped if key[0] == 1}
 
 
 def test_queued_chunks_that_left_the_view_are_dropped_every_frame() -> None:
