@@ -61,6 +61,10 @@ class Settings:
     """Endless world: fly at this many cells per second (headless flights)."""
     cache_mb: float = 256.0
     """Endless world: the chunk cache's memory cap."""
+    world: str | None = None
+    """A baked world's path: its chunks are read from the store (``seed`` is the store's)."""
+    bounds: tuple[int, int, int, int] | None = None
+    """A baked world's cells ``(0, 0, width, height)``: chunks wholly outside are drawn dark, not read."""
 
     def __post_init__(self) -> None:
         # The camera would quietly turn 0, a negative or nan into the fit zoom and inf into the largest.
@@ -121,7 +125,9 @@ class App:
             if chunks is None:
                 raise ValueError("the endless world (Settings.size None) needs a chunk source")
             self.first_request = Request(seed, 0, 0)
-            self.streamer = ChunkStreamer(chunks, seed, int(settings.cache_mb * 2**20))
+            self.streamer = ChunkStreamer(
+                chunks, seed, int(settings.cache_mb * 2**20), world=settings.world, bounds=settings.bounds
+            )
             self.scene = EndlessScene(self, self.streamer, settings.at, settings.zoom, settings.fly)
             self.world_arrived_frame = 0
         else:

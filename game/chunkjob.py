@@ -12,8 +12,11 @@ game's numpy-only colouring, never pygame: VM jobs import it.
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -78,20 +81,62 @@ class ChunkData:
         return int(self.image.nbytes + self.biome.nbytes + self.creatures.nbytes + self.thumb.nbytes)
 
 
+Region = Callable[[int, int, int, int, int], tuple[worldgen.World, "npt.NDArray[np.bool_] | None"]]
+"""``(x0, y0, columns, rows, step) -> (world, known)``: samples of a world, and where they are known
+(None: everywhere; a baked store knows only its baked cells)."""
+
+OUTSIDE_PIXEL = (10, 10, 14)
+"""Where a baked world has no cells: the same dark as past the int32 world's edge."""
+
+
+def _generated(seed: int) -> Region:
+    def region(x0: int, y0: int, cols: int, rows: int, step: int) -> tuple[worldgen.World, None]:
+        return worldgen.generate(seed, x0, y0, cols, rows, step=step), None
+
+    return region
+
+
+@functools.cache
+def _store(path: str) -> Any:
+    """The baked store at ``path``, opened once per process (Zarr, imported only for baked worlds)."""
+    from worldgen.bake import open_baked
+
+    return open_baked(path)
+
+
+def _baked(path: str) -> Region:
+    store = _store(path)
+
+    def region(x0: int, y0: int, cols: int, rows: int, step: int) -> tuple[worldgen.World, Any]:
+        read = store.read(x0, y0, (cols - 1) * step + 1, (rows - 1) * step + 1)
+        fields = {
+            name: getattr(read.world, name)[::step, ::step]
+            for name in ("elevation", "moisture", "temperature", "biome", "heights")
+        }
+        known = read.baked[::step, ::step]
+        # No creature's habitat: unknown cells read biome 0, where fish would otherwise swim off the map.
+        fields["biome"] = np.where(known, fields["biome"], np.uint8(255))
+        return replace(read.world, **fields), known
+
+    return region
+
+
 def colour_region(
-    seed: int, x0: int, y0: int, width: int, height: int, step: int = 1
+    seed: int, x0: int, y0: int, width: int, height: int, step: int = 1, *, source: Region | None = None
 ) -> tuple[npt.NDArray[np.uint8], worldgen.World]:
     """The RGBX image of ``width`` x ``height`` samples every ``step`` cells from cell ``(x0, y0)``, and
     the World they came from (with a halo of ``HALO`` samples around them).
 
     Where the halo would leave the world's coordinate range, the edge samples are repeated instead.
+    ``source`` reads the samples (default: generate world ``seed``); where it does not know them (a baked
+    world's unbaked cells) the image is :data:`OUTSIDE_PIXEL`.
     """
     reach = HALO * step
     lo_x, lo_y = max(x0 - reach, -WORLD_LIMIT), max(y0 - reach, -WORLD_LIMIT)
     hi_x = min(x0 + (width + HALO) * step, WORLD_LIMIT)
     hi_y = min(y0 + (height + HALO) * step, WORLD_LIMIT)
     cols, rows = -(-(hi_x - lo_x) // step), -(-(hi_y - lo_y) // step)
-    world = worldgen.generate(seed, lo_x, lo_y, cols, rows, step=step)
+    world, known = (source or _generated(seed))(lo_x, lo_y, cols, rows, step)
     image = terrain.colour_terrain(
         world.biome,
         world.elevation,
@@ -100,6 +145,8 @@ def colour_region(
         worldgen.SEA_LEVEL,
         spacing=step,
     )
+    if known is not None:
+        image[~known] = (*OUTSIDE_PIXEL, 255)
     left, top = (x0 - lo_x) // step, (y0 - lo_y) // step
     cropped = image[top : top + height, left : left + width]
     if cropped.shape[:2] != (height, width):  # at the world's edge: no halo there, pad to the region
@@ -110,11 +157,21 @@ def colour_region(
 
 def build_chunk(seed: int, level: int, cx: int, cy: int) -> ChunkData:
     """Generate and colour chunk ``(level, cx, cy)`` of world ``seed``: the job a pool VM runs."""
+    return _chunk(seed, level, cx, cy, None)
+
+
+def build_baked_chunk(path: str, level: int, cx: int, cy: int) -> ChunkData:
+    """Read and colour chunk ``(level, cx, cy)`` of the baked world at ``path`` (a pool VM's job); its
+    cells outside the baked area are dark, a clear edge."""
+    return _chunk(int(_store(path).seed), level, cx, cy, _baked(path))
+
+
+def _chunk(seed: int, level: int, cx: int, cy: int, source: Region | None) -> ChunkData:
     start = time.perf_counter()
     step = 1 << level
     size = span(level)
     x0, y0 = cx * size, cy * size
-    image, world = colour_region(seed, x0, y0, CHUNK, CHUNK, step)
+    image, world = colour_region(seed, x0, y0, CHUNK, CHUNK, step, source=source)
     left, top = (x0 - world.x0) // step, (y0 - world.y0) // step
     biome = np.ascontiguousarray(world.biome[top : top + CHUNK, left : left + CHUNK])
     if biome.shape != (CHUNK, CHUNK):

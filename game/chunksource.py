@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import runtime
 from game.chunkjob import ChunkData, ChunkKey, build_chunk
@@ -62,8 +62,9 @@ NewPriority = Callable[[ChunkKey], float | None]
 class ChunkSource(Protocol):
     """What the streamer needs from a source of chunks."""
 
-    def request(self, seed: int, key: ChunkKey, priority: float) -> None:
-        """Queue chunk ``key`` of world ``seed``; higher ``priority`` first."""
+    def request(self, seed: Any, key: ChunkKey, priority: float) -> None:
+        """Queue chunk ``key`` of world ``seed`` (or of the baked world at that path, for a pool that
+        reads one); higher ``priority`` first."""
         ...
 
     def reprioritize(self, new_priority: NewPriority) -> None:
@@ -82,9 +83,17 @@ class ChunkSource(Protocol):
 class PoolSource:
     """Chunks from ``runtime.ComputePool(vms)``: the game's way."""
 
-    def __init__(self, vms: int | None = None, *, idle_policy: bool = False) -> None:
+    def __init__(
+        self,
+        vms: int | None = None,
+        *,
+        idle_policy: bool = False,
+        job: Callable[..., ChunkData] = build_chunk,
+    ) -> None:
         setup = POOL_SETUP + (IDLE_POLICY if idle_policy else "")
         self.pool = runtime.ComputePool(vms, setup=setup, intake=True)
+        self.job = job
+        """``job(world, level, cx, cy)``: ``build_chunk`` (world: a seed), ``build_baked_chunk`` (a path)."""
 
     def warm_up(self, timeout: float = 30.0) -> None:
         """Start every VM (and run its setup) before the first frame, not during the first frames."""
@@ -93,8 +102,8 @@ class PoolSource:
             future.result(timeout)
         self.pool.intake()  # not chunks: drop them
 
-    def request(self, seed: int, key: ChunkKey, priority: float) -> None:
-        self.pool.submit(build_chunk, seed, *key, priority=priority, key=key)
+    def request(self, seed: Any, key: ChunkKey, priority: float) -> None:
+        self.pool.submit(self.job, seed, *key, priority=priority, key=key)
 
     def reprioritize(self, new_priority: NewPriority) -> None:
         self.pool.reprioritize(new_priority)

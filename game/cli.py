@@ -48,6 +48,7 @@ VALUE_OPTIONS = (
     "--cache-mb",
     "--at",
     "--fly",
+    "--world",
 )
 MAX_VMS = 15
 COORD = 1 << 31
@@ -213,6 +214,12 @@ def parser() -> argparse.ArgumentParser:
         help="endless world: the cell X,Y the view starts on, within +-2**31 (0,0)",
     )
     p.add_argument(
+        "--world",
+        default=None,
+        help="play the world baked at this path (python -m worldgen bake): the pool reads its chunks from "
+        "the store; outside the baked area the map is dark (the view starts at its centre)",
+    )
+    p.add_argument(
         "--fly",
         type=fly_arg,
         default=None,
@@ -260,7 +267,23 @@ ENDLESS_ONLY = ("vms", "cache_mb", "at", "fly")
 
 
 def check_mode(options: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse the endless world's options with ``--size`` (they would be silently ignored)."""
+    """Refuse the endless world's options with ``--size`` (they would be silently ignored); open a baked
+    ``--world`` (a store that is not one is refused with the reader's reason) and take its seed."""
+    if args.world is not None:
+        if args.size is not None:
+            options.error("--world plays a baked world, --size makes a finite one: give one of them")
+        if args.seed is not None:
+            options.error("--seed: a baked world (--world) has its own seed")
+        from worldgen.bake import BakeError, open_baked
+
+        try:
+            store = open_baked(args.world)
+        except BakeError as exc:
+            options.error(f"--world: {exc}")
+        args.seed = int(store.seed)
+        args.bounds = (0, 0, int(store.width), int(store.height))
+        if args.at == options.get_default("at"):
+            args.at = (store.width / 2, store.height / 2)
     if args.size is None:
         return
     given = [name for name in ENDLESS_ONLY if getattr(args, name) != options.get_default(name)]
@@ -346,6 +369,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import runtime
     from game.app import App, Settings
+    from game.chunkjob import build_baked_chunk, build_chunk
     from game.chunksource import PoolSource
     from game.clock import FrameClock
     from game.endless_scene import EndlessScene
@@ -363,14 +387,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             # VMs fork from a template that has these imported, so a fresh VM (after R cancels a job)
             # is ready in milliseconds instead of importing numpy again.
-            runtime.configure(preload=["numpy", "worldgen", "game.worlddata", "game.chunkjob"])
+            baked = ["worldgen.bake", "zarr"] if args.world else []  # read by the pool's VMs
+            runtime.configure(preload=["numpy", "worldgen", "game.worlddata", "game.chunkjob", *baked])
         except RuntimeError:
             pass  # VMs already run in this process; the generator's setup imports the same modules
         generator: Generator
         chunks: PoolSource | None = None
         if endless:
             generator = NoGenerator()
-            chunks = PoolSource(args.vms)
+            chunks = PoolSource(args.vms, job=build_baked_chunk if args.world else build_chunk)
             chunks.warm_up()  # the VMs boot before the window opens, not during the first frames
             caption = f"ComputeThread demo: an endless world from {len(chunks.pool.vm_indices)} VMs"
         else:
@@ -390,6 +415,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             at=args.at,
             fly=args.fly,
             cache_mb=args.cache_mb,
+            world=args.world,
+            bounds=getattr(args, "bounds", None),
         )
         app = App(screen, FrameClock(), random.Random(), generator, settings, chunks)
         app.hud_visible = not args.no_hud
@@ -416,7 +443,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             streamer = scene.streamer
             intake = sorted(streamer.intake_ms)
             streamed = {
-                "mode": "endless",
+                "mode": "baked" if args.world else "endless",
+                "world": args.world,
                 "at": [round(scene.camera.x), round(scene.camera.y)],
                 "chunks": streamer.generated,
                 "chunk_latency_frames": streamer.latency_summary(),

@@ -70,9 +70,22 @@ def wrap(data: ChunkData) -> pygame.Surface:
 class ChunkStreamer:
     """Chunks of world ``seed`` from ``source``, cached up to ``cache_bytes``."""
 
-    def __init__(self, source: ChunkSource, seed: int, cache_bytes: int, budget_ms: float = 3.0) -> None:
+    def __init__(
+        self,
+        source: ChunkSource,
+        seed: int,
+        cache_bytes: int,
+        budget_ms: float = 3.0,
+        world: str | None = None,
+        bounds: tuple[int, int, int, int] | None = None,
+    ) -> None:
         self.source = source
         self.seed = seed
+        self.world: int | str = seed if world is None else world
+        """What the source makes chunks of: the seed, or the path of a baked world."""
+        self.bounds = bounds
+        """A baked world's cells ``(x0, y0, x1, y1)``: chunks wholly outside are not asked for, only
+        drawn dark (None: the endless world, all of the int32 range)."""
         self.cache_bytes = cache_bytes
         self.budget_ms = budget_ms
         self.cache: OrderedDict[ChunkKey, Tile] = OrderedDict()
@@ -135,7 +148,7 @@ class ChunkStreamer:
         for j in range(y0, y1):
             for i in range(x0, x1):
                 key = (level, i, j)
-                if in_world(key):
+                if self._exists(key):
                     wanted[key] = 2000.0 - math.hypot(i - cx, j - cy) + drift
                     visible.append(key)
         # The ring: the view grown by one chunk all round, and stretched ahead of the motion.
@@ -147,7 +160,7 @@ class ChunkStreamer:
             gap_y = max(y0 - j, 0, j - (y1 - 1))
             for i in range(rx0, rx1):
                 key = (level, i, j)
-                if key not in wanted and in_world(key):
+                if key not in wanted and self._exists(key):
                     gap = math.hypot(max(x0 - i, 0, i - (x1 - 1)), gap_y)
                     behind = (i - cx) * ahead_x + (j - cy) * ahead_y < 0
                     wanted[key] = 1000.0 - gap - (4.0 if behind else 0.0) + drift
@@ -158,10 +171,21 @@ class ChunkStreamer:
         if level < max_level() and 2 * len(missing) > len(visible):
             for _, i, j in missing:
                 parent = (level + 1, i >> 1, j >> 1)
-                if parent not in wanted and in_world(parent):
+                if parent not in wanted and self._exists(parent):
                     wanted[parent] = 3000.0 - math.hypot((i >> 1) - cx / 2, (j >> 1) - cy / 2) + drift
         self.visible = visible
         return wanted
+
+    def _exists(self, key: ChunkKey) -> bool:
+        """Whether chunk ``key`` has cells of the world (inside the int32 range, and the baked area)."""
+        if not in_world(key):
+            return False
+        if self.bounds is None:
+            return True
+        level, i, j = key
+        size = span(level)
+        x0, y0, x1, y1 = self.bounds
+        return i * size < x1 and (i + 1) * size > x0 and j * size < y1 and (j + 1) * size > y0
 
     def _has_parent(self, key: ChunkKey) -> bool:
         """Whether a coarser chunk of the same place is cached (it can stand in for ``key``)."""
@@ -192,7 +216,7 @@ class ChunkStreamer:
         self.source.reprioritize(new_priority)
         for key, priority in sorted(wanted.items(), key=lambda item: -item[1]):
             if key not in self.cache and key not in self.requested and not self._resting(key):
-                self.source.request(self.seed, key, priority)
+                self.source.request(self.world, key, priority)
                 self.requested.add(key)
         taken = 0
         taking = time.perf_counter()
