@@ -164,11 +164,13 @@ class ChunkStreamer:
                     gap = math.hypot(max(x0 - i, 0, i - (x1 - 1)), gap_y)
                     behind = (i - cx) * ahead_x + (j - cy) * ahead_y < 0
                     wanted[key] = 1000.0 - gap - (4.0 if behind else 0.0) + drift
-        # Most of the view missing (after a jump or a zoom, or flying faster than the VMs keep up): the
-        # coarser chunks over the missing ones come first. One covers four, so a whole picture, a little
-        # less sharp, comes about four times sooner, and the fine chunks replace it as they arrive.
+        # Most of the view missing while the view stands still (after a jump or a zoom): the coarser
+        # chunks over the missing ones come first. One covers four, so a whole picture, a little less
+        # sharp, comes about four times sooner, and the fine chunks replace it as they arrive. Not in
+        # flight: measured, the VMs then spend their time on coarse chunks and the fine ones fall behind.
         missing = [key for key in visible if key not in self.cache and not self._has_parent(key)]
-        if level < max_level() and 2 * len(missing) > len(visible):
+        still = math.hypot(*velocity) < size  # less than a chunk a second
+        if level < max_level() and still and 2 * len(missing) > len(visible):
             for _, i, j in missing:
                 parent = (level + 1, i >> 1, j >> 1)
                 if parent not in wanted and self._exists(parent):
