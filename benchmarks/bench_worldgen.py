@@ -2,6 +2,11 @@
 whole-world generation times and peak memory. Prints one table (median of N runs each).
 
 Run: python benchmarks/bench_worldgen.py [--runs N] [--numba-python /path/to/python-with-numba]
+                                         [--baseline DIR]
+
+--baseline DIR times another version's generate() (the worldgen package in DIR, e.g. an old commit
+exported with `git archive COMMIT worldgen | tar -x -C DIR`) interleaved with this one at 1024x1024,
+call by call in one process, so that a loaded machine slows both alike: the ratio is what to compare.
 
 opensimplex's array API is very slow without numba, so by default it runs on a smaller grid and the
 time is scaled up to 1024x1024 (marked "est."). --numba-python adds a row timed in another interpreter
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +49,34 @@ def median_ms(fn: Callable[[], object], runs: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1e3
+
+
+def interleaved_ms(fns: list[Callable[[], object]], runs: int) -> list[float]:
+    """Median ms of each function, called in turn round after round (the same load for all)."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) * 1e3 for ts in times]
+
+
+def baseline_generate(directory: str) -> Callable[..., object]:
+    """``generate`` of the worldgen package in ``directory``, imported as a separate package."""
+    init = os.path.join(directory, "worldgen", "__init__.py")
+    spec = importlib.util.spec_from_file_location(
+        "worldgen_baseline", init, submodule_search_locations=[os.path.dirname(init)]
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline: no worldgen package in {directory}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["worldgen_baseline"] = module
+    spec.loader.exec_module(module)
+    fn: Callable[..., object] = module.generate
+    return fn
 
 
 def fastnoiselite_fbm(noise_name: str) -> Callable[[], object] | None:
@@ -124,6 +158,9 @@ def main() -> None:
         "--opensimplex-size", type=int, default=128, help="grid for opensimplex without numba (scaled up)"
     )
     parser.add_argument(
+        "--baseline", help="a directory holding another version's worldgen package, timed interleaved"
+    )
+    parser.add_argument(
         "--numba-python",
         help="an interpreter with numba and opensimplex installed, for an opensimplex+numba row",
     )
@@ -169,6 +206,16 @@ def main() -> None:
         verdict = "meets" if ms <= target else "MISSES"
         name = f"whole world generate() (target <= {target:.0f} ms: {verdict})"
         rows.append((name, f"{size}x{size}", ms, "-"))
+
+    if args.baseline:
+        other = baseline_generate(args.baseline)
+        base_ms, ours_ms = interleaved_ms(
+            [lambda: other(SEED, 0, 0, N, N), lambda: generate(SEED, 0, 0, N, N)], 3 * runs
+        )
+        rows.append((f"baseline generate() ({args.baseline}), interleaved", f"{N}x{N}", base_ms, "1.00x"))
+        rows.append(
+            ("this generate(), interleaved with it", f"{N}x{N}", ours_ms, f"{ours_ms / base_ms:.2f}x")
+        )
 
     tracemalloc.start()
     generate(SEED, 0, 0, 4096, 4096)

@@ -127,11 +127,35 @@ def classify(
     lake: npt.NDArray[np.bool_],
 ) -> npt.NDArray[np.uint8]:
     """Biome ids from the carved elevation, climate and the beach, river and lake masks (any shape)."""
+    biome = np.empty(np.shape(elevation), dtype=np.uint8)
+    e, t, m = (a.reshape(-1) for a in (elevation, temperature, moisture))
+    b, r, w = (a.reshape(-1) for a in (beach, river, lake))
+    out = biome.reshape(-1)
+    # A chunk at a time, so the dozen passes of the rules run over data that stays in cache.
+    for k in range(0, out.size, _CHUNK):
+        c = slice(k, k + _CHUNK)
+        _classify(e[c], t[c], m[c], b[c], r[c], w[c], out[c])
+    return biome
+
+
+_CHUNK = 1 << 16
+
+
+def _classify(
+    elevation: npt.NDArray[np.float32],
+    temperature: npt.NDArray[np.float32],
+    moisture: npt.NDArray[np.float32],
+    beach: npt.NDArray[np.bool_],
+    river: npt.NDArray[np.bool_],
+    lake: npt.NDArray[np.bool_],
+    biome: npt.NDArray[np.uint8],
+) -> None:
+    """``classify`` of one chunk of cells, into ``biome``."""
     t_band = (temperature >= COLD).view(np.uint8) + (temperature >= HOT).view(np.uint8)
     m_band = (moisture >= DRY).view(np.uint8) + (moisture >= WET).view(np.uint8)
     t_band *= 3
     t_band += m_band
-    biome = _LAND[t_band]
+    np.take(_LAND, t_band, out=biome)
     swamp = (moisture >= SWAMP_MOISTURE) & (elevation < SWAMP_LEVEL) & (temperature >= COLD)
     # Later rules win; copyto(where=) is the fastest masked assignment.
     np.copyto(biome, SWAMP, where=swamp)
@@ -143,4 +167,3 @@ def classify(
     np.copyto(biome, SHALLOW_WATER, where=elevation < SEA_LEVEL)
     np.copyto(biome, OCEAN, where=elevation < DEEP_LEVEL)
     np.copyto(biome, LAKE, where=lake)  # a lake may lie below the sea's level, inside a continent
-    return biome

@@ -20,6 +20,7 @@ from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate,
 _LATTICE = BEACH_REACH
 
 F32 = npt.NDArray[np.float32]
+B = npt.NDArray[np.bool_]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
@@ -104,8 +105,10 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     return near
 
 
-def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
-    """``_near_sea_points`` for every sample of a grid, from the lattice under it; None if too large."""
+def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
+    """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
+    lattice under the grid (``_near_sea_points`` for every candidate); None if that lattice is too large.
+    """
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
     lx0, ly0 = (int(x[0]) - r) // s, (int(y[0]) - r) // s
@@ -113,7 +116,8 @@ def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
     if nx * ny > 2 * grid.width * grid.height + 4096:
         return None  # a coarse step: cheaper to look around the few beach candidates only
     _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
-    # Separable window sums: over the lattice rows of each sample row, then over the lattice columns.
+    # Separable window sums: over the lattice rows of each sample row, then over the lattice columns,
+    # the latter only at the candidates (a small share of the cells).
     ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
     jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
     down = np.zeros((ny + 1, nx), dtype=np.int32)
@@ -121,8 +125,13 @@ def _near_sea_grid(seed: int, grid: Grid) -> npt.NDArray[np.bool_] | None:
     rows = (down[jhi] - down[jlo]) > 0
     across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
     np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
-    count = np.take(across, ihi, axis=1) - np.take(across, ilo, axis=1)
-    return count > 0
+    beach = np.zeros(grid.shape, dtype=np.bool_)
+    flat = np.flatnonzero(cand)
+    row, col = np.divmod(flat, grid.width)
+    base = row * (nx + 1)
+    count = np.take(across, base + ihi[col]) - np.take(across, base + ilo[col])
+    beach.reshape(-1)[flat] = count > 0
+    return beach
 
 
 def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
@@ -134,13 +143,54 @@ def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]
     carved = water.carved.astype(np.float32)
     beach = np.zeros(x.shape, dtype=np.bool_)
     river = water.river < 0.0
-    lake = ((water.lake < 0.0) & (e >= SEA_LEVEL)) | (basin > 0.0)
+    lake = (water.lake & (e >= SEA_LEVEL)) | (basin > 0.0)
     carved = np.where(lake, np.maximum(carved, np.float32(SEA_LEVEL)), carved)
     cut_channels(carved, river & ~lake)
     cand = (carved >= SEA_LEVEL) & (c < BEACH_NOISE) & ~river & ~lake
     if cand.any():
         beach[cand] = _near_sea_points(seed, x[cand], y[cand])
     return classify(carved, t, m, beach, river, lake)
+
+
+_CHUNK = 1 << 16
+
+
+def _carve(
+    water_river: F32,
+    water_lake: B,
+    base: F32,
+    basin: F32,
+    continent: F32,
+    carved: F32,
+    heights: npt.NDArray[np.uint8],
+    *masks: B,
+) -> None:
+    """The river, lake and beach candidate masks (into ``masks``), lakes and channels carved into
+    ``carved``, the river field capped at RIVER_FAR in place and the heights 1..10 of the carved
+    elevation (into ``heights``), a chunk of cells at a time (in cache).
+    """
+    levels = heights.reshape(-1)
+    fields = [a.reshape(-1) for a in (water_river, base, basin, continent, carved)]
+    flags = [m.reshape(-1) for m in (water_lake, *masks)]
+    for k in range(0, fields[0].size, _CHUNK):
+        c = slice(k, k + _CHUNK)
+        w_river, e, b, n, cut = (a[c] for a in fields)
+        w_lake, river, lake, cand = (m[c] for m in flags)
+        np.less(w_river, np.float32(0.0), out=river)
+        np.copyto(lake, w_lake)
+        lake &= e >= np.float32(SEA_LEVEL)
+        lake |= b > np.float32(0.0)
+        np.maximum(cut, np.float32(SEA_LEVEL), out=cut, where=lake)
+        cut_channels(cut, river > lake)  # river and not lake
+        np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
+        np.greater_equal(cut, np.float32(SEA_LEVEL), out=cand)
+        cand &= n < np.float32(BEACH_NOISE)
+        cand &= ~(river | lake)
+        # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
+        level = levels[c]
+        np.copyto(level, cut * np.float32(10.0), casting="unsafe")
+        np.minimum(level, np.uint8(9), out=level)  # unsigned: never below 0
+        level += np.uint8(1)
 
 
 def generate(
@@ -180,20 +230,19 @@ def generate(
     report(0.55, "moisture")
     net = network(seed, x0 - r, y0 - r, x_hi + r, y_hi + r)
     water = water_grid(seed, grid, base, net)
-    river = water.river < 0.0
-    lake = ((water.lake < 0.0) & (base >= SEA_LEVEL)) | (basin > 0.0)
-    del basin
+    river = np.empty(grid.shape, dtype=np.bool_)
+    lake = np.empty(grid.shape, dtype=np.bool_)
+    cand = np.empty(grid.shape, dtype=np.bool_)
     carved = water.carved
-    np.maximum(carved, np.float32(SEA_LEVEL), out=carved, where=lake)
-    cut_channels(carved, river & ~lake)
-    river_field = np.clip(water.river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR))
-    del water
+    river_field = water.river
+    heights_u8 = np.empty(grid.shape, dtype=np.uint8)
+    _carve(water.river, water.lake, base, basin, continent, carved, heights_u8, river, lake, cand)
+    del basin, water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    cand = (carved >= SEA_LEVEL) & (continent < BEACH_NOISE) & ~river & ~lake
-    near_sea = _near_sea_grid(seed, grid) if cand.any() else None
-    if near_sea is not None:
-        beach = cand & near_sea
+    beach_grid = _beach_grid(seed, grid, cand) if cand.any() else None
+    if beach_grid is not None:
+        beach = beach_grid
     else:
         beach = np.zeros(grid.shape, dtype=np.bool_)
         if cand.any():
@@ -201,11 +250,6 @@ def generate(
             beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
     biome = classify(carved, temperature, moisture, beach, river, lake)
     del base, beach, cand, continent
-    heights = carved * np.float32(10.0)
-    heights_u8 = heights.astype(np.uint8)
-    del heights
-    np.clip(heights_u8, 0, 9, out=heights_u8)
-    heights_u8 += np.uint8(1)
     report(0.9, "biomes")
     if step == 1:
         creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])

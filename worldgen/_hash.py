@@ -56,11 +56,15 @@ def _mix_array(h: U64) -> U64:
     return h
 
 
-def hash2(key: int, x: I64, y: I64) -> U64:
-    """Hash of (key, x, y) for int64 coordinate arrays, broadcast together (e.g. a row and a column)."""
+def hash2(key: int | U64, x: I64, y: I64) -> U64:
+    """Hash of (key, x, y) for int64 coordinate arrays, broadcast together (e.g. a row and a column).
+
+    ``key`` may also be a uint64 array of keys, broadcast with the coordinates (several keys at once).
+    """
     ux = np.ascontiguousarray(x, dtype=np.int64).view(np.uint64)
     uy = np.ascontiguousarray(y, dtype=np.int64).view(np.uint64)
-    hx = _mix_array(ux * np.uint64(_CX) ^ np.uint64(key))
+    k = np.uint64(key) if isinstance(key, int) else key
+    hx = _mix_array(ux * np.uint64(_CX) ^ k)
     return _mix_array(hx ^ uy * np.uint64(_CY))
 
 

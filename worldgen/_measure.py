@@ -78,7 +78,7 @@ def largest_share(mask: B, eight: bool = False) -> float:
         return 0.0
     lab = components(mask, eight)
     counts = np.bincount(lab[mask])
-    return float(counts.max() / mask.sum())
+    return float(np.amax(counts)) / float(mask.sum())
 
 
 def river_connectivity(biome: npt.NDArray[np.uint8]) -> float:

@@ -37,6 +37,8 @@ MAX_OCTAVES = 8
 _BAND_ROWS = 32
 _BLOCK_COLS = 256
 _CHUNK_COLS = 8 * _BLOCK_COLS  # columns computed, shaped and stored at once
+_GROUP_ROWS = 32 * _BAND_ROWS  # rows whose band coefficients are built at once
+_POINTS = 8192  # scattered points evaluated at once (times the octaves)
 
 # 16 unit gradient directions, offset by half a step so that none is axis-aligned.
 _ANGLES = [(k + 0.5) * 2.0 * math.pi / 16 for k in range(16)]
@@ -62,7 +64,14 @@ class _Axis:
         self.cell = coords // spacing  # floor division: negative coordinates work
         self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
         self.fade = _fade(self.frac)
-        self.lattice = np.unique(np.concatenate([self.cell, self.cell + 1]))
+        # The sorted distinct points of cell and cell + 1 (what np.unique gives): both runs are sorted
+        # already (the samples increase), so a stable sort merges them in linear time.
+        both = np.concatenate([self.cell, self.cell + 1])
+        both.sort(kind="stable")
+        distinct = np.empty(both.size, dtype=np.bool_)
+        distinct[0] = True
+        np.not_equal(both[1:], both[:-1], out=distinct[1:])
+        self.lattice = both[distinct]
         self.index = np.searchsorted(self.lattice, self.cell)
 
 
@@ -132,10 +141,15 @@ def peak_bytes(width: int, height: int, spacings: Sequence[int]) -> int:
     per_row = (40 * len(spacings) + 64) * height  # 64: the y axis of the octave being built
     # The octave being built: a third table, its x axis arrays, and its gradient grid (hashes, gradients).
     building = (8 * max(rows) + 64) * width + 40 * max(rows) * ((width - 1) // min(spacings) + 3)
-    # The band loop: scratch and up to 5 temporaries of shape() per chunk, the basis block, coefficients.
+    # The band loop: scratch and up to 5 temporaries of shape() per chunk, the basis of a chunk, and the
+    # coefficients of a group of bands (with their index temporaries).
     band, chunk = min(height, _BAND_ROWS), min(width, _CHUNK_COLS)
     basis_rows = 2 * sum((band - 1) // s + 3 for s in spacings)
-    loop = 48 * band * chunk + 8 * basis_rows * (min(width, _BLOCK_COLS) + band)
+    loop = (
+        48 * band * chunk
+        + 8 * basis_rows * (chunk + min(height, _GROUP_ROWS))
+        + 64 * min(height, _GROUP_ROWS)
+    )
     return 4 * width * height + tables + per_row + building + loop
 
 
@@ -176,47 +190,74 @@ def fbm(
     # ways give the same bits, as every product and partial sum is exact (see the module docstring).
     dense = [o for o in octaves if not o.sparse]
     sparse = [o for o in octaves if o.sparse]
-    for r0 in range(0, height, _BAND_ROWS):
-        r1 = min(r0 + _BAND_ROWS, height)
-        n = r1 - r0
-        rows_used: list[tuple[F64, F64, int, int]] = []
-        k = 0
-        for octv in dense:
-            j0 = int(octv.row[r0])
-            nl = int(octv.row[r1 - 1]) - j0 + 2  # lattice rows touched by the band, incl. j+1
-            rows_used.append((octv.p[j0 : j0 + nl], octv.q[j0 : j0 + nl], k, nl))
-            k += 2 * nl
-        coef = np.zeros((n, k), dtype=np.float64)
-        rows = np.arange(n)
-        for octv, (_, _, k0, nl) in zip(dense, rows_used, strict=True):
-            local = octv.row[r0:r1] - octv.row[r0]
-            wts = octv.weights[r0:r1]
-            coef[rows, k0 + local] = wts[:, 0]
-            coef[rows, k0 + nl + local] = wts[:, 1]
-            coef[rows, k0 + local + 1] = wts[:, 2]
-            coef[rows, k0 + nl + local + 1] = wts[:, 3]
-        for c0 in range(0, width, _CHUNK_COLS):
-            c1 = min(c0 + _CHUNK_COLS, width)
-            chunk = scratch[:n, : c1 - c0]
-            if not dense:
-                chunk[...] = 0.0
-            # Column blocks keep each product under OpenBLAS's threading threshold (m*n*k < 262144): its
-            # worker threads spin, which on a busy machine (a game's frame loop) costs more than they
-            # save. The basis is gathered per block too, never as a copy of whole rows.
-            for b0 in range(c0, c1, _BLOCK_COLS) if dense else ():
-                b1 = min(b0 + _BLOCK_COLS, c1)
-                basis = np.concatenate([t[:, b0:b1] for p, q, _, _ in rows_used for t in (p, q)], axis=0)
-                np.matmul(coef, basis, out=chunk[:, b0 - c0 : b1 - c0])
-            for octv in sparse:
-                j = octv.row[r0:r1]
-                wts = octv.weights[r0:r1]
-                for table, jj, w in ((octv.p, j, 0), (octv.q, j, 1), (octv.p, j + 1, 2), (octv.q, j + 1, 3)):
-                    term = table[jj, c0:c1]
-                    term *= wts[:, w : w + 1]
-                    chunk += term
-            # A chunk at once: few numpy calls, and it is still in cache.
-            out[r0:r1, c0:c1] = chunk if shape is None else shape(chunk)
+    for g0 in range(0, height, _GROUP_ROWS):
+        g1 = min(g0 + _GROUP_ROWS, height)
+        coefs, spans = _coefficients(dense, g0, g1)
+        for b, r0 in enumerate(range(g0, g1, _BAND_ROWS)):
+            r1 = min(r0 + _BAND_ROWS, g1)
+            n = r1 - r0
+            rows_used = [
+                (o.p[j0 : j0 + nl], o.q[j0 : j0 + nl]) for o, (j0, nl) in zip(dense, spans[b], strict=True)
+            ]
+            coef = coefs[r0 - g0 : r1 - g0, : 2 * sum(nl for _, nl in spans[b])]
+            for c0 in range(0, width, _CHUNK_COLS):
+                c1 = min(c0 + _CHUNK_COLS, width)
+                chunk = scratch[:n, : c1 - c0]
+                if not dense:
+                    chunk[...] = 0.0
+                else:
+                    # The basis rows of the band, gathered once per chunk (never as a copy of whole
+                    # rows of a wide region).
+                    basis = np.concatenate([t[:, c0:c1] for p, q in rows_used for t in (p, q)], axis=0)
+                # Column blocks keep each product under OpenBLAS's threading threshold (m*n*k < 262144):
+                # its worker threads spin, which on a busy machine (a game's frame loop) costs more than
+                # they save.
+                for b0 in range(0, c1 - c0, _BLOCK_COLS) if dense else ():
+                    b1 = min(b0 + _BLOCK_COLS, c1 - c0)
+                    np.matmul(coef, basis[:, b0:b1], out=chunk[:, b0:b1])
+                for octv in sparse:
+                    j = octv.row[r0:r1]
+                    wts = octv.weights[r0:r1]
+                    for table, jj, w in (
+                        (octv.p, j, 0),
+                        (octv.q, j, 1),
+                        (octv.p, j + 1, 2),
+                        (octv.q, j + 1, 3),
+                    ):
+                        term = table[jj, c0:c1]
+                        term *= wts[:, w : w + 1]
+                        chunk += term
+                # A chunk at once: few numpy calls, and it is still in cache.
+                out[r0:r1, c0:c1] = chunk if shape is None else shape(chunk)
     return out
+
+
+def _coefficients(dense: list[_Octave], g0: int, g1: int) -> tuple[F64, list[list[tuple[int, int]]]]:
+    """Coefficient rows of every band of rows ``[g0, g1)``, built at once, and each band's lattice spans.
+
+    Band ``b`` (rows ``g0 + b * _BAND_ROWS`` on) multiplies the basis rows ``P[j0 : j0 + nl]`` then
+    ``Q[j0 : j0 + nl]`` of each octave in turn (``spans[b]`` holds the ``(j0, nl)``) by its rows of the
+    returned array, zero-padded on the right to the widest band's width.
+    """
+    starts = np.arange(g0, g1, _BAND_ROWS)
+    ends = np.minimum(starts + _BAND_ROWS, g1) - 1
+    band = (np.arange(g0, g1) - g0) // _BAND_ROWS
+    j0s = [o.row[starts] for o in dense]
+    nls = [o.row[ends] - j0 + 2 for o, j0 in zip(dense, j0s, strict=True)]  # lattice rows incl. j + 1
+    widths = 2 * np.array(nls, dtype=np.int64).reshape(len(dense), -1)
+    k0s = np.cumsum(widths, axis=0) - widths  # each octave's first column, per band
+    coef = np.zeros((g1 - g0, int(widths.sum(axis=0).max(initial=0))), dtype=np.float64)
+    rows = np.arange(g1 - g0)
+    for octv, j0, nl, k0 in zip(dense, j0s, nls, k0s, strict=True):
+        col = k0[band] + octv.row[g0:g1] - j0[band]
+        nlr = nl[band]
+        wts = octv.weights[g0:g1]
+        coef[rows, col] = wts[:, 0]
+        coef[rows, col + nlr] = wts[:, 1]
+        coef[rows, col + 1] = wts[:, 2]
+        coef[rows, col + nlr + 1] = wts[:, 3]
+    spans = [[(int(j0[b]), int(nl[b])) for j0, nl in zip(j0s, nls, strict=True)] for b in range(starts.size)]
+    return coef, spans
 
 
 def fbm_points(
@@ -231,28 +272,36 @@ def fbm_points(
 
     Each octave repeats ``_Octave``'s operations (same order, same rounding) for the two lattice rows
     around each point, and the four exact products are summed: so the value of a cell does not depend on
-    whether it is sampled on a grid or alone.
+    whether it is sampled on a grid or alone. All octaves are evaluated at once (arrays of octaves by
+    points, ``_POINTS`` points at a time): the same elementwise operations, and the sum of exact products
+    does not depend on its order.
     """
     amps = [persistence**i for i in range(len(spacings))]
     total = sum(amps)
     x = np.asarray(x, dtype=np.int64)
     y = np.asarray(y, dtype=np.int64)
-    out = np.zeros(x.shape, dtype=np.float64)
+    fx_all, fy_all = x.reshape(-1), y.reshape(-1)
+    out = np.zeros(fx_all.size, dtype=np.float64)
     w = float(1 << _WEIGHT_BITS)
-    for i, (spacing, amp) in enumerate(zip(spacings, amps, strict=True)):
-        okey = derive_key(key, i)
-        ox, oy = okey % spacing, (okey >> 20) % spacing
-        cx = (x - ox) // spacing
-        fx = ((x - ox) - cx * spacing).astype(np.float64) / spacing
+    okeys = [derive_key(key, i) for i in range(len(spacings))]
+    keys = np.array(okeys, dtype=np.uint64)[:, None]
+    spacing = np.array(spacings, dtype=np.int64)[:, None]
+    ox = np.array([k % s for k, s in zip(okeys, spacings, strict=True)], dtype=np.int64)[:, None]
+    oy = np.array([(k >> 20) % s for k, s in zip(okeys, spacings, strict=True)], dtype=np.int64)[:, None]
+    scale = np.array([(a / total) * float(1 << _BASIS_BITS) for a in amps], dtype=np.float64)[:, None]
+    for start in range(0, out.size, _POINTS):
+        px, py = fx_all[None, start : start + _POINTS], fy_all[None, start : start + _POINTS]
+        cx = (px - ox) // spacing
+        fx = ((px - ox) - cx * spacing).astype(np.float64) / spacing
         sx = _fade(fx)
-        cy = (y - oy) // spacing
-        fy = ((y - oy) - cy * spacing).astype(np.float64) / spacing
+        cy = (py - oy) // spacing
+        fy = ((py - oy) - cy * spacing).astype(np.float64) / spacing
         sy = _fade(fy)
-        scale = (amp / total) * float(1 << _BASIS_BITS)
         weights = ((1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0))
+        total_chunk = out[start : start + _POINTS]
         for row, (wp, wq) in ((cy, (0, 1)), (cy + 1, (2, 3))):
-            g0 = (hash2(okey, cx, row) >> np.uint64(60)).astype(np.intp)
-            g1 = (hash2(okey, cx + 1, row) >> np.uint64(60)).astype(np.intp)
+            g0 = (hash2(keys, cx, row) >> np.uint64(60)).astype(np.intp)
+            g1 = (hash2(keys, cx + 1, row) >> np.uint64(60)).astype(np.intp)
             p = _GRAD_X[g0] * fx
             p *= 1.0 - sx
             t = _GRAD_X[g1] * (fx - 1.0)
@@ -268,5 +317,5 @@ def fbm_points(
                 np.rint(wk, out=wk)
                 wk *= 1.0 / w
                 basis *= wk
-                out += basis
-    return (out if shape is None else shape(out)).astype(np.float32)
+                total_chunk += basis.sum(axis=0)
+    return (out if shape is None else shape(out)).astype(np.float32).reshape(x.shape)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -51,7 +52,7 @@ RIVER_CUT = 0.02  # a river's channel lies this far below the ground beside it (
 LAKE_RADIUS, LAKE_GAIN, MAX_LAKE_RADIUS = 14.0, 8.0, 60.0  # radius = 14 + 8 sqrt(sources upstream)
 LAKE_DEPTH = 0.02
 _WOBBLE = 1.0 + 0.22 + 0.12  # a lake's shore lies within this many radii of its centre
-_BATCH = 1 << 17  # (sample, shape) pairs evaluated at once
+_BATCH = 1 << 16  # (sample, shape) pairs evaluated at once
 _NEAR = 2  # nodes around a cell's own that can reach it (reach < NODE)
 _SALT = 0x21BE5
 _OFFSETS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))
@@ -165,30 +166,53 @@ def _piece_reach(piece: tuple[F64, ...]) -> F64:
 def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[F32, F32]:
     """Clearance (distance to the river's bank, negative inside) and carved elevation, per pair.
 
-    Pairs beyond a piece's reach get clearance inf and their own elevation: exactly what the full
-    formula gives them once the clearance is capped at RIVER_FAR (so they are skipped, cheaply).
+    Pairs beyond a piece's reach (``_piece_reach``) come out with a clearance above RIVER_FAR and their
+    own elevation exactly (the valley has faded out fully there: the change is multiplied by 0), which
+    is all that is kept of them: clearances are only tested for < 0 and capped at RIVER_FAR, and the
+    carved elevation is a minimum with the cell's own. So every pair takes the same formula, with no
+    gather of the near ones.
     """
     ax, ay, bx, by, la, lb, half = piece
-    vx, vy = bx - ax, by - ay
-    wx, wy = px - ax, py - ay
-    t = np.clip((wx * vx + wy * vy) / np.maximum(vx * vx + vy * vy, 1e-12), 0.0, 1.0)
-    dx, dy = wx - t * vx, wy - t * vy
-    dist2 = dx * dx + dy * dy
-    reach = _piece_reach(piece)
-    near = np.flatnonzero(dist2 < reach * reach)
-    clearance = np.full(px.shape, np.inf, dtype=np.float32)
-    carved = e.copy()
-    t, la, lb, half = t[near], la[near], lb[near], half[near]
-    en = e[near].astype(np.float64)
-    gap = np.sqrt(dist2[near]) - half
-    level = la + (lb - la) * t
-    side = np.maximum(gap, 0.0)
-    cut = np.minimum(en, level + VALLEY_SLOPE * side)
-    fade = np.clip(side * (1.0 / VALLEY), 0.0, 1.0)
-    fade = fade * fade * (3.0 - 2.0 * fade)
-    clearance[near] = gap
-    carved[near] = en - (en - cut) * (1.0 - fade)
-    return clearance, carved
+    vx = bx - ax
+    vy = by - ay
+    wx = px - ax
+    wy = py - ay
+    t = wx * vx
+    t += wy * vy
+    vv = vx * vx
+    vv += vy * vy
+    np.maximum(vv, 1e-12, out=vv)
+    t /= vv
+    np.clip(t, 0.0, 1.0, out=t)
+    vx *= t
+    wx -= vx  # dx
+    vy *= t
+    wy -= vy  # dy
+    wx *= wx
+    wy *= wy
+    wx += wy
+    gap = np.sqrt(wx, out=wx)
+    gap -= half
+    lb = lb - la
+    lb *= t
+    lb += la  # the water level
+    side = np.maximum(gap, 0.0, out=vv)
+    en = e.astype(np.float64)
+    cut = np.multiply(side, VALLEY_SLOPE, out=wy)
+    cut += lb
+    np.minimum(en, cut, out=cut)
+    fade = np.multiply(side, 1.0 / VALLEY, out=vx)
+    np.clip(fade, 0.0, 1.0, out=fade)
+    # fade * fade * (3 - 2 fade), then 1 - that, in the order the formula always used.
+    smooth = np.multiply(fade, -2.0, out=vy)
+    smooth += 3.0
+    fade *= fade
+    fade *= smooth
+    np.subtract(1.0, fade, out=fade)
+    np.subtract(en, cut, out=cut)
+    cut *= fade
+    np.subtract(en, cut, out=cut)
+    return gap.astype(np.float32), cut.astype(np.float32)
 
 
 def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32, F32]:
@@ -234,10 +258,10 @@ def cut_channels(carved: F32, river: B) -> None:
 
 @dataclass(frozen=True, eq=False)
 class Water:
-    """Per cell: distance to the nearest river bank (negative inside), lake clearance, carved elevation."""
+    """Per cell: distance to the nearest river bank (negative inside), inside a lake, carved elevation."""
 
     river: F32
-    lake: F32
+    lake: B
     carved: F32
 
 
@@ -261,15 +285,33 @@ def _boxes(grid: Grid, cx0: F64, cy0: F64, cx1: F64, cy1: F64) -> tuple[I64, I64
     return rows * grid.width + cols, owner
 
 
-def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> tuple[I64, I64]:
-    """Flat sample indices within ``reach`` of each segment (a superset), and the segment of each.
+class Band(NamedTuple):
+    """The (sample, segment) pairs of ``_band``: flat sample index and world x, y of each pair, and the
+    sample lines they come in (pairs are grouped by line, in line order): each line's segment and count.
+    """
+
+    idx: I64
+    px: F64
+    py: F64
+    line_owner: I64
+    line_count: I64
+
+    def per_pair(self, values: F64) -> F64:
+        """A per-segment array spread to the pairs."""
+        return np.repeat(values[self.line_owner], self.line_count)
+
+
+def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
+    """Samples within ``reach`` of each segment (a superset), as (sample, segment) pairs.
 
     Along a segment's longer axis, each sample line crossing the segment (or within ``reach`` beyond an
-    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it.
+    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it: a
+    run of consecutive samples, worked out per line and only then spread to its samples.
     """
     ax, ay, bx, by = seg[:4]
-    idx_parts, owner_parts = [], []
+    parts: list[tuple[I64, F64, F64, I64, I64]] = []
     along_x = np.abs(bx - ax) >= np.abs(by - ay)
+    st = grid.step
     for flip in (False, True):
         which = np.flatnonzero(along_x != flip)
         if which.size == 0:
@@ -282,27 +324,37 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> tuple[I64, I64]:
             au, av, bu, bv = ax[which], ay[which], bx[which], by[which]
             u0, n_u, v0, n_v = grid.x0, grid.width, grid.y0, grid.height
         r = reach[which]
-        st = grid.step
         c0 = np.clip(np.ceil((np.minimum(au, bu) - r - u0) / st), 0, n_u).astype(np.int64)
         c1 = np.clip(np.floor((np.maximum(au, bu) + r - u0) / st) + 1, 0, n_u).astype(np.int64)
         slope = (bv - av) / (bu - au)
         half = r * np.sqrt(1.0 + slope * slope)
         n_rows = (np.floor(2.0 * half / st) + 2).astype(np.int64)
-        count = np.maximum(c1 - c0, 0) * n_rows
-        owner = np.repeat(np.arange(which.size, dtype=np.int64), count)
-        k = np.arange(int(count.sum()), dtype=np.int64) - (np.cumsum(count) - count)[owner]
-        col = c0[owner] + k // n_rows[owner]
+        # One entry per (segment, sample line across it).
+        lines = np.maximum(c1 - c0, 0)
+        owner = np.repeat(np.arange(which.size, dtype=np.int64), lines)
+        col = c0[owner] + (np.arange(int(lines.sum()), dtype=np.int64) - (np.cumsum(lines) - lines)[owner])
         u = (u0 + col * st).astype(np.float64)
         t = np.clip((u - au[owner]) / (bu[owner] - au[owner]), 0.0, 1.0)
         centre = av[owner] + t * (bv[owner] - av[owner])
-        row = np.ceil((centre - half[owner] - v0) / st).astype(np.int64) + k % n_rows[owner]
-        ok = (row >= 0) & (row < n_v)
-        col, row, owner = col[ok], row[ok], owner[ok]
-        idx_parts.append(col * grid.width + row if flip else row * grid.width + col)
-        owner_parts.append(which[owner])
-    if not idx_parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(idx_parts), np.concatenate(owner_parts)
+        row0 = np.ceil((centre - half[owner] - v0) / st).astype(np.int64)
+        lo = np.maximum(row0, 0)
+        hi = np.minimum(row0 + n_rows[owner], n_v)
+        count = np.maximum(hi - lo, 0)
+        # Spread to the samples of each line: rows lo, lo + 1, ... (the rows of the line inside the grid).
+        j = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        row = np.repeat(lo, count) + j
+        v = (v0 + row * st).astype(np.float64)
+        uu = np.repeat(u, count)
+        colr = np.repeat(col, count)
+        if flip:
+            parts.append((colr * grid.width + row, v, uu, which[owner], count))
+        else:
+            parts.append((row * grid.width + colr, uu, v, which[owner], count))
+    if not parts:
+        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        return Band(empty_i, empty_f, empty_f, empty_i, empty_i)
+    idx, px, py, line_owner, line_count = (np.concatenate(k) for k in zip(*parts, strict=True))
+    return Band(idx, px, py, line_owner, line_count)
 
 
 def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
@@ -310,7 +362,7 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     e_flat = elevation.ravel()
     size = e_flat.size
     river = np.full(size, np.inf, dtype=np.float32)
-    lake = np.full(size, np.inf, dtype=np.float32)
+    lake = np.zeros(size, dtype=np.bool_)
     carved = e_flat.copy()
     seg = net.pieces()
     ax, ay, bx, by = seg[:4]
@@ -330,9 +382,10 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     while start < cost.size:
         stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
         part = tuple(a[start:stop] for a in seg)
-        idx, owner = _band(grid, part, reach[start:stop])
-        px, py = _cell_xy(grid, idx)
-        clearance, cut = _segment_formula(px, py, e_flat[idx], tuple(a[owner] for a in part))
+        band = _band(grid, part, reach[start:stop])
+        idx = band.idx
+        pieces = tuple(band.per_pair(a) for a in part)
+        clearance, cut = _segment_formula(band.px, band.py, e_flat[idx], pieces)
         np.minimum.at(river, idx, clearance)
         np.minimum.at(carved, idx, cut)
         start = stop
@@ -351,10 +404,11 @@ def _rasterise(
     reach: F64,
     formula: Formula,
     e_flat: F32,
-    clearance_out: F32,
+    inside: B,
     carved_out: F32,
 ) -> None:
-    """Evaluate ``formula`` for every (sample, shape) pair within ``reach`` of a shape's box; keep minima.
+    """``formula`` for every (sample, shape) pair within ``reach`` of a shape's box: marks samples inside
+    a shape (clearance < 0) in ``inside`` and keeps the minimum carved elevation.
 
     Shapes are taken in batches of about _BATCH pairs, so memory does not grow with the region.
     """
@@ -378,7 +432,7 @@ def _rasterise(
         idx, owner = _boxes(grid, x0[part] - r, y0[part] - r, x1[part] + r, y1[part] + r)
         px, py = _cell_xy(grid, idx)
         clearance, cut = formula(px, py, e_flat[idx], tuple(a[part][owner] for a in shapes))
-        np.minimum.at(clearance_out, idx, clearance)
+        inside[idx[clearance < 0.0]] = True
         np.minimum.at(carved_out, idx, cut)
         start = stop
 
@@ -441,7 +495,8 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
         carved_l[is_lake] = cut
     shape = elevation.shape
     out_carved = np.minimum(carved.min(axis=1), carved_l.min(axis=1))
-    return Water(river.min(axis=1).reshape(shape), lake.min(axis=1).reshape(shape), out_carved.reshape(shape))
+    inside: B = np.any(lake < 0.0, axis=1)
+    return Water(river.min(axis=1).reshape(shape), inside.reshape(shape), out_carved.reshape(shape))
 
 
 def _lakes_at(net: Network, n: I64) -> tuple[F64, ...]:

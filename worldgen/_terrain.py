@@ -70,9 +70,9 @@ class Terrain:
     continent: F32
 
 
-def _hermite(u: F32, a: float) -> F32:
-    """Cubic from 0 to 1 on [0, 1] with slope ``a`` at 0 and 0 at 1 (float32)."""
-    v = u * np.float32(a - 2.0)
+def _hermite(u: F32, a: float, out: F32 | None = None) -> F32:
+    """Cubic from 0 to 1 on [0, 1] with slope ``a`` at 0 and 0 at 1 (float32; into ``out`` if given)."""
+    v = np.multiply(u, np.float32(a - 2.0), out=out)
     v += np.float32(3.0 - 2.0 * a)
     v *= u
     v += np.float32(a)
@@ -91,11 +91,19 @@ def land_noise(seed: int, where: Sampler) -> tuple[F32, B, F32]:
     """
     c = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
     d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
+    sea = np.empty(c.shape, dtype=np.bool_)
+    _land(c, d, sea)
+    return c, sea, d
+
+
+def _land(c: F32, d: F32, sea: B) -> None:
+    """``land_noise`` from the continent and detail noise: continentalness into ``c``, sea into ``sea``."""
     c -= np.float32(SEA_NOISE)
-    n = np.float32(DETAIL_WEIGHT) * d
+    np.less(c, np.float32(INLAND_SEA), out=sea)
+    n = d * np.float32(DETAIL_WEIGHT)
     n += c
-    sea = (n < 0.0) & (c < np.float32(INLAND_SEA))
-    return n, sea, d
+    sea &= n < np.float32(0.0)
+    c[...] = n
 
 
 class Ground(NamedTuple):
@@ -107,26 +115,30 @@ class Ground(NamedTuple):
     sea: B
 
 
-_CHUNK = 1 << 15
+_CHUNK = 1 << 16
 _F = np.float32
 
 
-def _shape(n: F32, d: F32, r: F32, height: F32, basin: F32) -> None:
-    """Elevation and basins from the land, detail and ridge noise of one chunk (into height, basin)."""
+def _unit(a: F32) -> F32:
+    """Clip to [0, 1] in place (one pass; the same bits as a minimum then a maximum, as there is no NaN)."""
+    return np.clip(a, _F(0.0), _F(1.0), out=a)
+
+
+def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
+    """Elevation and basins from the land, detail and ridge noise of one chunk (into height, basin).
+
+    Every step is the float32 operation it always was, in the same order: only passes that cannot change
+    a bit are merged or dropped (see the comments), so the fields are bit for bit what they were.
+    """
     one, zero = _F(1.0), _F(0.0)
-    land = n * _F(1.0 / LAND_RANGE)
-    np.minimum(land, one, out=land)
-    np.maximum(land, zero, out=land)
+    land = _unit(n * _F(1.0 / LAND_RANGE))
     # Basins: ridge noise high above its ridges, inland.
     np.subtract(r, _F(LAKE_NOISE), out=basin)
     basin *= _F(1.0 / LAKE_SOFT)
-    np.minimum(basin, one, out=basin)
-    np.maximum(basin, zero, out=basin)
+    _unit(basin)
     t = n - _F(LAKE_INLAND)
     t *= _F(1.0 / LAKE_INLAND)
-    np.minimum(t, one, out=t)
-    np.maximum(t, zero, out=t)
-    basin *= t
+    basin *= _unit(t)
     # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
     ridge = np.abs(r)
     ridge *= _F(-1.0 / RIDGE_WIDTH)
@@ -135,9 +147,7 @@ def _shape(n: F32, d: F32, r: F32, height: F32, basin: F32) -> None:
     ridge *= ridge
     np.subtract(n, _F(INLAND_START), out=t)
     t *= _F(1.0 / INLAND_RANGE)
-    np.minimum(t, one, out=t)
-    np.maximum(t, zero, out=t)
-    ridge *= t
+    ridge *= _unit(t)
     np.multiply(land, _F(4.0), out=t)
     np.minimum(t, one, out=t)
     ridge *= t
@@ -146,7 +156,7 @@ def _shape(n: F32, d: F32, r: F32, height: F32, basin: F32) -> None:
     t += one
     ridge *= t
     ridge *= _F(MOUNTAIN_HEIGHT)
-    h = _hermite(land, PLAINS)
+    h = _hermite(land, PLAINS, out=height)
     h *= _F(HILL_SHARE)
     h += ridge
     # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
@@ -154,22 +164,24 @@ def _shape(n: F32, d: F32, r: F32, height: F32, basin: F32) -> None:
     if high.any():
         top = (h[high] - _F(KNEE)) * _F(1.0 / (1.0 - KNEE))
         h[high] = _F(KNEE) + _F(1.0 - KNEE) * np.tanh(top)
-    np.minimum(h, one, out=h)
-    np.maximum(h, zero, out=h)
+    _unit(h)
     h *= _F(1.0 - SEA_LEVEL)
     h += _F(SEA_LEVEL)
     # The sea floor: the same curve below the sea level.
     np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=t)
-    np.minimum(t, one, out=t)
-    np.maximum(t, zero, out=t)
-    h -= _hermite(t, 1.0) * _F(SEA_LEVEL)
-    sunk = basin * _F(-BASIN_DEPTH)
+    sea_floor = _hermite(_unit(t), 1.0, out=ridge)
+    sea_floor *= _F(SEA_LEVEL)
+    h -= sea_floor
+    # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
+    # and min(h, max(h, SEA_LEVEL)) is h), so no mask is needed.
+    sunk = np.multiply(basin, _F(-BASIN_DEPTH), out=t)
     sunk += h
     np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
-    np.minimum(h, sunk, out=h, where=basin > zero)
+    np.minimum(h, sunk, out=h)
     # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
-    np.minimum(h, _BELOW_SEA, out=h, where=n < zero)
-    height[...] = h
+    water = n < zero
+    np.minimum(h, _BELOW_SEA, out=h, where=water)
+    np.copyto(basin, one, where=water > sea)  # water inside a continent (not the open sea) is a lake
 
 
 def elevation(seed: int, where: Sampler) -> Ground:
@@ -178,35 +190,50 @@ def elevation(seed: int, where: Sampler) -> Ground:
     Basins (> 0 where a lake lies, up to 1) are where the ridge noise is far from its ridges on the
     high side, inland: the ground sinks there by up to BASIN_DEPTH, never below the sea level.
     """
-    n, sea, d = land_noise(seed, where)
+    n = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
+    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
     r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
+    sea = np.empty(n.shape, dtype=np.bool_)
     height = np.empty_like(n)
     basin = np.empty_like(n)
-    flat = [a.reshape(-1) for a in (n, d, r, height, basin)]
-    # A chunk at a time: a dozen passes over data that stays in cache.
+    fn, fd, fr, fh, fb = (a.reshape(-1) for a in (n, d, r, height, basin))
+    fs = sea.reshape(-1)
+    # A chunk at a time: a few dozen passes over data that stays in cache. The continent noise becomes
+    # the continentalness (land_noise's) in place.
     for k in range(0, n.size, _CHUNK):
-        _shape(*(a[k : k + _CHUNK] for a in flat))
-    basin[(n < 0.0) & ~sea] = 1.0  # water inside a continent is a lake
+        c = slice(k, k + _CHUNK)
+        _land(fn[c], fd[c], fs[c])
+        _shape(fn[c], fd[c], fr[c], fs[c], fh[c], fb[c])
     return Ground(height, n, basin, sea)
 
 
 def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[F32, F32]:
     """Temperature (colder higher up) and moisture (drier inland), float32 in [0, 1]."""
     t = where.noise(derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE)
+    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    ft, fm, fe, fc = (a.reshape(-1) for a in (t, m, elevation, continent))
+    # A chunk at a time, in cache.
+    for k in range(0, ft.size, _CHUNK):
+        c = slice(k, k + _CHUNK)
+        _climate(ft[c], fm[c], fe[c], fc[c])
+    return t, m
+
+
+def _climate(t: F32, m: F32, elevation: F32, continent: F32) -> None:
+    """``climate`` of one chunk, in place in the raw noise ``t`` and ``m``."""
     t *= np.float32(TEMPERATURE_GAIN)
     t += np.float32(0.5)
     above = elevation - np.float32(SEA_LEVEL)
     np.maximum(above, 0.0, out=above)
     above *= np.float32(LAPSE)
     t -= above
-    del above
-    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
     m *= np.float32(MOISTURE_GAIN)
     m += np.float32(0.5)
-    dry = np.maximum(continent, np.float32(0.0))
+    dry = np.maximum(continent, np.float32(0.0), out=above)
     dry *= np.float32(INLAND_DRYING)
     m -= dry
-    return np.clip(t, 0.0, 1.0, out=t), np.clip(m, 0.0, 1.0, out=m)
+    _unit(t)
+    _unit(m)
 
 
 def terrain(seed: int, where: Sampler) -> Terrain:
