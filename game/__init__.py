@@ -1,9 +1,16 @@
-"""The playable pygame-ce demo: VM 0 runs the frame loop while VM 1 generates the world.
+"""The playable pygame-ce demo: VM 0 runs the frame loop while a pool of VMs streams an endless world
+(or, with ``--size``, VM 1 generates one finite world).
 
 ``python -m game`` (see :mod:`game.cli`). How the pieces fit::
 
     app.App                 the loop: handle_events() -> update() (fixed 60 Hz ticks) -> draw(), then
-                            FrameClock.tick(60); polls the generator once a frame, never waits for it
+                            FrameClock.tick(60); polls the generator once a frame, never waits for it;
+                            the scenes' host (scene.Host): App.go alone picks the next scene
+    chunkjob                a chunk of the endless world generated and coloured (the pool VMs' job)
+    chunksource             where chunks come from: runtime.ComputePool (or a thread/inline, to compare)
+    streamer                what to ask for and in which order, the chunk cache, drawing chunks
+    endless_scene,          the endless world's scene, camera (levels of detail) and creatures
+    endless_camera, endless_creatures
     generation.VMGenerator  ComputeThread(1) running worlddata.build_world_data (cancel + resubmit on R)
     worlddata, terrain      VM 1's side (numpy + worldgen only): generate, colour, zoom levels
     scene, loading_scene,   the scenes (enter/leave/handle_event/on_generation/update/draw)
@@ -16,5 +23,5 @@
     stats, clock, release   frame timing, a steady 60 FPS clock, freeing old worlds off the loop
 
 This package is imported by nothing else in the project; importing it does not import pygame (VM 1
-imports ``game.worlddata`` and ``game.terrain`` without it).
+imports ``game.worlddata``, ``game.terrain`` and ``game.chunkjob`` without it).
 """

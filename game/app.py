@@ -1,8 +1,10 @@
 """The frame loop on VM 0: handle events, a fixed-timestep update, draw, then ``Clock.tick``.
 
 The app owns the window surface, the clock, the random generator (for new seeds), the world generator
-(VM 1) and the active scene; all are passed in, so tests fix the rng and the clock and script the input.
-Once a frame, ``update`` polls the generator (a non-blocking read) and hands any outcome to the scene.
+(VM 1) or, for the endless world, the source of chunks (the VM pool), and the active scene; all are passed
+in, so tests fix the rng and the clock and script the input. Once a frame, ``update`` polls the generator
+(a non-blocking read) and hands any outcome to the scene. It is the scenes' host (``game.scene.Host``):
+scenes ask it to ``go`` somewhere and :meth:`App.go` alone decides which scene comes next.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from typing import Protocol
 import pygame
 
 from game.camera import MAX_ZOOM
-from game.generation import Finished, Generator, Request
+from game.chunksource import ChunkSource
+from game.endless_scene import EndlessScene
+from game.error_scene import ErrorScene
+from game.generation import Failed, Finished, Generator, Outcome, Request
 from game.hud import Hud
 from game.loading_scene import LoadingScene
-from game.scene import Scene
+from game.scene import Back, Retry, Scene, Step
 from game.stats import FrameStats
+from game.streamer import ChunkStreamer
 from game.ui import Text
 from game.world_scene import WorldScene
 
@@ -39,7 +45,8 @@ class Settings:
     """Options from the command line."""
 
     seed: int | None = None
-    size: tuple[int, int] = (2048, 2048)
+    size: tuple[int, int] | None = (2048, 2048)
+    """The finite world's size; None for the endless world (streamed in chunks)."""
     fps: int = 60
     zoom: float | None = None
     """Initial zoom (screen pixels per cell); None fits the whole world on screen."""
@@ -47,6 +54,17 @@ class Settings:
     """Headless runs: every frame advances the game by exactly one tick whatever the wall clock says, and
     the HUD shows that game clock, so the same command draws the same pictures. Frame times are still
     measured for the statistics."""
+
+    at: tuple[float, float] = (0.0, 0.0)
+    """Endless world: where the view starts (world cells)."""
+    fly: tuple[float, float] | None = None
+    """Endless world: fly at this many cells per second (headless flights)."""
+    cache_mb: float = 256.0
+    """Endless world: the chunk cache's memory cap."""
+    world: str | None = None
+    """A baked world's path: its chunks are read from the store (``seed`` is the store's)."""
+    bounds: tuple[int, int, int, int] | None = None
+    """A baked world's cells ``(0, 0, width, height)``: chunks wholly outside are drawn dark, not read."""
 
     def __post_init__(self) -> None:
         # The camera would quietly turn 0, a negative or nan into the fit zoom and inf into the largest.
@@ -66,6 +84,7 @@ class App:
         rng: random.Random,
         generator: Generator,
         settings: Settings,
+        chunks: ChunkSource | None = None,
     ) -> None:
         self.screen = screen
         self.clock = clock
@@ -98,9 +117,22 @@ class App:
         self._dt_ms = 0.0
         self._next_scene: Scene | None = None
         self._last_phase = "idle"
+        self.last_world: WorldScene | None = None
+        self.streamer: ChunkStreamer | None = None
         seed = settings.seed if settings.seed is not None else self.new_seed()
-        self.first_request = Request(seed, *settings.size)
-        self.scene: Scene = LoadingScene(self, self.first_request)
+        self.scene: Scene
+        if settings.size is None:
+            if chunks is None:
+                raise ValueError("the endless world (Settings.size None) needs a chunk source")
+            self.first_request = Request(seed, 0, 0)
+            self.streamer = ChunkStreamer(
+                chunks, seed, int(settings.cache_mb * 2**20), world=settings.world, bounds=settings.bounds
+            )
+            self.scene = EndlessScene(self, self.streamer, settings.at, settings.zoom, settings.fly)
+            self.world_arrived_frame = 0
+        else:
+            self.first_request = Request(seed, *settings.size)
+            self.scene = LoadingScene(self, self.first_request)
         self.scene.enter()
 
     def new_seed(self) -> int:
@@ -118,10 +150,33 @@ class App:
             screen, self.hud_stats, self.generator, seed, size, rect, game_clock=self.settings.lockstep
         )
 
+    @property
+    def has_last_world(self) -> bool:
+        return self.last_world is not None
+
+    def go(self, step: Step) -> None:
+        """The one place that chooses the next scene, for a generation outcome or a scene's request."""
+        if isinstance(step, Finished):
+            if isinstance(self.scene, WorldScene):
+                self.scene.set_world(step.world)  # R's new world replaces the shown one in place
+            else:
+                # Build the world scene now, show it next frame: the arrival's work is split over two
+                # frames (receive + build here, the first full world draw there), keeping both short.
+                self.switch_next_frame(WorldScene(self, step.world))
+        elif isinstance(step, Failed):
+            self.switch(ErrorScene(self, step.error, step.request))
+        elif isinstance(step, Retry):
+            self.generator.start(step.request)
+            self.switch(self.last_world or LoadingScene(self, step.request))
+        elif isinstance(step, Back) and self.last_world is not None:
+            self.switch(self.last_world)
+
     def switch(self, scene: Scene) -> None:
         """Make ``scene`` the active one."""
         self.scene.leave()
         self.scene = scene
+        if isinstance(scene, WorldScene):
+            self.last_world = scene
         scene.enter()
 
     def switch_next_frame(self, scene: Scene) -> None:
@@ -158,10 +213,11 @@ class App:
             self._swapped = isinstance(scene, WorldScene)
             if self._swapped and self.world_arrived_frame is None:
                 self.world_arrived_frame = self.frame_no
-        outcome = self.generator.poll()
+        outcome: Outcome | None = self.generator.poll()
         if outcome is not None:
             self._swapped = self._swapped or isinstance(outcome, Finished)
             self.scene.on_generation(outcome)
+            self.go(outcome)
         if self.settings.lockstep:
             dt_ms = TICK * 1000  # the wall clock's jitter must not change how far the game moves
         self._accumulator = min(self._accumulator + dt_ms / 1000, MAX_TICKS_PER_FRAME * TICK)
@@ -197,7 +253,7 @@ class App:
     @property
     def in_world(self) -> bool:
         """True when a world is on screen."""
-        return isinstance(self.scene, WorldScene)
+        return isinstance(self.scene, WorldScene | EndlessScene)
 
     def run(self, max_frames: int | None = None) -> FrameStats:
         """Loop until quit (or ``max_frames``), capped at ``settings.fps``; returns the frame times."""
@@ -222,7 +278,8 @@ class App:
         while self.running and isinstance(self.scene, LoadingScene) and time.perf_counter() < deadline:
             self.step()
         if self.running and not isinstance(self.scene, LoadingScene):
-            self.shown_frame = self.frame_no - 1  # the frame that just ran drew it for the first time
+            # The frame that just ran drew it for the first time (the endless world: the first frame).
+            self.shown_frame = max(0, self.frame_no - 1)
             self.run(self.shown_frame + frames)
         return self.stats
 
@@ -235,3 +292,5 @@ class App:
         self.running = False
         self.scene.leave()
         self.generator.close()
+        if self.streamer is not None:
+            self.streamer.close()

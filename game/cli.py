@@ -1,4 +1,7 @@
-"""Command line: ``python -m game [--seed S] [--size WxH] [--headless --frames N --screenshot out.png]``.
+"""Command line: ``python -m game [--seed S] [--size WxH | --vms N --at X,Y] [--headless --frames N ...]``.
+
+Without ``--size`` the world is endless, streamed in chunks by a pool of VMs (``--vms``, ``--cache-mb``,
+``--at``, and headless ``--fly VX,VY``); with it, one finite world is generated in one job on VM 1.
 
 Windowed, the game runs until the player quits (with no display to show a window on, it exits at once
 with code 2 and says to use ``--headless``). Headless (SDL's dummy video driver, no window), it runs
@@ -33,7 +36,22 @@ MAX_WINDOW = (7680, 4320)
 WAIT_S = 120.0
 # Options that take a value. argparse reads "--size -5x5" as an option named "-5x5"; such values are
 # joined to their option ("--size=-5x5") so that the option's own rule reports them.
-VALUE_OPTIONS = ("--seed", "--size", "--window", "--zoom", "--frames", "--timeout", "--screenshot")
+VALUE_OPTIONS = (
+    "--seed",
+    "--size",
+    "--window",
+    "--zoom",
+    "--frames",
+    "--timeout",
+    "--screenshot",
+    "--vms",
+    "--cache-mb",
+    "--at",
+    "--fly",
+    "--world",
+)
+MAX_VMS = 15
+COORD = 1 << 31
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -51,6 +69,47 @@ def _number(text: str) -> float:
         return float(text)
     except ValueError:
         return math.nan
+
+
+def vms_arg(text: str) -> int:
+    """Parse ``--vms``: how many pool VMs, a whole number from 1 to 15."""
+    try:
+        vms = int(text)
+    except ValueError:
+        vms = 0
+    if not 1 <= vms <= MAX_VMS:
+        raise argparse.ArgumentTypeError(f"vms must be a whole number from 1 to {MAX_VMS}, got {text!r}")
+    return vms
+
+
+def cache_mb_arg(text: str) -> float:
+    """Parse ``--cache-mb``: the chunk cache's cap in MiB, at least 1."""
+    value = _number(text)
+    if not (1 <= value < math.inf):
+        raise argparse.ArgumentTypeError(f"cache-mb must be a number of MiB of at least 1, got {text!r}")
+    return value
+
+
+def _two_numbers(text: str, what: str) -> tuple[float, float]:
+    parts = text.split(",")
+    values = [_number(p) for p in parts] if len(parts) == 2 else [math.nan]
+    if len(values) != 2 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
+    return (values[0], values[1])
+
+
+def at_arg(text: str) -> tuple[float, float]:
+    """Parse ``--at X,Y``: the world cell the view starts on, each within [-2**31, 2**31)."""
+    rule = "at must be X,Y in world cells, each from -2**31 to 2**31-1"
+    x, y = _two_numbers(text, rule)
+    if not all(-COORD <= v < COORD for v in (x, y)):
+        raise argparse.ArgumentTypeError(f"{rule}, got {text!r}")
+    return (x, y)
+
+
+def fly_arg(text: str) -> tuple[float, float]:
+    """Parse ``--fly VX,VY``: a flight speed in cells per second along x and y."""
+    return _two_numbers(text, "fly must be VX,VY in cells per second, two finite numbers")
 
 
 def size_arg(text: str) -> tuple[int, int]:
@@ -119,8 +178,10 @@ def parser() -> argparse.ArgumentParser:
     low, high = "x".join(map(str, MIN_WINDOW)), "x".join(map(str, MAX_WINDOW))
     p = argparse.ArgumentParser(
         prog="python -m game",
-        description="ComputeThread demo: VM 0 draws at 60 FPS while VM 1 generates the world.",
-        epilog="Keys: WASD/arrows or mouse drag pan, wheel zooms at the cursor, R makes a new world, "
+        description="ComputeThread demo: VM 0 draws at 60 FPS while a pool of VMs streams an endless "
+        "world in chunks (or, with --size, VM 1 generates one finite world).",
+        epilog="Keys: WASD/arrows or mouse drag pan (Shift: fast flight in the endless world), wheel "
+        "zooms at the cursor, J jumps far away (endless), R makes a new world (--size), "
         "H/F1 toggles the HUD, L the legend, click the minimap to jump, Esc quits. "
         "Headless, the same command saves the same picture: every frame is one game tick, and the HUD "
         "shows that game clock (measured frame times are in the JSON line). "
@@ -130,8 +191,39 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--size",
         type=size_arg,
-        default=(2048, 2048),
-        help="world size in cells, WxH, at least 1x1 (2048x2048); VM 1 refuses worlds over its memory limit",
+        default=None,
+        help="a finite world of this size in cells, WxH, at least 1x1, generated in one job on VM 1 "
+        "(which refuses worlds over its memory limit); default: the endless world",
+    )
+    p.add_argument(
+        "--vms",
+        type=vms_arg,
+        default=None,
+        help=f"endless world: pool VMs generating chunks, 1 to {MAX_VMS} (default: one per core)",
+    )
+    p.add_argument(
+        "--cache-mb",
+        type=cache_mb_arg,
+        default=256.0,
+        help="endless world: memory cap of the chunk cache in MiB, least recently seen dropped first (256)",
+    )
+    p.add_argument(
+        "--at",
+        type=at_arg,
+        default=(0.0, 0.0),
+        help="endless world: the cell X,Y the view starts on, within +-2**31 (0,0)",
+    )
+    p.add_argument(
+        "--world",
+        default=None,
+        help="play the world baked at this path (python -m worldgen bake): the pool reads its chunks from "
+        "the store; outside the baked area the map is dark (the view starts at its centre)",
+    )
+    p.add_argument(
+        "--fly",
+        type=fly_arg,
+        default=None,
+        help="endless world: fly at VX,VY cells per second (headless flights for tests and benchmarks)",
     )
     p.add_argument(
         "--window", type=window_arg, default=WINDOW, help=f"window size in pixels, {low} to {high} (1280x720)"
@@ -141,7 +233,7 @@ def parser() -> argparse.ArgumentParser:
         type=zoom_arg,
         default=None,
         help=f"initial zoom in screen pixels per cell, above 0 and at most {MAX_ZOOM:g}; "
-        "below the zoom that fits the world, the whole world is shown (default: fit)",
+        "below the zoom that fits the world, the whole world is shown (default: fit; endless: 2)",
     )
     p.add_argument(
         "--headless",
@@ -169,6 +261,35 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-hud", action="store_true", help="start with the HUD hidden")
     return p
+
+
+ENDLESS_ONLY = ("vms", "cache_mb", "at", "fly")
+
+
+def check_mode(options: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse the endless world's options with ``--size`` (they would be silently ignored); open a baked
+    ``--world`` (a store that is not one is refused with the reader's reason) and take its seed."""
+    if args.world is not None:
+        if args.size is not None:
+            options.error("--world plays a baked world, --size makes a finite one: give one of them")
+        if args.seed is not None:
+            options.error("--seed: a baked world (--world) has its own seed")
+        from worldgen.bake import BakeError, open_baked
+
+        try:
+            store = open_baked(args.world)
+        except BakeError as exc:
+            options.error(f"--world: {exc}")
+        args.seed = int(store.seed)
+        args.bounds = (0, 0, int(store.width), int(store.height))
+        if args.at == options.get_default("at"):
+            args.at = (store.width / 2, store.height / 2)
+    if args.size is None:
+        return
+    given = [name for name in ENDLESS_ONLY if getattr(args, name) != options.get_default(name)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        options.error(f"{flag} is for the endless world, which --size replaces by a finite one")
 
 
 def join_dash_values(argv: list[str]) -> list[str]:
@@ -248,9 +369,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import runtime
     from game.app import App, Settings
+    from game.chunkjob import build_baked_chunk, build_chunk
+    from game.chunksource import PoolSource
     from game.clock import FrameClock
+    from game.endless_scene import EndlessScene
     from game.error_scene import ErrorScene
-    from game.generation import VMGenerator
+    from game.generation import Generator, NoGenerator, VMGenerator
     from game.sprites import load_image
     from game.stats import shown_summary
 
@@ -259,20 +383,42 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if not args.headless:
             check_display(pygame.display.get_driver(), asked_for)
+        endless = args.size is None
         try:
             # VMs fork from a template that has these imported, so a fresh VM (after R cancels a job)
             # is ready in milliseconds instead of importing numpy again.
-            runtime.configure(preload=["numpy", "worldgen", "game.worlddata"])
+            baked = ["worldgen.bake", "zarr"] if args.world else []  # read by the pool's VMs
+            runtime.configure(preload=["numpy", "worldgen", "game.worlddata", "game.chunkjob", *baked])
         except RuntimeError:
             pass  # VMs already run in this process; the generator's setup imports the same modules
-        generator = VMGenerator(1)
-        generator.warm_up()  # VM 1 boots before the window opens, not during the first frames
-        pygame.display.set_caption("ComputeThread demo: worlds from VM 1")
+        generator: Generator
+        chunks: PoolSource | None = None
+        if endless:
+            generator = NoGenerator()
+            chunks = PoolSource(args.vms, job=build_baked_chunk if args.world else build_chunk)
+            chunks.warm_up()  # the VMs boot before the window opens, not during the first frames
+            caption = f"ComputeThread demo: an endless world from {len(chunks.pool.vm_indices)} VMs"
+        else:
+            vm1 = VMGenerator(1)
+            vm1.warm_up()  # VM 1 boots before the window opens, not during the first frames
+            generator = vm1
+            caption = "ComputeThread demo: worlds from VM 1"
+        pygame.display.set_caption(caption)
         pygame.display.set_icon(load_image("ui/icon.png"))
         flags = 0 if args.headless else pygame.RESIZABLE
         screen = pygame.display.set_mode(args.window, flags)
-        settings = Settings(seed=args.seed, size=args.size, zoom=args.zoom, lockstep=args.headless)
-        app = App(screen, FrameClock(), random.Random(), generator, settings)
+        settings = Settings(
+            seed=args.seed,
+            size=args.size,
+            zoom=args.zoom,
+            lockstep=args.headless,
+            at=args.at,
+            fly=args.fly,
+            cache_mb=args.cache_mb,
+            world=args.world,
+            bounds=getattr(args, "bounds", None),
+        )
+        app = App(screen, FrameClock(), random.Random(), generator, settings, chunks)
         app.hud_visible = not args.no_hud
         saved: str | None = None
         try:
@@ -291,11 +437,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shown = app.shown_frame
         # What --frames counts: the frames that showed the world (or the error), the first included.
         counts = shown_summary(stats.times, shown)
+        streamed: dict[str, Any] = {}
+        if isinstance(app.scene, EndlessScene):
+            scene = app.scene
+            streamer = scene.streamer
+            intake = sorted(streamer.intake_ms)
+            streamed = {
+                "mode": "baked" if args.world else "endless",
+                "world": args.world,
+                "at": [round(scene.camera.x), round(scene.camera.y)],
+                "chunks": streamer.generated,
+                "chunk_latency_frames": streamer.latency_summary(),
+                "first_full_frame": streamer.first_full_frame,
+                "first_whole_frame": streamer.first_whole_frame,
+                "flight_latency_frames": streamer.latency_summary(streamer.flight_latencies()),
+                "placeholder_frames": streamer.placeholder_frames,
+                "vm_busy": scene.vm_busy(),
+                "cache_mib_peak": round(streamer.peak_bytes / 2**20, 1),
+                "intake_ms_per_chunk": {
+                    "p50": round(intake[len(intake) // 2], 3) if intake else 0.0,
+                    "max": round(intake[-1], 3) if intake else 0.0,
+                },
+            }
         return {
             "frames": counts["frames"],
             "total_frames": counts["total_frames"],
             "seed": app.first_request.seed,
-            "size": list(args.size),
+            "size": list(args.size) if args.size else None,
             "generation_s": round(generator.last_seconds, 3) if generator.last_seconds else None,
             "world_frame": arrived,
             "generating": counts["generating"],
@@ -305,6 +473,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "screenshot": args.screenshot if args.screenshot and saved is None else None,
             "screenshot_error": saved,
             "error": error.splitlines()[-1] if error else None,
+            **streamed,
         }
     finally:
         with interrupts_deferred():
@@ -318,7 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     Ctrl+C quits quietly with the shell's code for it, 130 (128 + SIGINT), once VM 1 is stopped.
     """
     try:
-        args = parser().parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
+        options = parser()
+        args = options.parse_args(join_dash_values(sys.argv[1:] if argv is None else argv))
+        check_mode(options, args)
         summary = run(args)
     except KeyboardInterrupt:
         return 130

@@ -5,18 +5,13 @@ and offer what can help (:mod:`game.failure`): a smaller size, another try or se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pygame
 
 from game import layout, palette, ui
 from game.failure import advise
 from game.generation import Request
-from game.scene import Scene
-
-if TYPE_CHECKING:
-    from game.app import App
-    from game.world_scene import WorldScene
+from game.scene import Back, Host, Retry, Scene
 
 TRACE_PAD = 10  # between the traceback box's edge and its text
 
@@ -41,22 +36,17 @@ class ErrorScene(Scene):
     was too big, else the same request), N the same size with another seed (unless the size was the
     problem), B goes back to the last world if there is one."""
 
-    def __init__(self, app: App, error: str, request: Request, back: WorldScene | None = None) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host, error: str, request: Request) -> None:
+        super().__init__(host)
         self.error = error.rstrip() or "unknown error"
         self.request = request
-        self.back = back
         self.advice = advise(self.error, request)
         self._layout: tuple[tuple[int, int], ErrorLayout] | None = None
 
     def retry(self, request: Request | None = None) -> None:
         """Submit ``request`` (default: what Enter offers) and show its progress (over the old world if
         there is one)."""
-        from game.loading_scene import LoadingScene
-
-        request = request or self.advice.retry
-        self.app.generator.start(request)
-        self.app.switch(self.back if self.back is not None else LoadingScene(self.app, request))
+        self.host.go(Retry(request or self.advice.retry))
 
     def handle_event(self, event: pygame.event.Event) -> None:
         if event.type != pygame.KEYDOWN:
@@ -64,9 +54,9 @@ class ErrorScene(Scene):
         if event.key in (pygame.K_RETURN, pygame.K_KP_ENTER):
             self.retry()
         elif event.key == pygame.K_n and self.advice.new_seed:
-            self.retry(Request(self.app.new_seed(), self.request.width, self.request.height))
-        elif event.key in (pygame.K_b, pygame.K_BACKSPACE) and self.back is not None:
-            self.app.switch(self.back)
+            self.retry(Request(self.host.new_seed(), self.request.width, self.request.height))
+        elif event.key in (pygame.K_b, pygame.K_BACKSPACE) and self.host.has_last_world:
+            self.host.go(Back())
 
     def layout(self, view: tuple[int, int]) -> ErrorLayout:
         """Where everything goes in a ``view``-sized window (cached per size)."""
@@ -75,7 +65,7 @@ class ErrorScene(Scene):
         return self._layout[1]
 
     def _plan(self, view: tuple[int, int]) -> ErrorLayout:
-        text = self.app.text
+        text = self.host.text
         w, h = view
         roomy = w >= 640 and h >= 400
         margin = 40 if roomy else 16
@@ -84,7 +74,7 @@ class ErrorScene(Scene):
         advice = self.advice
         enter = f"Enter: {advice.retry_label}"
         seed = ("    N: another seed", "  N: new seed") if advice.new_seed else ("", "")
-        back = ("    B: back to the last world", "  B: back") if self.back else ("", "")
+        back = ("    B: back to the last world", "  B: back") if self.host.has_last_world else ("", "")
         shorter = (
             f"{enter}{seed[0]}{back[0]}    Esc: quit",
             f"{enter}{seed[1]}{back[1]}  Esc: quit",
@@ -146,10 +136,10 @@ class ErrorScene(Scene):
         """``lines`` cut to ``count``, the last one marked with "..." when some were left out."""
         if len(lines) <= count:
             return lines
-        return [*lines[: count - 1], self.app.text.fit(lines[count - 1] + ui.ELLIPSIS, size, width)]
+        return [*lines[: count - 1], self.host.text.fit(lines[count - 1] + ui.ELLIPSIS, size, width)]
 
     def draw(self, screen: pygame.Surface) -> None:
-        text = self.app.text
+        text = self.host.text
         plan = self.layout(screen.get_size())
         screen.fill((30, 16, 20))
         for line, size, colour, rect in plan.blocks:

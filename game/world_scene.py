@@ -7,24 +7,19 @@ exactly as a player would.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pygame
 
 from game import layout, palette, ui
 from game.camera import Camera
-from game.generation import Failed, Finished, Outcome, Request
+from game.generation import Request
 from game.hud import Legend, Minimap, draw_tooltip, tooltip_plan
 from game.layout import WorldOverlays
 from game.release import release_later
 from game.render import WorldRenderer
-from game.scene import Scene
+from game.scene import Host, Scene
 from game.sprites import SPRITE_MIN_ZOOM, Creatures
 from game.worlddata import WorldData
-
-if TYPE_CHECKING:
-    from game.app import App
 
 PAN_SPEED = 700.0  # screen pixels per second for the keyboard
 WHEEL_ZOOM = 1.25
@@ -50,21 +45,21 @@ HELP_SHORTER = (
 class WorldScene(Scene):
     """A playable world. A new world from R (or a retry) replaces it in place when it arrives."""
 
-    def __init__(self, app: App, world: WorldData) -> None:
-        super().__init__(app)
+    def __init__(self, host: Host, world: WorldData) -> None:
+        super().__init__(host)
         self.held: set[int] = set()
         self.mouse: tuple[int, int] | None = None
         self.dragging = False
         self.minimap_drag = False
         self.show_legend = True
         self.swaps = 0
-        self.camera = Camera.fitting((world.width, world.height), app.screen.get_size())
+        self.camera = Camera.fitting((world.width, world.height), host.screen.get_size())
         self.world, self.renderer, self.creatures, self.minimap, self.legend = self._build(world)
-        if app.settings.zoom is not None:
-            self.camera.zoom = app.settings.zoom
+        if host.settings.zoom is not None:
+            self.camera.zoom = host.settings.zoom
             self.camera.clamp()
         self._overlays_key: tuple[object, ...] | None = None
-        self.overlays = self.layout(app.screen.get_size())  # clicks before the first draw hit the minimap
+        self.overlays = self.layout(host.screen.get_size())  # clicks before the first draw hit the minimap
         self.tooltip: tuple[pygame.Rect, list[str]] | None = None
         """The tooltip's rectangle and lines as last drawn (None: not shown)."""
 
@@ -73,7 +68,7 @@ class WorldScene(Scene):
         renderer = WorldRenderer(world)
         total = max(1, int(world.biome_counts.sum()))
         shares = {i: int(c) / total for i, c in enumerate(world.biome_counts.tolist())}
-        legend = Legend(self.app.text, world.biome_names, shares)
+        legend = Legend(self.host.text, world.biome_names, shares)
         return world, renderer, Creatures(world), Minimap(renderer), legend
 
     def set_world(self, world: WorldData) -> None:
@@ -84,25 +79,26 @@ class WorldScene(Scene):
         release_later(*old)
         del old
         if self.camera.world_size != (world.width, world.height):
-            self.camera = Camera.fitting((world.width, world.height), self.app.screen.get_size())
+            self.camera = Camera.fitting((world.width, world.height), self.host.screen.get_size())
         self._overlays_key = None  # the new legend may have another row count, the minimap another shape
-        self.overlays = self.layout(self.app.screen.get_size())
+        self.overlays = self.layout(self.host.screen.get_size())
+        self.swaps += 1
 
     def layout(self, view: tuple[int, int]) -> WorldOverlays:
         """Where the overlays go in a ``view``-sized window now (HUD and legend toggles, regeneration and
         the zoom note included); the minimap is moved there. Recomputed only when one of those changes."""
         note_width = None
         if self.creatures.count and self.camera.zoom < SPRITE_MIN_ZOOM:
-            note_width = self.app.text.font(20).size(self._note_text())[0] + 20
-        key = (view, self.app.hud_visible, self.show_legend, self.app.generator.busy, note_width)
+            note_width = self.host.text.font(20).size(self._note_text())[0] + 20
+        key = (view, self.host.hud_visible, self.show_legend, self.host.generator.busy, note_width)
         if key != self._overlays_key:
             self._overlays_key = key
             self.overlays = layout.world_overlays(
                 view,
-                hud=self.app.hud_visible,
+                hud=self.host.hud_visible,
                 world_size=(self.world.width, self.world.height),
                 legend_rows=self.legend.rows if self.show_legend else None,
-                banner=self.app.generator.busy,
+                banner=self.host.generator.busy,
                 note_width=note_width,
             )
             self.minimap.place(self.overlays.minimap, self.overlays.minimap_box)
@@ -118,20 +114,11 @@ class WorldScene(Scene):
 
     def regenerate(self) -> None:
         """A new world with a fresh seed in VM 1; this one stays playable until it arrives."""
-        self.app.generator.start(Request(self.app.new_seed(), self.world.width, self.world.height))
+        self.host.generator.start(Request(self.host.new_seed(), self.world.width, self.world.height))
 
     def leave(self) -> None:
         self.held.clear()
         self.dragging = self.minimap_drag = False
-
-    def on_generation(self, outcome: Outcome) -> None:
-        from game.error_scene import ErrorScene
-
-        if isinstance(outcome, Finished):
-            self.set_world(outcome.world)
-            self.swaps += 1
-        elif isinstance(outcome, Failed):
-            self.app.switch(ErrorScene(self.app, outcome.error, outcome.request, back=self))
 
     def handle_event(self, event: pygame.event.Event) -> None:
         kind = event.type
@@ -224,7 +211,7 @@ class WorldScene(Scene):
         return lines
 
     def draw(self, screen: pygame.Surface) -> None:
-        text = self.app.text
+        text = self.host.text
         if self.camera.view_size != screen.get_size():
             self.camera.resize(screen.get_size())
         overlays = self.layout(screen.get_size())
@@ -249,8 +236,8 @@ class WorldScene(Scene):
         if overlays.legend is not None:
             self.legend.draw(screen, overlays.legend, overlays.legend_rows)
         if overlays.hud is not None:
-            self.app.draw_hud(screen, overlays.hud, self.world.seed, (self.world.width, self.world.height))
-        generator = self.app.generator
+            self.host.draw_hud(screen, overlays.hud, self.world.seed, (self.world.width, self.world.height))
+        generator = self.host.generator
         if generator.busy and overlays.banner is not None:
             self._regen_banner(screen, overlays.banner, generator.progress, generator.current)
         if self.tooltip is not None:
@@ -288,7 +275,7 @@ class WorldScene(Scene):
     ) -> None:
         fraction, label = self._regen_label(progress, request)
         ui.panel(screen, rect, 225)
-        text = self.app.text
+        text = self.host.text
         screen.blit(
             text.render(text.fit(label, 18, rect.width - 24), 18, palette.ACCENT), (rect.x + 12, rect.y + 8)
         )

@@ -1,7 +1,9 @@
 """The import rule, read from the sources (AST), never by importing them.
 
 game -> runtime, game -> worldgen, nothing back: runtime must not import pygame, numpy, worldgen or game;
-worldgen must not import pygame, runtime or game, and only worldgen/bake.py may import Dask or Zarr.
+worldgen must not import pygame, runtime or game, and only worldgen/bake.py may import Dask or Zarr; the
+game modules that VM jobs import (and the game modules those import) must not import pygame. The scenes
+talk to a host interface, not to the app.
 """
 
 import ast
@@ -65,6 +67,64 @@ def test_the_checker_sees_each_import_form() -> None:
     )
     assert [name for _, name in imported_modules(src, "<test>")] == ["pygame", "numpy", "importlib", "game"]
     assert imported_modules("from . import sibling\n", "<test>") == []
+
+
+# -- the game: what VM jobs import, and the scene hand-off --------------------------------------------
+
+GAME = ROOT / "game"
+JOB_MODULES = ("worlddata", "terrain", "palette", "chunkjob")
+"""The game modules VM jobs import by name (the world job, the chunk job and what colours them)."""
+SCENES = ("loading_scene", "world_scene", "error_scene", "endless_scene")
+
+
+def game_imports(module: str) -> set[str]:
+    """The ``game.*`` modules ``game/<module>.py`` imports (``from game import x`` counts as game.x)."""
+    tree = ast.parse((GAME / f"{module}.py").read_text(encoding="utf-8"))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("game.")}
+        elif isinstance(node, ast.ImportFrom) and node.module == "game":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("game."):
+            found.add(node.module.split(".")[1])
+    return found
+
+
+def test_the_modules_vm_jobs_import_never_import_pygame() -> None:
+    reached: set[str] = set()
+    todo = list(JOB_MODULES)
+    while todo:
+        module = todo.pop()
+        if module not in reached:
+            reached.add(module)
+            todo += game_imports(module)
+    assert set(JOB_MODULES) <= reached and "streamer" not in reached
+    found = []
+    for module in sorted(reached):
+        path = GAME / f"{module}.py"
+        for lineno, name in imported_modules(path.read_text(encoding="utf-8"), str(path)):
+            if name == "pygame":
+                found.append(f"game/{module}.py:{lineno} imports pygame")
+    assert found == []
+
+
+def test_scenes_talk_to_the_host_and_only_the_app_picks_the_next_scene() -> None:
+    scene_classes = {"LoadingScene", "WorldScene", "ErrorScene", "EndlessScene"}
+    for module in SCENES:
+        imports = game_imports(module)
+        assert "app" not in imports, f"game/{module}.py imports the app"
+        assert not imports & set(SCENES), f"game/{module}.py imports another scene"
+    built = []
+    for path in sorted(GAME.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in scene_classes
+            ):
+                built.append(path.stem)
+    assert set(built) == {"app"}
 
 
 def test_the_bake_module_is_the_one_exception() -> None:

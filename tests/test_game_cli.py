@@ -74,6 +74,31 @@ def refused(capsys: pytest.CaptureFixture[str], accepted: list[argparse.Namespac
             ["--timeout", "nan"],
             "argument --timeout: the timeout must be a number of seconds above 0, got 'nan'",
         ),
+        *(
+            (["--vms", vms], f"argument --vms: vms must be a whole number from 1 to 15, got '{vms}'")
+            for vms in ("0", "16", "-1", "two", "1.5")
+        ),
+        *(
+            (
+                ["--cache-mb", mb],
+                f"argument --cache-mb: cache-mb must be a number of MiB of at least 1, got '{mb}'",
+            )
+            for mb in ("0", "0.5", "nan", "inf", "lots")
+        ),
+        *(
+            (
+                ["--at", at],
+                f"argument --at: at must be X,Y in world cells, each from -2**31 to 2**31-1, got '{at}'",
+            )
+            for at in ("2147483648,0", "0,-2147483649", "5", "1,2,3", "a,b", "nan,0")
+        ),
+        *(
+            (
+                ["--fly", fly],
+                f"argument --fly: fly must be VX,VY in cells per second, two finite numbers, got '{fly}'",
+            )
+            for fly in ("300", "inf,0", "fast,0")
+        ),
     ],
 )
 def test_bad_options_are_refused_with_their_rule(
@@ -82,10 +107,30 @@ def test_bad_options_are_refused_with_their_rule(
     assert refused(capsys, no_run, *argv) == f"python -m game: error: {message}"
 
 
+@pytest.mark.parametrize("option", [["--vms", "2"], ["--cache-mb", "64"], ["--at", "5,5"], ["--fly", "1,0"]])
+def test_the_endless_worlds_options_are_refused_with_size(
+    capsys: pytest.CaptureFixture[str], no_run: list[argparse.Namespace], option: list[str]
+) -> None:
+    assert refused(capsys, no_run, "--size", "64x64", *option) == (
+        f"python -m game: error: {option[0]} is for the endless world, which --size replaces by a finite one"
+    )
+
+
 def test_good_options_pass_including_the_edges(no_run: list[argparse.Namespace]) -> None:
     assert cli.main(["--size", "1x1", "--zoom", "32", "--window", "320x200", "--seed", "-1"]) == 0
     assert cli.main(["--zoom", "0.01", "--window", "7680x4320", "--size", "1x100000", "--frames", "1"]) == 0
-    first, second = no_run
+    assert (
+        cli.main(["--vms", "15", "--cache-mb", "1", "--at", "-2147483648,2147483647", "--fly", "-4800,0.5"])
+        == 0
+    )
+    first, second, endless = no_run
+    assert first.size is not None and endless.size is None  # without --size, the world is endless
+    assert (endless.vms, endless.cache_mb, endless.at, endless.fly) == (
+        15,
+        1.0,
+        (-(2**31), 2**31 - 1),
+        (-4800, 0.5),
+    )
     assert (first.size, first.zoom, first.window, first.seed) == ((1, 1), 32.0, (320, 200), -1)
     assert (second.zoom, second.window, second.size, second.frames) == (0.01, (7680, 4320), (1, 100000), 1)
     help_text = " ".join(cli.parser().format_help().split())

@@ -569,7 +569,8 @@ def test_error_screen_key_hint_is_never_covered_by_the_traceback(
     app = App(pygame.Surface(view), StepClock(), random.Random(1), WorldAfter(None), Settings(7))
 
     def picture(error: str, back: bool) -> np.ndarray:
-        app.switch(ErrorScene(app, error, Request(7, 256, 256), cast(WorldScene, object()) if back else None))
+        app.last_world = cast(WorldScene, object()) if back else None  # what "B: back" offers
+        app.switch(ErrorScene(app, error, Request(7, 256, 256)))
         app.step()
         return cast(np.ndarray, pygame.surfarray.array3d(app.screen))
 
