@@ -1,8 +1,8 @@
 """A pool's queue: jobs by priority (higher first, first in first out within one), found by key.
 
-A binary heap of entries ``[-priority, order, job, key]``. Removing or re-prioritising a job never
-searches the heap: its entry is marked dead in place (its job set to None) and, for a new priority, a new
-entry is pushed; dead entries are skipped when they reach the top, and the heap is rebuilt once they
+A binary heap of entries ``[-priority, order, unique number, job, key]``. Removing or re-prioritising a
+job never searches the heap: its entry is marked dead in place (its job set to None) and, for a new
+priority, a new entry is pushed; dead entries are skipped when they reach the top, and the heap is rebuilt once they
 outnumber the live ones. So a game that re-prioritises every queued chunk every frame pays about a
 microsecond per job, and cancelling a key costs only its own jobs.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from ._jobs import Job
 
-Entry = list[Any]  # [-priority, order, job or None when dead, key]
-_NEG, _ORDER, _JOB, _KEY = range(4)
+Entry = list[Any]  # [-priority, order, unique number, job or None when dead, key]
+_NEG, _ORDER, _UNIQUE, _JOB, _KEY = range(5)
 
 
 class PriorityQueue:
@@ -28,6 +28,9 @@ class PriorityQueue:
         self._by_key: dict[Hashable, list[Entry]] = {}
         self._live = 0
         self._order = itertools.count()
+        # Breaks ties between a dead entry and the live one that replaced it (same priority and order),
+        # so that comparing entries never reaches the job.
+        self._unique = itertools.count()
         # Jobs given back (their VM died before starting them) go first within their priority.
         self._front = itertools.count(-1, -1)
 
@@ -41,7 +44,7 @@ class PriorityQueue:
         self._push(job, priority, key, next(self._order))
 
     def _push(self, job: Job, priority: float, key: Hashable | None, order: int) -> None:
-        entry = [-priority, order, job, key]
+        entry = [-priority, order, next(self._unique), job, key]
         job.queue_place = (priority, key)
         heapq.heappush(self._heap, entry)
         self._live += 1
@@ -102,7 +105,7 @@ class PriorityQueue:
             for entry, priority in moved:
                 job, key = entry[_JOB], entry[_KEY]
                 entry[_JOB] = None
-                fresh = [-priority, entry[_ORDER], job, key]
+                fresh = [-priority, entry[_ORDER], next(self._unique), job, key]
                 job.queue_place = (priority, key)
                 entries = self._by_key[key]
                 entries[entries.index(entry)] = fresh

@@ -410,3 +410,19 @@ def test_messages_name_the_owner_and_the_rule() -> None:
             pool.intake(budget_ms=-1)
         with pytest.raises(TypeError, match=r"^budget_ms must be None or a number of milliseconds, got str$"):
             pool.intake("2")  # type: ignore[arg-type]
+
+
+def test_a_job_moved_back_to_a_priority_it_had_before_keeps_the_queue_sound(
+    one: ComputePool, tmp_path: Path
+) -> None:
+    # A dead entry and its live replacement once tied on (priority, order) and the heap compared jobs.
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    futures = [one.submit("square", k, priority=0, key=k) for k in range(200)]
+    one.reprioritize(lambda k: 1.0 if k == 7 else 0.0)
+    one.reprioritize(lambda k: 0.0)
+    one.reprioritize(lambda k: 1.0 if k < 100 else 0.0)  # many move: restored in place
+    one.reprioritize(lambda k: 0.0)
+    gate.touch()
+    assert [f.result(30) for f in futures] == [k * k for k in range(200)]
+    assert wait(held, 30).not_done == set()
