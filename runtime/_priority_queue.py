@@ -2,9 +2,9 @@
 
 A binary heap of entries ``[-priority, order, unique number, job, key]``. Removing or re-prioritising a
 job never searches the heap: its entry is marked dead in place (its job set to None) and, for a new
-priority, a new entry is pushed; dead entries are skipped when they reach the top, and the heap is rebuilt once they
-outnumber the live ones. So a game that re-prioritises every queued chunk every frame pays about a
-microsecond per job, and cancelling a key costs only its own jobs.
+priority, a new entry is pushed; dead entries are skipped when they reach the top, and the heap is
+rebuilt once they outnumber the live ones. So a game that re-prioritises every queued chunk every frame
+pays about a microsecond per job, and cancelling a key costs only its own jobs.
 """
 
 from __future__ import annotations
