@@ -148,9 +148,10 @@ class Channel:
         mid-message) never leaves the stream out of step. Raises ``EOFError`` once the peer has gone.
         """
         while True:
-            taken = self.take_buffered()
-            if taken is not None:
-                return taken
+            if len(self._buffer) > self._pos:  # (a call saved on the usual path: nothing buffered)
+                taken = self.take_buffered()
+                if taken is not None:
+                    return taken
             try:
                 chunk, ancillary, _flags, _addr = self._sock.recvmsg(_RECV_SIZE, _FD_SPACE, _DONTWAIT)
             except BlockingIOError:

@@ -43,9 +43,16 @@ class ReceivedValue:
         if fds:
             _payload.discard(self.payload, iter(fds), self.release_to)
 
+
+class DroppableValue(ReceivedValue):
+    """A received value that may be dropped unread (a pool future nobody asked): then its descriptor is
+    closed and its segment handed back. (A ComputeThread's values are always decoded or discarded, and
+    skip the cost of a ``__del__``.)"""
+
+    __slots__ = ()
+
     def __del__(self) -> None:
-        # A value nobody decoded (a pool future dropped unread): close its descriptor, hand back its
-        # segment. Both are safe wherever the collector runs (a close and a deque append).
+        # Both are safe wherever the collector runs: a close and a deque append.
         if self.fds:
             self.discard()
 

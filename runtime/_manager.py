@@ -38,7 +38,7 @@ from collections import deque
 from . import _payload
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
-from ._jobs import Job, JobQueue, LastOutcome, ReceivedValue, claim_future, rebuild_exception
+from ._jobs import DroppableValue, Job, JobQueue, LastOutcome, ReceivedValue, claim_future, rebuild_exception
 from ._launcher import LAUNCHER
 from ._protocol import Err, Exiting, Message, Ok, Progress, Quit, Release, Skip, Skipped
 from ._reaper import REAPER
@@ -65,6 +65,8 @@ class Manager:
         self.guard = guard
         self.queue = queue
         self.owns_queue = owns_queue  # close() ends the queued jobs too (a pool ends its own)
+        # A pool's futures may be dropped unread: their values clean up after themselves.
+        self.value_type = ReceivedValue if owns_queue else DroppableValue
         self.window = 1
         self.proc: VMProcess | None = None
         self.inflight: deque[Job] = deque()  # sent to the VM, in order; the first one is running
@@ -275,7 +277,7 @@ class Manager:
                 ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
             return
         if isinstance(message, Ok):
-            job.result = ReceivedValue(message.value, fds, proc.releases.append)
+            job.result = self.value_type(message.value, fds, proc.releases.append)
             self.last_vm_seconds = message.seconds
             self.end_job(job)
         elif isinstance(message, Skipped):
