@@ -78,18 +78,12 @@ def bench_idle_gap(jobs: int, seconds: float) -> None:
     with ComputePool(2) as pool:
         _warm(pool)
         futures = [pool.submit(pool_jobs.timed_sleep, seconds) for _ in range(jobs)]
-        spans = [f.result() for f in futures]
         by_vm: dict[int, list[tuple[float, float]]] = {}
-        # Which VM ran a job is not returned; sort each VM's spans by start: spans of one VM never overlap,
-        # so split them greedily into two non-overlapping chains.
-        chains: list[list[tuple[float, float]]] = [[], []]
-        for span in sorted(spans):
-            chain = min(
-                (c for c in chains if not c or c[-1][1] <= span[0]), key=lambda c: c[-1][1] if c else 0
-            )
-            chain.append(span)
-        by_vm = {i: c for i, c in enumerate(chains)}
-    gaps = [b[0] - a[1] for chain in by_vm.values() for a, b in itertools.pairwise(chain)]
+        for vm, start, end in (f.result() for f in futures):
+            by_vm.setdefault(vm, []).append((start, end))
+    for spans in by_vm.values():
+        spans.sort()
+    gaps = [b[0] - a[1] for spans in by_vm.values() for a, b in itertools.pairwise(spans)]
     table(
         f"(5) idle gap of a VM between two of {jobs} queued {seconds * 1e3:.1f} ms jobs, 2 VMs "
         "(from job end to next job start, clocked in the VMs)",

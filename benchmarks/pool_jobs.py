@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+import runtime
 import worldgen
 
 
@@ -16,13 +17,13 @@ def trivial(x: int) -> int:
     return x
 
 
-def timed_sleep(seconds: float) -> tuple[float, float]:
-    """Sleep ``seconds`` (a job of known length that leaves the core free); return its start and end."""
+def timed_sleep(seconds: float) -> tuple[int, float, float]:
+    """Work ``seconds`` (a busy loop of known length); return the VM it ran in, its start and its end."""
     start = time.perf_counter()
     end = start + seconds
     while time.perf_counter() < end:
         pass
-    return start, time.perf_counter()
+    return runtime.currentvm(), start, time.perf_counter()
 
 
 def chunk(seed: int, cx: int, cy: int, size: int) -> int:
