@@ -246,7 +246,7 @@ def _coefficients(dense: list[_Octave], g0: int, g1: int) -> tuple[F64, list[lis
     nls = [o.row[ends] - j0 + 2 for o, j0 in zip(dense, j0s, strict=True)]  # lattice rows incl. j + 1
     widths = 2 * np.array(nls, dtype=np.int64).reshape(len(dense), -1)
     k0s = np.cumsum(widths, axis=0) - widths  # each octave's first column, per band
-    coef = np.zeros((g1 - g0, int(widths.sum(axis=0).max(initial=0))), dtype=np.float64)
+    coef = np.zeros((g1 - g0, int(np.amax(widths.sum(axis=0), initial=0))), dtype=np.float64)
     rows = np.arange(g1 - g0)
     for octv, j0, nl, k0 in zip(dense, j0s, nls, k0s, strict=True):
         col = k0[band] + octv.row[g0:g1] - j0[band]
