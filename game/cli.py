@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from game.camera import MAX_ZOOM
+from game.chunkjob import max_level
 
 WINDOW = (1280, 720)
 # Below 320x200 the HUD's and the key help's text cannot be read; no display is larger than 8K, and SDL
@@ -285,6 +286,12 @@ def check_mode(options: argparse.ArgumentParser, args: argparse.Namespace) -> No
         if args.at == options.get_default("at"):
             args.at = (store.width / 2, store.height / 2)
     if args.size is None:
+        coarsest = 1.0 / (1 << max_level())  # one screen pixel per sample of the coarsest level
+        if args.zoom is not None and args.zoom < coarsest:
+            options.error(
+                f"--zoom: the endless world's zoom must be at least {coarsest:g} (one screen pixel per "
+                f"sample of its coarsest level of detail), got {args.zoom:g}"
+            )
         return
     given = [name for name in ENDLESS_ONLY if getattr(args, name) != options.get_default(name)]
     if given:

@@ -266,8 +266,9 @@ class ChunkStreamer:
         self._evict()
 
     def _evict(self) -> None:
-        """Drop the least recently seen chunks until the cache fits its cap (never a visible one)."""
-        keep = set(self.visible)
+        """Drop the least recently seen chunks until the cache fits its cap, never one that is visible or
+        wanted (the ring ahead): a cap smaller than that is exceeded rather than make the view flicker."""
+        keep = set(self.visible) | self.wanted.keys()
         while self.cached_bytes > self.cache_bytes and len(self.cache) > len(keep):
             key, tile = next(iter(self.cache.items()))
             if key in keep:

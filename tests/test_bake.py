@@ -531,3 +531,13 @@ def test_progress_on_a_terminal_redraws_one_line_at_most_ten_times_a_second() ->
     assert text.rsplit("\r", 1)[1].startswith(
         "1000/1000 blocks [########################] 100%  410 kcells/s"
     )
+
+
+def test_an_unreachable_scheduler_leaves_nothing_written(tmp_path: Path) -> None:
+    # The store used to be created first, then the connection failed (a reviewer's 30 s wait).
+    import dask
+
+    out = tmp_path / "never.zarr"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(OSError):
+        bake(out, seed=1, width=64, height=64, chunk=32, scheduler="tcp://127.0.0.1:1")
+    assert not out.exists()

@@ -304,3 +304,13 @@ def test_headless_gives_up_after_the_timeout_with_its_rule(tmp_path: Path) -> No
     assert run.returncode == 1
     assert err.strip() == "the world did not arrive within --timeout 0.2 s"
     assert summary["world_frame"] is None and summary["frames"] == 0 and summary["total_frames"] >= 1
+
+
+def test_an_endless_zoom_below_the_coarsest_level_is_refused(
+    capsys: pytest.CaptureFixture[str], no_run: list[argparse.Namespace]
+) -> None:
+    # It used to be clamped to 0.0625 quietly; the README lists it among the rules checked up front.
+    assert refused(capsys, no_run, "--zoom", "0.01") == (
+        "python -m game: error: --zoom: the endless world's zoom must be at least 0.0625 (one screen pixel "
+        "per sample of its coarsest level of detail), got 0.01"
+    )

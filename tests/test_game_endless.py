@@ -229,6 +229,22 @@ def test_the_cache_keeps_its_cap_dropping_the_least_recently_seen_and_a_chunk_co
         streamer.close()
 
 
+def test_a_cache_smaller_than_the_view_never_drops_a_visible_or_wanted_chunk(screen: pygame.Surface) -> None:
+    # --cache-mb 1 used to evict chunks on screen and in the ring ahead: the view flickered to slate.
+    streamer = ChunkStreamer(InlineSource(), 77, 1)
+    camera = EndlessCamera(screen.get_size(), 1.5 * CHUNK, 1.5 * CHUNK, zoom=1.0)
+    try:
+        evicted: list[ChunkKey] = []
+        streamer.on_evict = lambda key, tile: evicted.append(key)
+        for step in range(4):
+            camera.centre_on((1.5 + step) * CHUNK, 1.5 * CHUNK)
+            stream_until_drawn(streamer, camera, screen)
+            assert all(key in streamer.cache for key in streamer.visible)
+            assert not set(evicted) & (set(streamer.visible) | streamer.wanted.keys())
+    finally:
+        streamer.close()
+
+
 def test_creatures_wander_across_chunk_borders_and_are_the_same_when_a_chunk_comes_back() -> None:
     pygame.display.init()
     creatures = EndlessCreatures(2024)

@@ -280,9 +280,10 @@ def bake(
         missing = [(int(j), int(i)) for j, i in np.argwhere(~done)]
     started = time.monotonic()
     if missing:
-        # Absolute: workers elsewhere (--scheduler) resolve a relative path in their own directory.
-        targets, done_array = _create_store(path.absolute(), layout)
+        # Connected first, so that an unreachable scheduler leaves nothing written.
         with _connect(scheduler, workers) as client:
+            # Absolute: workers elsewhere (--scheduler) resolve a relative path in their own directory.
+            targets, done_array = _create_store(path.absolute(), layout)
             if progress is not None:
                 threads = sum(client.nthreads().values())
                 print(
