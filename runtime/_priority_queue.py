@@ -68,9 +68,6 @@ class PriorityQueue:
 
     def give_back(self, jobs: list[Job]) -> None:
         for job in reversed(jobs):
-            if job.abandoned:  # cancelled while it was in flight: its future has its outcome
-                job.reclaim()
-                continue
             priority, key = job.queue_place
             self._push(job, priority, key, next(self._front))
 
