@@ -17,6 +17,7 @@ import pygame
 from game import layout, palette, ui
 from game.chunkjob import CHUNK, WORLD_LIMIT
 from game.chunksource import SourceStats
+from game.controls import PAN_KEYS, PAN_SPEED, WHEEL_ZOOM
 from game.endless_camera import EndlessCamera
 from game.endless_creatures import EndlessCreatures
 from game.scene import Host, Scene
@@ -24,19 +25,7 @@ from game.sprites import SPRITE_MIN_ZOOM
 from game.stats import percentile
 from game.streamer import ChunkStreamer
 
-PAN_SPEED = 700.0  # screen pixels per second
 FAST = 8.0  # Shift multiplies the flight speed
-WHEEL_ZOOM = 1.25
-PAN_KEYS = {
-    pygame.K_LEFT: (-1, 0),
-    pygame.K_a: (-1, 0),
-    pygame.K_RIGHT: (1, 0),
-    pygame.K_d: (1, 0),
-    pygame.K_UP: (0, -1),
-    pygame.K_w: (0, -1),
-    pygame.K_DOWN: (0, 1),
-    pygame.K_s: (0, 1),
-}
 SHIFT = (pygame.K_LSHIFT, pygame.K_RSHIFT)
 HELP = (
     "WASD/arrows: fly (Shift: fast)   drag: pan   wheel: zoom   J: jump far   H: HUD   Esc: quit",

@@ -12,6 +12,7 @@ import pygame
 
 from game import layout, palette, ui
 from game.camera import Camera
+from game.controls import PAN_KEYS, PAN_SPEED, WHEEL_ZOOM
 from game.generation import Request
 from game.hud import Legend, Minimap, draw_tooltip, tooltip_plan
 from game.layout import WorldOverlays
@@ -21,18 +22,6 @@ from game.scene import Host, Scene
 from game.sprites import SPRITE_MIN_ZOOM, Creatures
 from game.worlddata import WorldData
 
-PAN_SPEED = 700.0  # screen pixels per second for the keyboard
-WHEEL_ZOOM = 1.25
-PAN_KEYS = {
-    pygame.K_LEFT: (-1, 0),
-    pygame.K_a: (-1, 0),
-    pygame.K_RIGHT: (1, 0),
-    pygame.K_d: (1, 0),
-    pygame.K_UP: (0, -1),
-    pygame.K_w: (0, -1),
-    pygame.K_DOWN: (0, 1),
-    pygame.K_s: (0, 1),
-}
 HELP = "WASD/arrows or drag: pan   wheel: zoom   R: new world   H/F1: HUD   L: legend   Esc: quit"
 # Shorter forms of the help line for narrow windows, tried in order; the last one is cut if need be.
 HELP_SHORTER = (
