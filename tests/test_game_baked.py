@@ -6,20 +6,16 @@ One small world is baked here, with Dask in this process (threads, no cluster pr
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from vmtools import headless_summary
 
 from game import cli
 from game.chunkjob import CHUNK, OUTSIDE_PIXEL, build_baked_chunk, build_chunk
 
-ROOT = Path(__file__).resolve().parent.parent
 SEED = 5
 SIZE = (3 * CHUNK + 64, 2 * CHUNK)  # the last column of chunks is half baked
 
@@ -99,10 +95,7 @@ def test_the_world_option_takes_the_stores_seed_and_starts_at_its_centre(
 
 
 def test_a_headless_game_plays_the_baked_world(baked: str, tmp_path: Path) -> None:
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
-    argv = [
-        "--headless",
+    summary = headless_summary(
         "--frames",
         "120",
         "--world",
@@ -113,17 +106,8 @@ def test_a_headless_game_plays_the_baked_world(baked: str, tmp_path: Path) -> No
         "1",
         "--window",
         "640x360",
-    ]
-    run = subprocess.run(
-        [sys.executable, "-m", "game", *argv],
         cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
     )
-    assert run.returncode == 0, run.stderr
-    summary = json.loads(run.stdout.strip().splitlines()[-1])
     assert (summary["mode"], summary["world"], summary["seed"]) == ("baked", baked, SEED)
     assert summary["at"] == [SIZE[0] // 2, SIZE[1] // 2]
     # Only chunks with baked cells are read: 4 x 2 of them cover the world, plus its coarser ones.

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from vmtools import wait_until
+from vmtools import start_game, wait_until
 
 from game import cli
 
@@ -168,22 +168,6 @@ def test_a_screenshot_that_cannot_be_written_is_refused(
     assert error.endswith(f"the screenshot's file must be writable, got '{tmp_path / 'a.png'}'")
 
 
-def game(*argv: str, cwd: Path, code: str | None = None, new_session: bool = False) -> subprocess.Popen[str]:
-    """``python -m game argv`` (or ``python -c code``) outside the repository, importing this checkout."""
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
-    command = [sys.executable, "-c", code, *argv] if code else [sys.executable, "-m", "game", *argv]
-    return subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=new_session,
-    )
-
-
 def test_with_no_display_the_windowed_game_exits_at_once_naming_headless(tmp_path: Path) -> None:
     # No X, no Wayland, no driver asked for: SDL falls back to drawing off screen, and the game used to
     # run there unseen until killed. It must stop before starting VM 1 and say what to do instead.
@@ -230,7 +214,7 @@ def test_a_screenshot_that_cannot_be_saved_still_gives_the_json_line(tmp_path: P
     )
     shot = tmp_path / "shot.png"
     argv = ("--headless", "--frames", "5", "--size", "64x64", "--screenshot", str(shot))
-    out, err = game(*argv, cwd=tmp_path, code=code).communicate(timeout=60)
+    out, err = start_game(*argv, cwd=tmp_path, code=code).communicate(timeout=60)
     summary = json.loads(out)
     assert summary["screenshot"] is None and summary["error"] is None and summary["frames"] == 5
     assert summary["screenshot_error"] == f"could not save the screenshot to {shot}: No space left on device"
@@ -245,7 +229,7 @@ def test_the_same_headless_command_saves_the_same_png(tmp_path: Path) -> None:
     argv = ("--headless", "--frames", "60", "--seed", "42", "--size", "512x512", "--zoom", "2.5")
     hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        runs = [game(*argv, "--screenshot", str(shot), cwd=tmp_path) for shot in shots]
+        runs = [start_game(*argv, "--screenshot", str(shot), cwd=tmp_path) for shot in shots]
         results = [run.communicate(timeout=90) for run in runs]
     finally:
         hog.kill()
@@ -289,7 +273,7 @@ def test_ctrl_c_quits_quietly_with_130_and_leaves_no_process(tmp_path: Path) -> 
         "game.clock.FrameClock.tick = tick_then_ctrl_c\n"
         "sys.exit(game.cli.main(sys.argv[1:]))\n"
     )
-    run = game("--size", "1024x1024", cwd=tmp_path, code=code, new_session=True)
+    run = start_game("--size", "1024x1024", cwd=tmp_path, code=code, new_session=True)
     out, err = run.communicate(timeout=60)
     assert (run.returncode, out, err) == (130, "", "")
     assert wait_until(lambda: not session_alive(run.pid), timeout=5.0), session_alive(run.pid)
@@ -298,7 +282,7 @@ def test_ctrl_c_quits_quietly_with_130_and_leaves_no_process(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_headless_gives_up_after_the_timeout_with_its_rule(tmp_path: Path) -> None:
     # A 4096x4096 world takes VM 1 seconds; the run stops waiting after 0.2 s and says why.
-    run = game("--headless", "--size", "4096x4096", "--timeout", "0.2", cwd=tmp_path)
+    run = start_game("--headless", "--size", "4096x4096", "--timeout", "0.2", cwd=tmp_path)
     out, err = run.communicate(timeout=60)
     summary = json.loads(out)
     assert run.returncode == 1

@@ -1,13 +1,16 @@
-"""Helpers for runtime tests: process listing from /proc, waiting on a condition, shm segments."""
+"""Helpers for tests: process listing from /proc, waiting on a condition, shm segments, running a VM 0
+or the game in a fresh process."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.005) -> bool:
@@ -110,3 +113,35 @@ def run_python(
         text=True,
         timeout=timeout,
     )
+
+
+def start_game(
+    *argv: str, cwd: Path, code: str | None = None, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """``python -m game argv`` (or ``python -c code``) outside the repository, importing this checkout."""
+    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+    command = [sys.executable, "-c", code, *argv] if code else [sys.executable, "-m", "game", *argv]
+    return subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=new_session,
+    )
+
+
+def headless_summary(*argv: str, cwd: Path, timeout: float = 120) -> dict[str, Any]:
+    """Run ``python -m game --headless argv`` to the end; its JSON line (it must exit 0)."""
+    run = start_game("--headless", *argv, cwd=cwd)
+    try:
+        out, err = run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        run.communicate()
+        raise
+    assert run.returncode == 0, err
+    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return summary
