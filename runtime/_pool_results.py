@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Hashable, Iterator
 from concurrent.futures import Future, TimeoutError
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._jobs import Job, ReceivedValue
 
@@ -145,8 +144,7 @@ def run_batch(function: Any, items: list[tuple[Any, ...]]) -> list[Any]:
     return [function(*item) for item in items]
 
 
-@dataclass(frozen=True)
-class VMStats:
+class VMStats(NamedTuple):
     """One VM of a pool, for a HUD: busy (a job in flight), jobs done and busy seconds so far."""
 
     vm_index: int
@@ -155,8 +153,7 @@ class VMStats:
     busy_seconds: float
 
 
-@dataclass(frozen=True)
-class PoolStats:
+class PoolStats(NamedTuple):
     """A pool at a glance: jobs queued, in flight and done, the rate over the last second, and its VMs."""
 
     queued: int
