@@ -169,6 +169,8 @@ class Channel:
 
     def buffered(self) -> bool:
         """Whether a whole message is waiting in the buffer (a poll of the socket cannot tell)."""
+        if not self._buffer:
+            return False  # the usual case: everything read was taken
         start = self._pos + _HEADER.size
         if start > len(self._buffer):
             return False

@@ -318,6 +318,8 @@ def _check_open(core: Manager) -> None:
 
 
 def _check_idle(core: Manager) -> None:
+    if core.idle:
+        return  # (what the VM said meanwhile, a release or its exit, is read by the next look)
     core.service()
     if not core.idle:
         error = OSError("thread is not done yet")  # pocketpy's words, kept exactly

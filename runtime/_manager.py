@@ -101,31 +101,10 @@ class Manager:
     def dispatch(self, limit: int | None = None) -> None:
         """Send queued jobs (at most ``limit``) while fewer than ``window`` are in flight (beyond two, only
         small ones: the socket's buffer then always has room, so sending never waits for a busy VM)."""
-        if len(self.inflight) > self.window // 2:
+        if not self.queue or len(self.inflight) > self.window // 2:
             return  # refill in bursts, half a window at a time: one system call sends many small jobs
-        room = self.window if limit is None else min(self.window, len(self.inflight) + limit)
         for attempt in (1, 2):
-            batch: list[tuple[Message, Job]] = []
-            while len(self.inflight) < room and not self.closing:
-                job = self.queue.first()
-                if job is None or (len(self.inflight) >= 2 and not job.small):
-                    break
-                if job.future is not None and not job.claimed:
-                    if not claim_future(job.future):
-                        self.queue.drop_first()
-                        job.reclaim()
-                        continue  # cancelled while it waited
-                    job.claimed = True  # (a job given back keeps its running future)
-                if job.kind == "pocketpy":
-                    self.last.clear()
-                # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
-                self.inflight.append(job)
-                self.queue.drop_first()
-                if len(self.inflight) == 1:
-                    self.busy_since = time.perf_counter()
-                    self.job_started()
-                self.seq += 1
-                batch.append((job.message(self.seq), job))
+            batch = self.take_batch(limit)
             if not batch:
                 return
             try:
@@ -153,16 +132,52 @@ class Manager:
             self.dispatch()
             return
 
+    def take_batch(self, limit: int | None) -> list[tuple[Message, Job]]:
+        """Move the jobs to send now from the queue to ``inflight``, each with its numbered message."""
+        queue, inflight = self.queue, self.inflight
+        count = len(inflight)
+        room = self.window if limit is None else min(self.window, count + limit)
+        batch: list[tuple[Message, Job]] = []
+        while count < room and not self.closing:
+            job = queue.first()
+            if job is None or (count >= 2 and not job.small):
+                break
+            if job.future is not None and not job.claimed:
+                if not claim_future(job.future):
+                    queue.drop_first()
+                    job.reclaim()
+                    continue  # cancelled while it waited
+                job.claimed = True  # (a job given back keeps its running future)
+            if job.kind == "pocketpy":
+                self.last.clear()
+            # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
+            inflight.append(job)
+            queue.drop_first()
+            count += 1
+            if count == 1:
+                self.busy_since = self.started_at = time.perf_counter()
+                self.progress = (0.0, "")
+            self.seq += 1
+            batch.append((job.message(self.seq), job))
+        return batch
+
     def send(self, batch: list[tuple[Message, Job]]) -> None:
         """Send the jobs' messages in one go, starting a VM first if there is none."""
-        if self.proc is None:
-            self.proc = LAUNCHER.launch(self.vm_index, self.setup)
-        self.flush_releases()
-        self.proc.channel.send_batch([(message, job.fds) for message, job in batch])
+        proc = self.proc
+        if proc is None:
+            proc = self.proc = LAUNCHER.launch(self.vm_index, self.setup)
+        if proc.releases:
+            self.flush_releases()
+        if len(batch) == 1:  # the usual case for a ComputeThread: no list of frames to build
+            message, job = batch[0]
+            proc.channel.send(message, job.fds)
+        else:
+            proc.channel.send_batch([(message, job.fds) for message, job in batch])
         for _message, job in batch:
-            # The VM has the segments now; they come back when it says so, or when it ends.
-            self.proc.outstanding.update(job.segments)
-            job.sent_segments, job.segments = job.segments, []
+            if job.segments:
+                # The VM has the segments now; they come back when it says so, or when it ends.
+                proc.outstanding.update(job.segments)
+                job.sent_segments, job.segments = job.segments, []
 
     def replace_dead_proc(self) -> None:
         """The VM could not be reached: it died while nobody was watching. End it as it ended."""
@@ -253,6 +268,10 @@ class Manager:
                     continue
                 if received is not None:
                     self.on_message(proc, *received)
+                    if not self.inflight and self.proc is proc and not proc.channel.buffered():
+                        # Its last job has ended (the VM sends its releases before a reply): save a
+                        # system call on the way back to the caller; anything later waits for the next look.
+                        return
                     continue
             # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
             # process the job forked may hold the channel open, so the exit code decides.
@@ -270,7 +289,7 @@ class Manager:
                     _payload.POOL.release(segment)
             return
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
-        job = self.running
+        job = self.inflight[0] if self.inflight else None  # the running job
         if job is None or message.seq != job.seq:
             payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
             if payload is not None:

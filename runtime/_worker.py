@@ -228,17 +228,18 @@ class _Inbox:
         starts, so that a ``Skip`` sent since is seen; a job that arrives while the VM waits starts at
         once (a ``Skip`` still on its way then finds it started, and it runs).
         """
-        fresh = False
-        while True:
-            while (received := self._channel.take_buffered()) is not None:
+        while (received := self._channel.take_buffered()) is not None:
+            self._take(*received)
+        if self._pending:
+            while (received := self._channel.recv_nowait()) is not None:
                 self._take(*received)
-            if self._pending:
-                if not fresh:
-                    while (received := self._channel.recv_nowait()) is not None:
-                        self._take(*received)
-                return self._pending.popleft()
-            self._take(*self._channel.recv())
-            fresh = True
+            return self._pending.popleft()
+        while True:
+            message, fds = self._channel.recv()
+            if isinstance(message, (Release, Skip)):
+                self._take(message, fds)
+            else:
+                return message, fds  # straight to the caller: the VM was waiting for it
 
     def skip(self, seq: int) -> bool:
         """Whether VM 0 asked to skip job ``seq`` (which is about to start)."""
