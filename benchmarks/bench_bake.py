@@ -5,9 +5,11 @@ for two world sizes (it must not grow with the world). Prints tables with ratios
 Run: python benchmarks/bench_bake.py [--size 8192] [--chunk 1024] [--rounds 2] [--memory-sizes 4096 16384]
      [--dir DIR]
 
-Throughput runs are interleaved (baseline, 1 worker, 2 workers, then again) and the best of the rounds
-is kept, so that a slow spell on a shared machine hits all three alike. Cluster start-up is not timed
-(each cluster is started once and reused); the bake's own checks, store creation and scheduling are.
+Throughput runs are interleaved (baseline, plain processes, 1 worker, 2 workers, then again) and the
+best of the rounds is kept, so that a slow spell on a shared machine hits all alike. Cluster start-up is
+not timed (each cluster is started once and reused); the bake's own checks, store creation and
+scheduling are. The same blocks on 1 and 2 plain worker processes (no Dask, no Zarr) give the floor:
+what this machine's cores give this workload, which the 2 workers / 1 worker ratio cannot beat.
 Peak memory is each worker process's VmHWM (peak resident set, from /proc) after baking a world on a
 fresh two-worker cluster, in a fresh process per world size.
 """
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +65,25 @@ def generate_only(size: int, chunk: int) -> float:
     for y in range(0, size, chunk):
         for x in range(0, size, chunk):
             generate(SEED, x, y, min(chunk, size - x), min(chunk, size - y))
+    return time.perf_counter() - start
+
+
+def _save_block(out: Path | None, size: int, chunk: int, x: int, y: int) -> None:
+    world = generate(SEED, x, y, min(chunk, size - x), min(chunk, size - y))
+    if out is not None:
+        for name in ("elevation", "moisture", "temperature", "biome", "heights", "creatures"):
+            np.save(out / f"{name}-{y}-{x}.npy", getattr(world, name))
+
+
+def plain_processes(pool: ProcessPoolExecutor, out: Path | None, size: int, chunk: int) -> float:
+    """The blocks spread over plain worker processes (no Dask, no Zarr): what this machine's cores give
+    this workload at best, the floor for the 2 workers / 1 worker ratio. Returns seconds."""
+    if out is not None:
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir()
+    blocks = [(x, y) for y in range(0, size, chunk) for x in range(0, size, chunk)]
+    start = time.perf_counter()
+    list(pool.map(_save_block, *zip(*[(out, size, chunk, x, y) for x, y in blocks], strict=True)))
     return time.perf_counter() - start
 
 
@@ -136,8 +158,11 @@ def main() -> None:
         f"world {size}x{size} ({cells / 1e6:.1f} M cells), blocks of {chunk}, "
         f"{args.rounds} interleaved rounds"
     )
-    best = {name: float("inf") for name in ("generate only", "baseline", "1 worker", "2 workers")}
+    names = ("generate only", "baseline", "1 process", "2 processes", "1 worker", "2 workers")
+    best = {name: float("inf") for name in names}
     with (
+        ProcessPoolExecutor(1) as procs1,
+        ProcessPoolExecutor(2) as procs2,
         local_cluster(1) as one,
         Client(one) as client1,
         local_cluster(2) as two,
@@ -146,10 +171,14 @@ def main() -> None:
         # Warm-up: the workers import worldgen, numpy and zarr on their first block.
         dask_bake(client1, folder / "warm.zarr", chunk, chunk)
         dask_bake(client2, folder / "warm.zarr", 2 * chunk, chunk)
+        plain_processes(procs1, None, chunk, chunk)
+        plain_processes(procs2, None, 2 * chunk, chunk)
         for r in range(args.rounds):
             runs = {
                 "generate only": lambda: generate_only(size, chunk),
                 "baseline": lambda: baseline(folder / "baseline", size, chunk),
+                "1 process": lambda: plain_processes(procs1, folder / "plain", size, chunk),
+                "2 processes": lambda: plain_processes(procs2, folder / "plain", size, chunk),
                 "1 worker": lambda: dask_bake(client1, folder / "one.zarr", size, chunk),
                 "2 workers": lambda: dask_bake(client2, folder / "two.zarr", size, chunk),
             }
@@ -163,6 +192,8 @@ def main() -> None:
     rows = [
         ("one process: generate per block, no writing", "generate only"),
         ("one process: generate + np.save per block", "baseline"),
+        ("1 plain worker process: generate + np.save", "1 process"),
+        ("2 plain worker processes: generate + np.save", "2 processes"),
         ("python -m worldgen bake, 1 worker", "1 worker"),
         ("python -m worldgen bake, 2 workers", "2 workers"),
     ]
@@ -172,6 +203,10 @@ def main() -> None:
             f"{rate[name] / rate['baseline']:11.2f}x"
         )
     print(f"2 workers / 1 worker = {rate['2 workers'] / rate['1 worker']:.2f}x (target >= 1.8x)")
+    print(
+        f"floor on this machine: 2 plain processes / 1 = {rate['2 processes'] / rate['1 process']:.2f}x "
+        "(the same blocks, no Dask, no Zarr: what the cores give this workload)"
+    )
 
     print()
     store_used, store_apparent = disk_bytes(folder / "two.zarr")
@@ -187,7 +222,7 @@ def main() -> None:
         f"{store_apparent / cells:10.2f} "
         f"{store_used / npy_used:9.2f}x"
     )
-    for name in ("baseline", "one.zarr", "two.zarr", "warm.zarr"):
+    for name in ("baseline", "plain", "one.zarr", "two.zarr", "warm.zarr"):
         shutil.rmtree(folder / name, ignore_errors=True)
 
     if args.memory_sizes:
