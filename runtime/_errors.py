@@ -23,15 +23,18 @@ class VMDiedError(ComputeThreadError):
 
 
 class VMClosedError(ComputeThreadError):
-    """You closed the ComputeThread (``close()``, the end of a ``with`` block, or garbage collection).
+    """You closed it: the ComputeThread or ComputePool (``close()``, the end of a ``with`` block, garbage
+    collection, interpreter exit), or shut the pool down (``shutdown()``).
 
-    Jobs still queued or running when it was closed end with this error; a closed ComputeThread
-    accepts no new jobs.
+    Jobs still queued or running when it was closed end with this error; a closed ComputeThread or a
+    pool that was shut down accepts no new jobs.
     """
 
 
 class JobCancelledError(ComputeThreadError):
-    """The job was stopped by ``ComputeThread.cancel()``; its VM was replaced."""
+    """You cancelled the job: ``ComputeThread.cancel()`` stopped it (its VM was killed and will be
+    replaced), or ``ComputePool.cancel(key, running=True)`` stopped it running (the same) or before it
+    started (its VM skipped it; nothing was replaced)."""
 
 
 class RemoteTraceback(Exception):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from . import _payload
 from ._errors import JobError, RemoteTraceback
@@ -57,6 +57,16 @@ class DroppableValue(ReceivedValue):
             self.discard()
 
 
+class QueuePlace(NamedTuple):
+    """Where a job stands in a pool's queue."""
+
+    priority: float
+    key: Any  # Hashable or None
+
+
+NOWHERE = QueuePlace(0.0, None)
+
+
 class Job:
     """One unit of work for the VM, and, once it ends, its outcome."""
 
@@ -72,6 +82,7 @@ class Job:
         "future",
         "kind",
         "progress",
+        "queue_entry",
         "queue_place",
         "record",
         "result",
@@ -107,7 +118,8 @@ class Job:
         self.error_text: str | None = None  # what last_error() says
         self.exit_note: str | None = None  # why the VM is exiting, if it said so before it died
         self.progress: tuple[float, str] = (0.0, "")  # its latest report_progress
-        self.queue_place: tuple[float, Any] = (0.0, None)  # (priority, key) in a pool's queue
+        self.queue_place = NOWHERE  # its priority and key in a pool's queue
+        self.queue_entry: list[Any] | None = None  # its entry there (``_priority_queue``), while queued
 
     def message(self, seq: int) -> Exec | Eval | Call:
         """The message that sends this job as number ``seq``."""

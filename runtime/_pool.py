@@ -20,19 +20,21 @@ import functools
 import math
 import numbers
 import os
+import sys
 import time
 import weakref
 from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, cast
 
-from . import _registry
+from . import _payload, _registry
 from ._errors import VMClosedError
-from ._jobs import call_job
+from ._jobs import Job, call_job
 from ._pool_core import PoolCore, close_collected
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats, run_batch
 from ._reaper import REAPER
 
+_FLOAT_MAX = sys.float_info.max
 SUBMIT_SERVICE_INTERVAL = 0.0005  # seconds between a submit loop's own reads of the replies
 
 
@@ -54,7 +56,12 @@ class ComputePool(Executor):
                 raise TypeError(f"setup must be a str, got {type(setup).__name__}")
             compile(setup, "<setup>", "exec")  # a syntax error shows here, not in the first job
         core = PoolCore(indices, setup, keep_finished=bool(intake))
-        _registry.claim(indices, core, "ComputePool")
+        try:
+            _registry.claim(indices, core, "ComputePool")
+        except BaseException:
+            with core.guard:
+                core.close_wake_pipe()
+            raise
         self._core = core
         REAPER.start()
         self._finalizer = weakref.finalize(
@@ -80,19 +87,41 @@ class ComputePool(Executor):
         raises here, and nothing is queued.
         """
         priority = _priority(priority)
-        if key is not None:
-            hash(key)  # a TypeError naming the type, here rather than in the queue
-        future = PoolFuture(key, priority)
+        _check_key(key)
+        job = self._job(fn, args, kwargs, priority, key)
+        self._enqueue([job], priority)
+        assert isinstance(job.future, PoolFuture)
+        return job.future
+
+    def _job(
+        self,
+        fn: Callable[..., Any] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        priority: float,
+        key: Hashable | None,
+        *,
+        internal: bool = False,
+    ) -> Job:
+        """A job and its future, the arguments pickled now (one that cannot be pickled raises here)."""
+        future = PoolFuture(key, priority, self._core.forget_cancelled, internal=internal)
         job = call_job("future", fn, args, kwargs, future)
         future._job = job
+        return job
+
+    def _enqueue(self, jobs: list[Job], priority: float) -> None:
+        """Queue ``jobs`` (all or none) and send what the VMs have room for."""
         core = self._core
         with core.guard:
             if core.shutting_down:
-                job.reclaim()
+                for job in jobs:
+                    job.reclaim()
                 raise VMClosedError(
                     "cannot schedule new futures after the ComputePool was shut down or closed"
                 )
-            core.queue.push(job, priority, key)
+            for job in jobs:
+                assert isinstance(job.future, PoolFuture)
+                core.queue.push(job, priority, job.future.key)
             # Read the replies that have come now and then, so that a VM never waits for the pump thread
             # while it waits for the GIL that this thread, submitting in a loop, holds for milliseconds.
             if time.perf_counter() - core.serviced_at > SUBMIT_SERVICE_INTERVAL:
@@ -100,7 +129,6 @@ class ComputePool(Executor):
             else:
                 core.dispatch()
             core.ensure_pump()
-        return future
 
     def map(
         self,
@@ -124,9 +152,23 @@ class ComputePool(Executor):
             chunksize = max(1, math.ceil(len(items) / (4 * len(self._core.managers))))
         elif type(chunksize) is not int or chunksize < 1:
             raise ValueError(f"chunksize must be an int >= 1, got {chunksize!r}")
+        priority = _priority(priority)
         batches = [items[i : i + chunksize] for i in range(0, len(items), chunksize)]
-        futures = [self.submit(run_batch, fn, batch, priority=priority) for batch in batches]
-        return MapResults(futures, [len(batch) for batch in batches], timeout)
+        jobs = []
+        try:
+            for number, batch in enumerate(batches):
+                try:
+                    jobs.append(self._job(run_batch, (fn, batch), {}, priority, None, internal=True))
+                except Exception as exc:
+                    _name_the_item(exc, fn, batch, number * chunksize)
+                    raise
+        except BaseException:
+            for job in jobs:  # none was queued: map() is all or nothing
+                job.reclaim()
+            raise
+        self._enqueue(jobs, priority)
+        futures = [job.future for job in jobs]
+        return MapResults(cast(list[PoolFuture], futures), [len(batch) for batch in batches], timeout)
 
     # -- stale work -------------------------------------------------------------------------------------
 
@@ -141,7 +183,7 @@ class ComputePool(Executor):
             taken = core.queue.remove(key)
             if running:
                 for manager in core.managers:
-                    waiting = [job for job in list(manager.inflight)[1:] if job.queue_place[1] == key]
+                    waiting = [job for job in list(manager.inflight)[1:] if job.queue_place.key == key]
                     manager.skip(waiting)
                     count += len(waiting)
                     first = manager.running
@@ -190,8 +232,8 @@ class ComputePool(Executor):
         taken = []
         while core.finished:
             future = core.finished.popleft()
-            if not future.cancelled() and future.exception() is None:
-                future.result()  # decode it now, within the budget
+            if not future.cancelled():
+                future.exception()  # decodes it now, within the budget (a failure to decode fails it)
             taken.append(future)
             if deadline is not None and time.perf_counter() >= deadline:
                 break
@@ -266,7 +308,7 @@ def _indices(vms: object) -> list[int]:
     top = _registry.MAX_VM_INDEX
     rule = f"vms must be an int in 1..{top} or an iterable of VM indices in 1..{top}"
     if vms is None:
-        vms = max(1, min(os.cpu_count() or 1, top))
+        vms = max(1, min(_cores(), top))
     if isinstance(vms, bool | str):
         raise TypeError(f"{rule}, got {type(vms).__name__}")
     if isinstance(vms, int):
@@ -290,11 +332,56 @@ def _indices(vms: object) -> list[int]:
 
 
 def _priority(priority: object) -> float:
-    if (priority.__class__ is int or priority.__class__ is float) and priority == priority:  # not NaN
+    if priority.__class__ is float and priority == priority:  # not NaN (the usual cases first)
+        return priority
+    if priority.__class__ is int and -_FLOAT_MAX <= priority <= _FLOAT_MAX:
         return float(priority)
     if isinstance(priority, bool) or not isinstance(priority, numbers.Real):
         raise TypeError(f"priority must be a number (higher runs first), got {type(priority).__name__}")
-    value = float(priority)
+    try:
+        value = float(priority)
+    except OverflowError:
+        raise ValueError(
+            f"priority must be a number (higher runs first) that fits a float, got {priority!r:.40}"
+        ) from None
     if math.isnan(value):
         raise ValueError("priority must be a number (higher runs first), got nan")
     return value
+
+
+def _check_key(key: object) -> None:
+    try:
+        hash(key)
+    except TypeError:
+        raise TypeError(
+            f"key must be hashable (it finds the job for cancel() and reprioritize()), "
+            f"got {type(key).__name__}"
+        ) from None
+
+
+def _name_the_item(error: Exception, fn: object, batch: list[tuple[Any, ...]], first: int) -> None:
+    """Say which item of a map() could not be pickled, rather than the batch it travels in."""
+    for offset, item in enumerate(batch):
+        try:
+            _payload.dumps(item)
+        except Exception:
+            error.__notes__ = [
+                f"runtime: item {first + offset} of map() ({_describe(item)}) cannot be pickled, "
+                "so no item was started"
+            ]
+            return
+    try:
+        _payload.dumps(fn)
+    except Exception:
+        error.__notes__ = ["runtime: the function given to map() cannot be pickled, so no item was started"]
+
+
+def _describe(item: tuple[Any, ...]) -> str:
+    return ", ".join(type(value).__name__ for value in item) or "no arguments"
+
+
+def _cores() -> int:
+    """The cores this process may run on (fewer than the machine's under taskset or a container's cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

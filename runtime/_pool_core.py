@@ -1,6 +1,6 @@
 """The pool's state in VM 0: its managers, their shared guard and queue, the pump thread, statistics.
 
-``_PoolCore`` is what the registry holds for a ``ComputePool`` (never the pool itself, so that garbage
+``PoolCore`` is what the registry holds for a ``ComputePool`` (never the pool itself, so that garbage
 collection can still collect the pool and close this). See ``_pool`` for the picture.
 """
 
@@ -61,8 +61,15 @@ class PoolCore:
         else:
             future.set_result(job.result)
         job.result = None
-        if self.keep_finished:
+        if self.keep_finished and not future.internal:
             self.finished.append(future)
+
+    def forget_cancelled(self, job: Job) -> None:
+        """A queued job's future was cancelled: take the job out of the queue now (so that the queue's
+        length counts live jobs only) and let its argument segments go."""
+        with self.guard:
+            if self.queue.discard(job):
+                job.reclaim()
 
     def ended(self, manager: Manager) -> None:
         """Note a job's end for the statistics and the window (with the guard held)."""
@@ -130,6 +137,8 @@ class PoolCore:
     # -- the pump thread ----------------------------------------------------------------------------
 
     def wake(self) -> None:
+        if self.wake_w < 0:
+            return  # closed
         try:
             os.write(self.wake_w, b"\0")
         except (BlockingIOError, OSError):
@@ -156,6 +165,10 @@ class PoolCore:
             # shutdown(wait=False): the last job has ended, so let go of everything, indices included.
             _registry.release(self)
             self.close()
+        else:
+            with self.guard:
+                if self.closed:
+                    self.close_wake_pipe()  # close() left it to this thread, which polled it
 
     def watched(self) -> list[int]:
         """The descriptors that turn readable when there is news (with the guard held)."""
@@ -202,7 +215,18 @@ class PoolCore:
         if wait:
             deadline = time.monotonic() + CLOSE_TIMEOUT
             REAPER.drain(max(0.0, deadline - time.monotonic()))
-        self.wake()
+        with self.guard.lock:
+            if self.pump is None or self.pump is threading.current_thread():
+                self.close_wake_pipe()
+            else:
+                self.wake()  # the pump thread wakes, sees the pool closed, and closes the pipe
+
+    def close_wake_pipe(self) -> None:
+        """Close the pipe that wakes the pump thread (with the guard held, once nobody polls it)."""
+        for fd in (self.wake_r, self.wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self.wake_r = self.wake_w = -1
 
     def forget(self) -> None:
         for manager in self.managers:

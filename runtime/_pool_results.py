@@ -9,7 +9,7 @@ frame's time unpickling a big result.
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future, TimeoutError
 from typing import Any, NamedTuple
 
@@ -19,26 +19,38 @@ from ._jobs import Job, ReceivedValue
 class PoolFuture(Future[Any]):
     """A ``concurrent.futures.Future`` for a pool job, with its ``key``, ``priority`` and ``progress``."""
 
-    def __init__(self, key: Hashable | None, priority: float) -> None:
+    def __init__(
+        self,
+        key: Hashable | None,
+        priority: float,
+        on_cancel: Callable[[Job], None] | None = None,
+        *,
+        internal: bool = False,
+    ) -> None:
         super().__init__()
         self.key = key
         self._priority = priority
         self._job: Job | None = None
+        self._on_cancel = on_cancel  # takes the job out of the pool's queue
+        self.internal = internal  # one batch of a map(): its results come through the map's iterator
 
     @property
     def priority(self) -> float:
         """The job's priority: as submitted, or as ``reprioritize`` last set it."""
         job = self._job
-        return self._priority if job is None else job.queue_place[0]
+        return self._priority if job is None else job.queue_place.priority
 
     def cancel(self) -> bool:
         """Cancel the job if it has not been sent to a VM yet; ``wait()`` and ``as_completed()`` see it
-        at once (a ``ProcessPoolExecutor`` future is only seen once its executor gets round to it)."""
+        at once (a ``ProcessPoolExecutor`` future is only seen once its executor gets round to it), and
+        it leaves the pool's queue at once (``stats().queued`` no longer counts it)."""
         if not super().cancel():
             return False
         with self._condition:
             if self._state == "CANCELLED":  # not notified yet (the pool may have done it meanwhile)
                 self.set_running_or_notify_cancel()
+        if self._on_cancel is not None and self._job is not None:
+            self._on_cancel(self._job)
         return True
 
     @property
@@ -48,22 +60,34 @@ class PoolFuture(Future[Any]):
         return (0.0, "") if job is None else job.progress
 
     def result(self, timeout: float | None = None) -> Any:
-        value = super().result(timeout)
-        if not isinstance(value, ReceivedValue):
-            return value
-        # Decoded once, by whichever thread asks first. This reaches into Future's own state (its
-        # condition and _result), which has been stable since concurrent.futures began.
-        received: ReceivedValue = value
+        super().result(timeout)  # waits; raises the job's error, or CancelledError
+        self._decode()
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The job's error, or one met decoding its value here (then ``result()`` raises it too)."""
+        error = super().exception(timeout)
+        if error is None:
+            self._decode()
+            error = self._exception
+        return error
+
+    def _decode(self) -> None:
+        """Decode the value in place, once, by whichever thread asks first; a value that cannot be
+        decoded makes the future fail with that error (so ``exception()``, ``asyncio`` and ``intake()``
+        all see it). This reaches into Future's own state (its condition, ``_result`` and
+        ``_exception``), which has been stable since concurrent.futures began."""
         with self._condition:
-            if self._result is received:
-                try:
-                    self._result = received.decode()
-                except BaseException as exc:
-                    self._result = None
-                    self._exception = exc
-            if self._exception is not None:
-                raise self._exception
-            return self._result
+            received = self._result
+            if not isinstance(received, ReceivedValue):
+                return
+            try:
+                self._result = received.decode()
+            except BaseException as exc:
+                self._result = None
+                self._exception = exc
 
     def decoded(self) -> bool:
         """Whether ``result()`` would return without decoding (it is done, and decoded or failed)."""

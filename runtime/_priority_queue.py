@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
-from ._jobs import Job
+from ._jobs import Job, QueuePlace
 
 Entry = list[Any]  # [-priority, order, unique number, job or None when dead, key]
 _NEG, _ORDER, _UNIQUE, _JOB, _KEY = range(5)
@@ -45,7 +45,8 @@ class PriorityQueue:
 
     def _push(self, job: Job, priority: float, key: Hashable | None, order: int) -> None:
         entry = [-priority, order, next(self._unique), job, key]
-        job.queue_place = (priority, key)
+        job.queue_place = QueuePlace(priority, key)
+        job.queue_entry = entry
         heapq.heappush(self._heap, entry)
         self._live += 1
         if key is not None:
@@ -68,8 +69,7 @@ class PriorityQueue:
 
     def give_back(self, jobs: list[Job]) -> None:
         for job in reversed(jobs):
-            priority, key = job.queue_place
-            self._push(job, priority, key, next(self._front))
+            self._push(job, job.queue_place.priority, job.queue_place.key, next(self._front))
 
     # -- finding jobs by key ------------------------------------------------------------------------
 
@@ -81,6 +81,7 @@ class PriorityQueue:
             job = entry[_JOB]
             if job is not None:
                 entry[_JOB] = None
+                job.queue_entry = None
                 self._live -= 1
                 jobs.append(job)
         self._compact()
@@ -88,22 +89,25 @@ class PriorityQueue:
 
     def reprioritize(self, new_priority: Callable[[Any], float | None]) -> list[Job]:
         """Ask ``new_priority(key)`` once per key of the queued jobs: a number moves its jobs there, None
-        takes them out. Return the jobs taken out. Jobs without a key keep their place."""
+        takes them out. Return the jobs taken out. Jobs without a key keep their place. All or nothing:
+        every key is asked before anything moves, so a ``new_priority`` that raises changes nothing."""
+        decided = [(key, new_priority(key)) for key in list(self._by_key)]
         removed: list[Job] = []
         moved: list[tuple[Entry, float]] = []
-        for key, entries in list(self._by_key.items()):
-            priority = new_priority(key)
+        for key, priority in decided:
             if priority is None:
                 removed += self.remove(key)
                 continue
-            moved += [(entry, priority) for entry in entries if entry[_NEG] != -priority]
+            entries = self._by_key.get(key, [])
+            moved += [(e, priority) for e in entries if e[_JOB] is not None and e[_NEG] != -priority]
         if len(moved) * max(1, len(self._heap).bit_length()) < len(self._heap):
             # A few moved: push them anew (the old entries die in place), O(log n) each.
             for entry, priority in moved:
                 job, key = entry[_JOB], entry[_KEY]
                 entry[_JOB] = None
                 fresh = [-priority, entry[_ORDER], next(self._unique), job, key]
-                job.queue_place = (priority, key)
+                job.queue_place = QueuePlace(priority, key)
+                job.queue_entry = fresh
                 entries = self._by_key[key]
                 entries[entries.index(entry)] = fresh
                 heapq.heappush(self._heap, fresh)
@@ -111,10 +115,19 @@ class PriorityQueue:
             # Many moved: change them in place and restore the heap once, O(n) in all.
             for entry, priority in moved:
                 entry[_NEG] = -priority
-                entry[_JOB].queue_place = (priority, entry[_KEY])
+                entry[_JOB].queue_place = QueuePlace(priority, entry[_KEY])
             heapq.heapify(self._heap)
         self._compact()
         return removed
+
+    def discard(self, job: Job) -> bool:
+        """Take ``job`` out if it is queued (its future was cancelled); return whether it was."""
+        entry = job.queue_entry
+        if entry is None or entry[_JOB] is not job:
+            return False
+        self._forget(entry)
+        self._compact()
+        return True
 
     def clear(self) -> list[Job]:
         """Take every job out; return them in the order they would have run."""
@@ -127,8 +140,10 @@ class PriorityQueue:
         return jobs
 
     def _forget(self, entry: Entry) -> None:
-        if entry[_JOB] is None:
+        job = entry[_JOB]
+        if job is None:
             return
+        job.queue_entry = None
         entry[_JOB] = None
         self._live -= 1
         key = entry[_KEY]

@@ -38,6 +38,12 @@ def die_on(x, bad):
     if x == bad:
         os._exit(3)
     return x
+class Undecodable:
+    # Pickles in the VM, fails to unpickle in VM 0 (int("not a number")).
+    def __reduce__(self):
+        return (int, ("not a number",))
+def undecodable():
+    return Undecodable()
 def steps(n):
     for i in range(n):
         runtime.report_progress((i + 1) / n, f"step {i + 1}")
@@ -256,8 +262,10 @@ def test_bad_input_is_refused_with_the_rule_and_changes_nothing() -> None:
             pool.submit(abs, 1, priority="high")  # type: ignore[arg-type]
         with pytest.raises(ValueError, match=r"got nan$"):
             pool.submit(abs, 1, priority=float("nan"))
-        with pytest.raises(TypeError, match="unhashable"):
+        with pytest.raises(TypeError, match=r"^key must be hashable \(it finds the job for cancel"):
             pool.submit(abs, 1, key=[1])
+        with pytest.raises(ValueError, match=r"^priority must be a number \(higher runs first\) that fits a"):
+            pool.submit(abs, 1, priority=10**400)
         with pytest.raises(TypeError, match="cannot pickle '_thread.lock'") as caught:
             pool.submit(len, threading.Lock())
         assert "argument 1 (of type lock) cannot be pickled, so the job was not started" in str(
@@ -426,3 +434,93 @@ def test_a_job_moved_back_to_a_priority_it_had_before_keeps_the_queue_sound(
     gate.touch()
     assert [f.result(30) for f in futures] == [k * k for k in range(200)]
     assert wait(held, 30).not_done == set()
+
+
+# -- found by a developer's review (each failed before its fix) ------------------------------------------
+
+
+def test_a_value_that_cannot_be_decoded_fails_its_future_for_intake_and_asyncio() -> None:
+    with ComputePool(1, setup=SETUP, intake=True) as pool:
+        bad, good = pool.submit("undecodable"), pool.submit("square", 3)
+        assert wait([bad, good], 30).not_done == set()
+        assert isinstance(bad.exception(), ValueError)  # before any result() call, as Future promises
+        taken = pool.intake()  # did raise, and lost the future
+        assert taken == [bad, good] and good.result() == 9
+        with pytest.raises(ValueError, match="not a number"):
+            bad.result()
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            with pytest.raises(ValueError, match="not a number"):
+                await asyncio.wait_for(loop.run_in_executor(pool, "undecodable"), 30)  # did hang
+
+        asyncio.run(main())
+
+
+def test_reprioritize_that_raises_part_way_changes_nothing(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    a, b = one.submit("record", "a", key="a"), one.submit("record", "b", key="b")
+    with pytest.raises(TypeError, match="priority must be a number"):
+        one.reprioritize(lambda key: None if key == "a" else "high")
+    assert not a.cancelled() and one.stats().queued == 2
+    gate.touch()
+    assert a.result(30) == "a" and b.result(30) == "b" and wait(held, 30).not_done == set()
+
+
+def test_a_map_refused_for_one_item_starts_none_and_names_the_item(one: ComputePool) -> None:
+    done = one.stats().jobs_done
+    items = [1, 2, 3, threading.Lock(), 5]
+    with pytest.raises(TypeError, match="cannot pickle") as caught:
+        one.map(repr, items, chunksize=1)
+    assert caught.value.__notes__ == [
+        "runtime: item 3 of map() (lock) cannot be pickled, so no item was started"
+    ]
+    stats = one.stats()
+    assert (stats.queued, stats.in_flight, stats.jobs_done) == (0, 0, done)
+    assert list(one.map(repr, [1, 2])) == ["1", "2"]
+
+
+def test_a_cancelled_future_leaves_the_queue_at_once(one: ComputePool, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    held = _blocked(one, gate)
+    queued = [one.submit("record", i) for i in range(10)]
+    assert one.stats().queued == 10
+    assert all(f.cancel() for f in queued)
+    assert one.stats().queued == 0 and "0 queued" in repr(one)
+    gate.touch()
+    assert wait(held, 30).not_done == set() and one.submit("log_so_far").result(30) == []
+
+
+def test_intake_returns_submitted_jobs_not_the_batches_of_a_map() -> None:
+    with ComputePool(2, setup=SETUP, intake=True) as pool:
+        assert list(pool.map("square", range(6), chunksize=2)) == [0, 1, 4, 9, 16, 25]
+        single = pool.submit("square", 7, key="single")
+        assert single.result(30) == 49
+        assert [(f.key, f.result()) for f in pool.intake()] == [("single", 49)]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_pools_give_back_their_file_descriptors() -> None:
+    with ComputePool(1):
+        pass  # the first pool starts the template and the reaper, which stay
+    before = _open_fds()
+    for _ in range(5):
+        with ComputePool(1, setup=SETUP) as pool:
+            pool.submit("square", 2).result(30)
+        with ComputeThread(1), pytest.raises(ValueError, match="already in use"):
+            ComputePool([1])
+    assert wait_until(lambda: _open_fds() <= before, 10), (before, _open_fds())  # did grow by 4 a round
+
+
+def test_the_default_pool_has_one_vm_per_core_this_process_may_use() -> None:
+    script = (
+        "import os, runtime; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]}); "
+        "pool = runtime.ComputePool(); print(len(pool.vm_indices)); pool.close()"
+    )
+    done = run_python(script, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
