@@ -12,22 +12,20 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-import threading
-import time
 import weakref
-from collections.abc import Callable
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any
 
 from . import _registry
 from ._errors import JobCancelledError, JobError, VMClosedError, VMDiedError
-from ._guard import Guard
+from ._guard import Guard, close_collected
 from ._jobs import FifoQueue, Job, JobKind, call_job, resolve_future, source_job
 from ._launcher import LAUNCHER
-from ._manager import PUMP_INTERVAL, Manager
+from ._manager import Manager
 from ._protocol import Eval, Exec
 from ._reaper import REAPER
+from ._waiting import check_idle, ensure_pump, wait_until
 
 MAX_VM_INDEX = _registry.MAX_VM_INDEX
 
@@ -55,20 +53,22 @@ class ComputeThread:
             # A syntax error shows up here, at once, rather than as the first job's failure.
             compile(_check_source(setup, "setup"), "<setup>", "exec")
         self._queue = FifoQueue()
-        core = Manager(vm_index, setup, Guard(resolve_future), self._queue, owns_queue=True)
-        _registry.claim([vm_index], core, "ComputeThread")
-        self._manager = core
+        manager = Manager(
+            vm_index, f"ComputeThread({vm_index})", setup, Guard(resolve_future), self._queue, owns_queue=True
+        )
+        _registry.claim([vm_index], manager, "ComputeThread")
+        self._manager = manager
         # Garbage collection closes the VM too, in the reaper thread: the collector may run in any
         # thread, in the middle of a frame or of this runtime's own code, holding any lock. At exit,
         # ``close_all`` closes what is left and waits.
         REAPER.start()
         self._finalizer = weakref.finalize(
-            self, _registry.collected, core, functools.partial(_close_collected, core)
+            self, _registry.collected, manager, functools.partial(close_collected, manager)
         )
         self._finalizer.atexit = False
         try:
-            with core.guard:
-                core.proc = LAUNCHER.launch(vm_index, setup)  # warm the VM now; this does not block
+            with manager.guard:
+                manager.proc = LAUNCHER.launch(vm_index, setup)  # warm the VM now; this does not block
         except BaseException:
             self.close()
             raise
@@ -78,27 +78,27 @@ class ComputeThread:
     @property
     def is_done(self) -> bool:
         """True when no job is running or queued. Costs microseconds and never blocks: poll it each frame."""
-        core = self._manager
-        if not core.guard.try_enter():
-            return core.idle  # another thread is servicing the VM right now
+        manager = self._manager
+        if not manager.guard.try_enter():
+            return manager.idle  # another thread is servicing the VM right now
         try:
-            core.service()
-            return core.idle
+            manager.service()
+            return manager.idle
         finally:
-            core.guard.__exit__()
+            manager.guard.__exit__()
 
     def wait_for_done(self, timeout: float | None = None) -> bool:
         """Block until no job is running or queued, at most ``timeout`` seconds; return ``is_done``.
 
         Sleeps in the kernel after a spin of at most ~50 us, so a long wait costs no CPU.
         """
-        core = self._manager
-        return _wait_until(core, lambda: core.idle, _seconds(timeout))
+        manager = self._manager
+        return wait_until(manager, lambda: manager.idle, _seconds(timeout))
 
     def last_error(self) -> str | None:
         """The formatted traceback (str) of the last ``submit_*`` job's failure, or None if it succeeded."""
         with self._manager.guard:
-            _check_idle(self._manager)
+            check_idle(self._manager)
             return self._manager.last.error_text
 
     def last_retval(self) -> Any:
@@ -107,10 +107,10 @@ class ComputeThread:
         Raises ``ValueError("no retval available")`` before any job and after a failed one. Numpy
         arrays arrive as writable views of shared memory, without a copy.
         """
-        core = self._manager
-        with core.guard:
-            _check_idle(core)
-            return core.last.value()
+        manager = self._manager
+        with manager.guard:
+            check_idle(manager)
+            return manager.last.value()
 
     def submit_exec(self, source: str) -> None:
         """Run ``source`` (statements) in the VM's ``__main__``; returns at once; the retval is None."""
@@ -126,10 +126,10 @@ class ComputeThread:
         Returns at once. The arguments are pickled now (cloudpickle when plain pickle cannot: lambdas,
         closures, functions of your main script); one that cannot be pickled raises here and nothing starts.
         """
-        core = self._manager
-        with core.guard:
-            _check_open(core)
-            _check_idle(core)
+        manager = self._manager
+        with manager.guard:
+            _check_open(manager)
+            check_idle(manager)
             self._enqueue(_call_job("pocketpy", eval_src, args, kwargs))
 
     def exec(self, source: str) -> None:
@@ -159,36 +159,36 @@ class ComputeThread:
         ``wait_for_done``, ``call``, ``close``), or a thread of its own when the garbage collector closed
         the ComputeThread. It runs with no lock held, so it may submit more jobs anywhere.
         """
-        core = self._manager
-        with core.guard:
-            _check_open(core)
+        manager = self._manager
+        with manager.guard:
+            _check_open(manager)
             job = _call_job("future", fn_or_eval_src, args, kwargs)
             self._enqueue(job)
-            _ensure_pump(core)
+            ensure_pump(manager)
         assert job.future is not None
         return job.future
 
     def call(self, fn_or_eval_src: str | Any, /, *args: Any, **kwargs: Any) -> Any:
         """Queue a call and wait for its value: ``submit(...).result()``, driven by the calling thread."""
-        core = self._manager
-        with core.guard:
-            _check_open(core)
+        manager = self._manager
+        with manager.guard:
+            _check_open(manager)
             job = _call_job("future", fn_or_eval_src, args, kwargs)
             self._enqueue(job)
-        _wait_until(core, lambda: job.done, None)
+        wait_until(manager, lambda: job.done, None)
         assert job.future is not None
         return job.future.result()
 
     @property
     def progress(self) -> tuple[float, str]:
         """``(fraction, message)`` last reported by the running job via ``report_progress``; never blocks."""
-        core = self._manager
-        if core.guard.try_enter():
+        manager = self._manager
+        if manager.guard.try_enter():
             try:
-                core.service()
+                manager.service()
             finally:
-                core.guard.__exit__()
-        return core.progress
+                manager.guard.__exit__()
+        return manager.progress
 
     def cancel(self) -> bool:
         """Stop the running job at once, even one stuck in C code; return whether a job was running.
@@ -244,9 +244,9 @@ class ComputeThread:
         return self._manager.last_job_seconds
 
     def __repr__(self) -> str:
-        core = self._manager
-        state = "closed" if core.closed else "idle" if core.idle else "busy"
-        return f"<ComputeThread vm_index={core.vm_index} {state}>"
+        manager = self._manager
+        state = "closed" if manager.closed else "idle" if manager.idle else "busy"
+        return f"<ComputeThread vm_index={manager.vm_index} {state}>"
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -256,25 +256,25 @@ class ComputeThread:
         self._manager.dispatch()
 
     def _submit_pocketpy(self, record: type[Exec | Eval], source: str) -> None:
-        core = self._manager
-        with core.guard:
-            _check_open(core)
-            _check_idle(core)
+        manager = self._manager
+        with manager.guard:
+            _check_open(manager)
+            check_idle(manager)
             self._enqueue(source_job("pocketpy", record, _check_source(source)))
 
     def _blocking(self, record: type[Exec | Eval], source: str) -> Any:
-        core = self._manager
+        manager = self._manager
         op = "exec" if record is Exec else "eval"
-        with core.guard:
-            _check_open(core)
-            _check_idle(core)
+        with manager.guard:
+            _check_open(manager)
+            check_idle(manager)
             job = source_job("blocking", record, _check_source(source))
             self._enqueue(job)
         try:
-            _wait_until(core, lambda: job.done, None)
+            wait_until(manager, lambda: job.done, None)
         except BaseException:
             # Interrupted (Ctrl+C): nobody will take the value, so let its segment go when it comes.
-            with core.guard:
+            with manager.guard:
                 job.abandoned = True
                 if job.result is not None:
                     job.result.discard()
@@ -282,7 +282,7 @@ class ComputeThread:
         if job.error is not None:
             if isinstance(job.error, VMDiedError | VMClosedError | JobCancelledError):
                 raise job.error
-            raise JobError(f"{op}() failed in VM {core.vm_index}:\n{job.error_text}")
+            raise JobError(f"{op}() failed in VM {manager.vm_index}:\n{job.error_text}")
         assert job.result is not None
         return job.result.decode()
 
@@ -291,79 +291,9 @@ def _call_job(kind: JobKind, target: Any, args: tuple[Any, ...], kwargs: dict[st
     return call_job(kind, target, args, kwargs, Future() if kind == "future" else None)
 
 
-def _wait_until(core: Manager, done: Callable[[], bool], timeout: float | None) -> bool:
-    """Service the VM until ``done()`` is true or ``timeout`` passes; return ``done()``."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    spin = True
-    while True:
-        with core.guard:
-            core.service()
-            finished = done()
-            proc = core.proc
-        if finished:
-            return True
-        remaining = None if deadline is None else deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return False
-        if proc is None:
-            return bool(done())
-        # Short slices: another thread may replace the VM meanwhile; then look again.
-        proc.wait(PUMP_INTERVAL if remaining is None else min(remaining, PUMP_INTERVAL), spin=spin)
-        spin = False
-
-
-def _check_open(core: Manager) -> None:
-    if core.closed:
-        raise VMClosedError(f"{core.name} is closed")
-
-
-def _check_idle(core: Manager) -> None:
-    if core.idle:
-        return  # (what the VM said meanwhile, a release or its exit, is read by the next look)
-    core.service()
-    if not core.idle:
-        error = OSError("thread is not done yet")  # pocketpy's words, kept exactly
-        error.add_note(
-            f"runtime: ComputeThread({core.vm_index}) has a job running or queued (futures count "
-            "too); poll is_done or call wait_for_done() first"
-        )
-        raise error
-
-
-def _ensure_pump(core: Manager) -> None:
-    """Start the pump thread if it is not running: it services the VM while futures are pending."""
-    if core.pump is None or not core.pump.is_alive():
-        core.pump = threading.Thread(
-            target=_pump, args=(core,), name=f"ComputeThread({core.vm_index}) pump", daemon=True
-        )
-        core.pump.start()
-
-
-def _pump(core: Manager) -> None:
-    """Service the VM while futures are pending, so they resolve without anyone polling."""
-    while True:
-        with core.guard:
-            core.service()
-            if core.closed or not _has_futures(core):
-                core.pump = None
-                return
-            proc = core.proc
-        if proc is not None:
-            proc.wait(PUMP_INTERVAL, spin=False)
-
-
-def _has_futures(core: Manager) -> bool:
-    return any(job.future is not None for job in core.inflight) or any(
-        job.future is not None for job in core.queue
-    )
-
-
-def _close_collected(core: Manager) -> None:
-    """Close a collected ComputeThread's manager in the reaper thread; its futures' callbacks run in a
-    thread of their own (the reaper must not run user code)."""
-    core.close(wait=False, resolve_futures=False)
-    if core.guard.ended:
-        threading.Thread(target=core.guard.resolve_ended, name="runtime-callbacks", daemon=True).start()
+def _check_open(manager: Manager) -> None:
+    if manager.closed:
+        raise VMClosedError(f"{manager.name} is closed")
 
 
 def _seconds(timeout: object) -> float | None:

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from ._jobs import Job
 
@@ -24,7 +25,7 @@ class Guard:
     def __init__(self, resolve: Callable[[Job], None]) -> None:
         self.lock = threading.RLock()
         self.depth = 0  # how deeply the owning thread holds ``lock`` through ``with guard:``
-        self.ended: deque[Job] = deque()
+        self.to_resolve: deque[Job] = deque()  # jobs that ended, their futures not resolved yet
         self.resolve = resolve
 
     def __enter__(self) -> Guard:
@@ -43,14 +44,14 @@ class Guard:
         self.depth -= 1
         outermost = self.depth == 0
         self.lock.release()
-        if outermost and self.ended:
+        if outermost and self.to_resolve:
             self.resolve_ended()
 
     def resolve_ended(self) -> None:
         """Resolve the futures of ended jobs; called without the lock (callbacks run here)."""
         while True:
             try:
-                job = self.ended.popleft()
+                job = self.to_resolve.popleft()
             except IndexError:
                 return
             try:
@@ -62,4 +63,20 @@ class Guard:
         """In a forked child: a fresh lock (another thread may have held this one at the fork)."""
         self.lock = threading.RLock()
         self.depth = 0
-        self.ended.clear()
+        self.to_resolve.clear()
+
+
+class Closable(Protocol):
+    """What the garbage collector closes: a ComputeThread's manager, or a pool's core."""
+
+    guard: Guard
+
+    def close(self, *, wait: bool = True, resolve_futures: bool = True) -> None: ...
+
+
+def close_collected(owner: Closable) -> None:
+    """Close what a collected ComputeThread or pool owned, in the reaper thread; its futures' callbacks
+    run in a thread of their own (the reaper must not run user code)."""
+    owner.close(wait=False, resolve_futures=False)
+    if owner.guard.to_resolve:
+        threading.Thread(target=owner.guard.resolve_ended, name="runtime-callbacks", daemon=True).start()

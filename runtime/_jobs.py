@@ -130,7 +130,9 @@ class Job:
         """Send ``encoded``'s segment, if it has one, with this job's message."""
         if encoded.fd is not None:
             self.fds.append(encoded.fd)
-            self.segments.append(encoded.payload[1])
+            segment = _payload.segment_id(encoded.payload)
+            assert segment is not None
+            self.segments.append(segment)
 
     def reclaim(self) -> None:
         """Take back the argument segments: the VM never got them, or died with them mapped."""
@@ -156,6 +158,9 @@ class JobQueue(Protocol):
     def give_back(self, jobs: list[Job]) -> None:
         """Put jobs that were sent but never started back at the front, in this order."""
 
+    def take_all(self) -> list[Job]:
+        """Take every job out; return them in the order they would have run."""
+
     def __len__(self) -> int: ...
 
     def __iter__(self) -> Iterator[Job]: ...
@@ -172,6 +177,11 @@ class FifoQueue(deque[Job]):
 
     def give_back(self, jobs: list[Job]) -> None:
         self.extendleft(reversed(jobs))
+
+    def take_all(self) -> list[Job]:
+        jobs = list(self)
+        self.clear()
+        return jobs
 
 
 class LastOutcome:
@@ -248,7 +258,8 @@ def call_job(
         raise
     job = Job(kind, Call, (encoded.payload,), future)
     job.attach(encoded)
-    job.small = encoded.payload[0] == "p" and len(encoded.payload[1]) <= _SMALL
+    size = _payload.plain_size(encoded.payload)
+    job.small = size is not None and size <= _SMALL
     return job
 
 

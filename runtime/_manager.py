@@ -11,11 +11,11 @@ A job's life, end to end (every name is a module of this package)::
   the queue (a ComputeThread's FIFO, or the pool's by priority)
     │ Manager.dispatch(): up to ``window`` jobs in flight
     ▼
-  _channel ══ _protocol.Call(seq, target, arguments) ═══▶  _worker: the loop reads it (the segment's
-             + the segment's descriptor (SCM_RIGHTS)         descriptor with it), maps the segment,
-                                                             unpickles the arguments, calls fn
+  _channel ══ _protocol.Call(seq, call) ════════════════▶  _worker: the loop reads it (the segment's
+             call: the encoded (fn, args, kwargs), and       descriptor with it), maps the segment,
+             the segment's descriptor (SCM_RIGHTS)           unpickles the arguments, calls fn
   Manager.service() ◀═══ Progress(seq, fraction, text) ═══  report_progress (coalesced, ~60 a second)
-  Manager.service() ◀═══ Ok(seq, value) | Err(...) ══════  the value encoded as above, or the error
+  Manager.service() ◀═══ Ok(seq, value, seconds) | Err ══  the value encoded as above, or the error
     │ end_job(): the outcome recorded where its taker looks
     ▼
   last_retval() / Future.result() / ComputePool.intake(): _jobs.ReceivedValue.decode() maps the
@@ -35,12 +35,11 @@ import threading
 import time
 from collections import deque
 
-from . import _payload
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
 from ._jobs import DroppableValue, Job, JobQueue, LastOutcome, ReceivedValue, claim_future, rebuild_exception
 from ._launcher import LAUNCHER
-from ._protocol import Err, Exiting, Message, Ok, Progress, Quit, Release, Skip, Skipped
+from ._protocol import Err, Exiting, Message, Ok, Progress, Release, Skip, Skipped
 from ._reaper import REAPER
 from ._vm_process import VMProcess, describe_exit
 
@@ -57,14 +56,16 @@ class Manager:
     """
 
     def __init__(
-        self, vm_index: int, setup: str | None, guard: Guard, queue: JobQueue, *, owns_queue: bool
+        self, vm_index: int, name: str, setup: str | None, guard: Guard, queue: JobQueue, *, owns_queue: bool
     ) -> None:
         self.vm_index = vm_index
-        self.name = f"ComputeThread({vm_index})"  # what messages call it
+        self.name = name  # what messages call it: "ComputeThread(1)", "ComputePool VM 1"
         self.setup = setup
         self.guard = guard
         self.queue = queue
-        self.owns_queue = owns_queue  # close() ends the queued jobs too (a pool ends its own)
+        # A ComputeThread's manager owns its queue: close() ends the queued jobs too, and ``idle`` counts
+        # them. A pool's managers share the pool's queue, which the pool ends itself.
+        self.owns_queue = owns_queue
         # A pool's futures may be dropped unread: their values clean up after themselves.
         self.value_type = ReceivedValue if owns_queue else DroppableValue
         self.window = 1
@@ -90,6 +91,10 @@ class Manager:
     @property
     def running(self) -> Job | None:
         return self.inflight[0] if self.inflight else None
+
+    def busy_seconds_now(self, now: float) -> float:
+        """Time with a job in flight so far, the current stretch included (a HUD's meter moves)."""
+        return self.busy_seconds + (now - self.busy_since if self.inflight else 0.0)
 
     @property
     def idle(self) -> bool:
@@ -128,7 +133,7 @@ class Manager:
             if failed.future is None:
                 raise error
             failed.error = error
-            self.guard.ended.append(failed)
+            self.guard.to_resolve.append(failed)
             self.dispatch()
             return
 
@@ -167,7 +172,7 @@ class Manager:
         if proc is None:
             proc = self.proc = LAUNCHER.launch(self.vm_index, self.setup)
         if proc.releases:
-            self.flush_releases()
+            proc.flush_releases()
         if len(batch) == 1:  # the usual case for a ComputeThread: no list of frames to build
             message, job = batch[0]
             proc.channel.send(message, job.fds)
@@ -191,26 +196,6 @@ class Manager:
         code = proc.wait_exit(0.05)
         self.on_exit(-signal.SIGKILL if code is None else code)
 
-    def job_started(self) -> None:
-        """The first job in flight starts running in the VM (the one before it has ended)."""
-        self.progress = (0.0, "")
-        self.started_at = time.perf_counter()
-
-    def flush_releases(self) -> None:
-        """Hand back the VM's segments that VM 0 no longer maps (never blocks: retried next time)."""
-        proc = self.proc
-        if proc is None or not proc.releases:
-            return
-        ids = []
-        while proc.releases:
-            ids.append(proc.releases.popleft())
-        try:
-            sent = proc.channel.try_send(Release(ids))
-        except OSError:
-            return  # the VM is gone, and its segments with it
-        if not sent:
-            proc.releases.extend(ids)
-
     def give_back_unstarted(self) -> None:
         """The VM is going: the jobs in flight behind the running one never started; queue them again,
         first in line, with their argument segments (the VM never received those). Those it was asked
@@ -225,7 +210,7 @@ class Manager:
                 job.reclaim()
                 job.done = True
                 job.fail(JobCancelledError("the job was cancelled before it ran"), "JobCancelledError\n")
-                self.guard.ended.append(job)
+                self.guard.to_resolve.append(job)
         unstarted = [job for job in unstarted if not job.skip_requested]
         if unstarted:
             self.queue.give_back(unstarted)
@@ -257,7 +242,7 @@ class Manager:
             if proc is None:
                 return
             if proc.releases and not proc.eof:
-                self.flush_releases()
+                proc.flush_releases()
             if not proc.ready():
                 return
             if not proc.eof:
@@ -283,10 +268,7 @@ class Manager:
     def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
         """Handle one message from the VM and the descriptors that came with it."""
         if isinstance(message, Release):
-            for segment in message.segments:
-                if segment in proc.outstanding:  # only what was sent to this VM, once
-                    proc.outstanding.discard(segment)
-                    _payload.POOL.release(segment)
+            proc.take_back(message.segments)
             return
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
         job = self.inflight[0] if self.inflight else None  # the running job
@@ -352,8 +334,9 @@ class Manager:
         now = time.perf_counter()
         self.last_job_seconds = now - self.started_at
         self.jobs_done += 1
-        if self.inflight:
-            self.job_started()
+        if self.inflight:  # the next job starts running in the VM
+            self.progress = (0.0, "")
+            self.started_at = now
         else:
             self.busy_seconds += now - self.busy_since
         if job.kind == "pocketpy":
@@ -362,10 +345,8 @@ class Manager:
             if job.result is not None:
                 job.result.discard()
         elif job.future is not None:
-            self.guard.ended.append(job)  # resolved when the lock is released
+            self.guard.to_resolve.append(job)  # resolved when the lock is released
         self.dispatch()
-
-    # -- waiting ----------------------------------------------------------------------------------------
 
     # -- ending -----------------------------------------------------------------------------------------
 
@@ -388,7 +369,7 @@ class Manager:
         """Stop the VM and end its jobs as closed; with ``wait``, until the VM has exited (at most ~1 s).
 
         The futures of the jobs that end are resolved here, unless ``resolve_futures`` is False: then
-        they wait in the guard's ``ended`` for the caller to resolve.
+        they wait in the guard's ``to_resolve`` for the caller to resolve.
         """
         # Kill a busy VM before taking the lock, which a thread in the middle of a call may hold.
         self.closing = True
@@ -402,11 +383,7 @@ class Manager:
             busy = bool(self.inflight)
             ending = list(self.inflight)  # their futures are running already
             self.inflight.clear()
-            queued = []
-            if self.owns_queue:
-                while (job := self.queue.first()) is not None:
-                    self.queue.drop_first()
-                    queued.append(job)
+            queued = self.queue.take_all() if self.owns_queue else []
             self.last.clear()
             proc, self.proc = self.proc, None
             for job in queued:
@@ -420,20 +397,9 @@ class Manager:
                 job.done = True
                 job.reclaim()
                 if job.future is not None and not job.abandoned:
-                    self.guard.ended.append(job)
-        if proc is None:
-            return
-        if busy:
-            proc.kill()
-        else:
-            try:
-                proc.channel.try_send(Quit())  # never blocks; a VM that misses it sees end-of-file
-            except OSError:
-                pass
-        if not wait:
-            REAPER.adopt(proc, kill=False)
-        elif not REAPER.reap_now(proc, CLOSE_TIMEOUT):
-            REAPER.adopt(proc, kill=True)
+                    self.guard.to_resolve.append(job)
+        if proc is not None:
+            REAPER.stop(proc, busy=busy, wait=CLOSE_TIMEOUT if wait else None)
 
     def forget(self) -> None:
         """In a child forked from VM 0: this VM is the parent's; read as closed, touch nothing."""
@@ -443,5 +409,4 @@ class Manager:
         self.proc = None
         self.inflight.clear()
         if self.owns_queue:
-            while self.queue.first() is not None:
-                self.queue.drop_first()
+            self.queue.take_all()

@@ -29,8 +29,9 @@ from typing import Any, cast
 
 from . import _payload, _registry
 from ._errors import VMClosedError
+from ._guard import close_collected
 from ._jobs import Job, call_job
-from ._pool_core import PoolCore, close_collected
+from ._pool_core import PoolCore
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats, run_batch
 from ._reaper import REAPER
 
@@ -55,7 +56,7 @@ class ComputePool(Executor):
             if not isinstance(setup, str):
                 raise TypeError(f"setup must be a str, got {type(setup).__name__}")
             compile(setup, "<setup>", "exec")  # a syntax error shows here, not in the first job
-        core = PoolCore(indices, setup, keep_finished=bool(intake))
+        core = PoolCore(indices, setup, bool(intake), _release_and_close)
         try:
             _registry.claim(indices, core, "ComputePool")
         except BaseException:
@@ -244,13 +245,12 @@ class ComputePool(Executor):
         core = self._core
         with core.guard:
             now = time.perf_counter()
-            # A VM busy right now counts its current stretch too, so a HUD's meter moves while it works.
             vms = tuple(
                 VMStats(
                     m.vm_index,
                     bool(m.inflight),
                     m.jobs_done,
-                    m.busy_seconds + (now - m.busy_since if m.inflight else 0.0),
+                    m.busy_seconds_now(now),
                 )
                 for m in core.managers
             )
@@ -279,7 +279,7 @@ class ComputePool(Executor):
         core = self._core
         with core.guard:
             core.shutting_down = True
-            taken = core.queue.clear() if cancel_futures else []
+            taken = core.queue.take_all() if cancel_futures else []
             idle = not core.busy()
         core.cancel_jobs(taken)
         if wait:
@@ -385,3 +385,9 @@ def _cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def _release_and_close(core: PoolCore) -> None:
+    """A pool shut down with ``wait=False`` has finished its last job: free its indices, stop its VMs."""
+    _registry.release(core)
+    core.close()

@@ -12,8 +12,8 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
-from . import _registry
 from ._channel import READABLE
 from ._errors import JobCancelledError, VMClosedError
 from ._guard import Guard
@@ -31,12 +31,23 @@ DEEP_QUEUE = 64  # queued jobs per VM before a VM keeps more than two in flight
 class PoolCore:
     """All VM 0 state of one pool; the registry holds this, never the ComputePool (so GC can close it)."""
 
-    def __init__(self, indices: list[int], setup: str | None, keep_finished: bool) -> None:
+    def __init__(
+        self,
+        indices: list[int],
+        setup: str | None,
+        keep_finished: bool,
+        on_finished: Callable[[PoolCore], None],
+    ) -> None:
+        # What the pump calls when the last job after shutdown(wait=False) has ended: the pool releases
+        # the indices (only the pool touches the registry) and closes this.
+        self.on_finished = on_finished
         self.guard = Guard(self.resolve)
         self.queue = PriorityQueue()
-        self.managers = [Manager(i, setup, self.guard, self.queue, owns_queue=False) for i in indices]
+        self.managers = [
+            Manager(i, f"ComputePool VM {i}", setup, self.guard, self.queue, owns_queue=False)
+            for i in indices
+        ]
         for manager in self.managers:
-            manager.name = f"ComputePool VM {manager.vm_index}"
             manager.window = 2
         self.keep_finished = keep_finished
         self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
@@ -71,7 +82,7 @@ class PoolCore:
             if self.queue.discard(job):
                 job.reclaim()
 
-    def ended(self, manager: Manager) -> None:
+    def count_end(self, manager: Manager) -> None:
         """Note a job's end for the statistics and the window (with the guard held)."""
         now = time.perf_counter()
         self.recent.append(now)
@@ -111,7 +122,7 @@ class PoolCore:
             done = manager.jobs_done
             manager.service()
             if manager.jobs_done != done:
-                self.ended(manager)
+                self.count_end(manager)
         self.dispatch()
 
     def busy(self) -> bool:
@@ -163,8 +174,7 @@ class PoolCore:
             self.wait_for_news(fds, PUMP_INTERVAL)
         if finish:
             # shutdown(wait=False): the last job has ended, so let go of everything, indices included.
-            _registry.release(self)
-            self.close()
+            self.on_finished(self)
         else:
             with self.guard:
                 if self.closed:
@@ -204,11 +214,11 @@ class PoolCore:
             if self.closed:
                 return
             self.closed = self.shutting_down = True
-            queued = self.queue.clear()
+            queued = self.queue.take_all()
             for job in queued:
                 if job.future is not None and (job.claimed or claim_future(job.future)):
                     job.fail(VMClosedError("the ComputePool was closed before the job ran"), "")
-                    self.guard.ended.append(job)
+                    self.guard.to_resolve.append(job)
                 job.reclaim()
         for manager in self.managers:
             manager.close(wait=False, resolve_futures=resolve_futures)
@@ -233,9 +243,3 @@ class PoolCore:
             manager.forget()
         self.closed = self.shutting_down = True
         self.pump = None
-
-
-def close_collected(core: PoolCore) -> None:
-    core.close(wait=False, resolve_futures=False)
-    if core.guard.ended:
-        threading.Thread(target=core.guard.resolve_ended, name="runtime-callbacks", daemon=True).start()

@@ -129,7 +129,7 @@ class PriorityQueue:
         self._compact()
         return True
 
-    def clear(self) -> list[Job]:
+    def take_all(self) -> list[Job]:
         """Take every job out; return them in the order they would have run."""
         jobs = []
         while (job := self.first()) is not None:

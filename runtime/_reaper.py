@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from ._protocol import Quit
 from ._vm_process import VMProcess
 
 
@@ -59,6 +60,21 @@ class Reaper:
             self._pending.append((vm, time.monotonic() + self.GRACE))
         self.start()
         self._wake()
+
+    def stop(self, vm: VMProcess, *, busy: bool, wait: float | None) -> None:
+        """End a VM that is closed: kill it if ``busy`` (mid-job), else ask it to quit (it exits at once,
+        or sees end-of-file); then reap it within ``wait`` seconds here, or later in the thread."""
+        if busy:
+            vm.kill()
+        else:
+            try:
+                vm.channel.try_send(Quit())  # never blocks; a VM that misses it sees end-of-file
+            except OSError:
+                pass
+        if wait is None:
+            self.adopt(vm, kill=False)
+        elif not self.reap_now(vm, wait):
+            self.adopt(vm, kill=True)
 
     def reap_now(self, vm: VMProcess, timeout: float) -> bool:
         """Reap ``vm`` here if it exits within ``timeout`` seconds; return whether it did."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from . import _payload
 from ._channel import READABLE, SPIN_SECONDS, Channel, wait_fd
-from ._protocol import STATUS_FORMAT
+from ._protocol import STATUS_FORMAT, Release
 
 _STATUS_SIZE = struct.calcsize(STATUS_FORMAT)
 
@@ -98,6 +98,25 @@ class VMProcess:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
+
+    def flush_releases(self) -> None:
+        """Hand back this VM's segments that VM 0 no longer maps (never blocks: retried next time)."""
+        ids = []
+        while self.releases:
+            ids.append(self.releases.popleft())
+        try:
+            sent = self.channel.try_send(Release(ids))
+        except OSError:
+            return  # the VM is gone, and its segments with it
+        if not sent:
+            self.releases.extend(ids)
+
+    def take_back(self, segments: list[int]) -> None:
+        """The VM no longer maps these segments of VM 0's: they may be reused (those sent to it, once)."""
+        for segment in segments:
+            if segment in self.outstanding:
+                self.outstanding.discard(segment)
+                _payload.POOL.release(segment)
 
     def release(self) -> None:
         """Close VM 0's ends of the channel (and status pipe); take back the segments the VM held.

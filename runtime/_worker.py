@@ -212,6 +212,9 @@ def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object])
     return source
 
 
+_IN_TURN = (Exec, Eval, Call, Quit)  # messages that wait for their turn; every other one acts at once
+
+
 class _Inbox:
     """The messages from VM 0, in order: jobs wait here until they run. Before a job starts, the messages
     read with it are looked through, so that a ``Skip`` sent after the job still stops it."""
@@ -236,10 +239,9 @@ class _Inbox:
             return self._pending.popleft()
         while True:
             message, fds = self._channel.recv()
-            if isinstance(message, (Release, Skip)):
-                self._take(message, fds)
-            else:
+            if isinstance(message, _IN_TURN):
                 return message, fds  # straight to the caller: the VM was waiting for it
+            self._take(message, fds)
 
     def skip(self, seq: int) -> bool:
         """Whether VM 0 asked to skip job ``seq`` (which is about to start)."""
@@ -250,13 +252,16 @@ class _Inbox:
         return skipped
 
     def _take(self, message: Message, fds: list[int]) -> None:
-        if isinstance(message, Release):
+        """Keep a job (or Quit) for its turn; act on any other message at once."""
+        if isinstance(message, _IN_TURN):
+            self._pending.append((message, fds))
+        elif isinstance(message, Release):
             for segment in message.segments:
                 _payload.POOL.release(segment)
         elif isinstance(message, Skip):
             self._skips.update(message.seqs)
         else:
-            self._pending.append((message, fds))
+            raise AssertionError(f"a VM does not expect {type(message).__name__} messages")
 
 
 def _drain(queue: deque[int]) -> list[int]:

@@ -186,7 +186,7 @@ def test_the_runtime_has_no_import_circle_and_no_module_over_about_400_lines() -
 
     assert [module for module in graph if reaches(module, module, {module})] == []
     lines = {module: len((RUNTIME / f"{module}.py").read_text().splitlines()) for module in sources}
-    assert {module: n for module, n in lines.items() if n > 450} == {}
+    assert {module: n for module, n in lines.items() if n > 420} == {}  # "about 400"
 
 
 def test_the_vm_template_imports_only_what_a_worker_needs() -> None:

@@ -58,8 +58,13 @@ def children_of(pid: int) -> list[int]:
 
 
 def shm_names() -> set[str]:
-    """What is in /dev/shm (the runtime's segments are anonymous and must never appear there)."""
-    return set(os.listdir("/dev/shm")) if os.path.isdir("/dev/shm") else set()
+    """The shared-memory segments in /dev/shm (the runtime's are anonymous and must never appear there).
+
+    POSIX semaphores (``sem.*``) live there too; other programs on a shared machine (multiprocessing,
+    Dask) make and remove them at any moment, so they are left out: the runtime makes none.
+    """
+    names = os.listdir("/dev/shm") if os.path.isdir("/dev/shm") else []
+    return {name for name in names if not name.startswith("sem.")}
 
 
 def mapped_segments(pid: int | str = "self") -> int:
