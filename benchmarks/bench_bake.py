@@ -33,6 +33,10 @@ from worldgen import generate
 from worldgen.bake import local_cluster
 
 SEED = 1234
+# What the baseline saves: every array of a World, as the bake stores it.
+SAVED = ("elevation", "moisture", "temperature", "biome", "heights", "river", "creatures")
+LAYERS = {name: getattr(generate(SEED, 0, 0, 1, 1), name).dtype for name in SAVED if name != "creatures"}
+RAW = sum(dtype.itemsize for dtype in LAYERS.values())  # bytes per cell of the layers
 
 
 def disk_bytes(path: Path) -> tuple[int, int]:
@@ -54,7 +58,7 @@ def baseline(out: Path, size: int, chunk: int) -> float:
     for y in range(0, size, chunk):
         for x in range(0, size, chunk):
             world = generate(SEED, x, y, min(chunk, size - x), min(chunk, size - y))
-            for name in ("elevation", "moisture", "temperature", "biome", "heights", "creatures"):
+            for name in SAVED:
                 np.save(out / f"{name}-{y}-{x}.npy", getattr(world, name))
     return time.perf_counter() - start
 
@@ -71,7 +75,7 @@ def generate_only(size: int, chunk: int) -> float:
 def _save_block(out: Path | None, size: int, chunk: int, x: int, y: int) -> None:
     world = generate(SEED, x, y, min(chunk, size - x), min(chunk, size - y))
     if out is not None:
-        for name in ("elevation", "moisture", "temperature", "biome", "heights", "creatures"):
+        for name in SAVED:
             np.save(out / f"{name}-{y}-{x}.npy", getattr(world, name))
 
 
@@ -212,7 +216,8 @@ def main() -> None:
     store_used, store_apparent = disk_bytes(folder / "two.zarr")
     npy_used, npy_apparent = disk_bytes(folder / "baseline")
     print(f"{'bytes on disk per cell':44} {'allocated':>10} {'apparent':>10} {'vs .npy':>10}")
-    print(f"{'raw layers (float32 x3 + uint8 x2)':44} {14:10.2f} {14:10.2f}")
+    kinds = " + ".join(f"{d} x{list(LAYERS.values()).count(d)}" for d in dict.fromkeys(LAYERS.values()))
+    print(f"{f'raw layers ({kinds})':44} {RAW:10.2f} {RAW:10.2f}")
     print(
         f"{'np.save per block (uncompressed)':44} {npy_used / cells:10.2f} {npy_apparent / cells:10.2f} "
         f"{1:9.2f}x"

@@ -267,7 +267,7 @@ def test_deployment_bake_from_the_cli_equals_generate(
     done = run_cli("--seed", str(SEED), "--size", f"{WIDTH}x{HEIGHT}", "--chunk", "96", "--out", "world.zarr",
                    "--scheduler", deployment, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert f"baking 24 on 2 worker threads ({deployment})" in done.stderr
+    assert f"baking 24 on 2 worker processes (2 threads) of {deployment}" in done.stderr
     last = done.stderr.splitlines()[-2]  # the bar's last line, before the summary
     assert re.fullmatch(r"24/24 blocks \[#+\] 100%  [\d.]+ [kM]?cells/s  0:00:00 left", last), last
     world = open_baked(out)
@@ -312,7 +312,10 @@ def test_a_bake_killed_with_sigkill_finishes_on_the_next_run(client: Client, tmp
 
     again = run_cli(*args, "--workers", "1")
     assert again.returncode == 0, again.stderr
-    assert f"{killed_at} already baked, baking {blocks - killed_at} on 1 worker thread " in again.stderr
+    assert (
+        f"{killed_at} already baked, baking {blocks - killed_at} on 1 worker process (1 thread) "
+        in again.stderr
+    )
     assert_same_world(open_baked(out).read(0, 0, size, size).world, want)
     # Identical, slot for slot, to a bake that was never stopped.
     whole = tmp_path / "whole.zarr"
@@ -476,6 +479,7 @@ def test_workers_with_a_scheduler_are_refused(tmp_path: Path) -> None:
         (["--size", "0x5"], "argument --size: size must be at least 1x1 cells, got '0x5'"),
         (["--size", "64"], "argument --size: size must be WIDTHxHEIGHT in cells, like 8192x8192, got '64'"),
         (["--workers", "0"], "argument --workers: must be a positive int, got 0"),
+        (["--out", ""], "argument --out: must be a path to the store, got an empty string"),
     ],
 )
 def test_the_cli_refuses_bad_arguments(
@@ -538,6 +542,83 @@ def test_an_unreachable_scheduler_leaves_nothing_written(tmp_path: Path) -> None
     import dask
 
     out = tmp_path / "never.zarr"
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(OSError):
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(
+            BakeError, match=r"^cannot reach the scheduler at tcp://127\.0\.0\.1:1: .+; nothing was"
+        ),
+    ):
         bake(out, seed=1, width=64, height=64, chunk=32, scheduler="tcp://127.0.0.1:1")
     assert not out.exists()
+
+
+# -- found by a bake user's review (each failed before its fix) -----------------------------------------
+
+
+def test_a_scheduler_with_no_workers_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from distributed import LocalCluster
+
+    import worldgen.bake
+
+    monkeypatch.setattr(worldgen.bake, "WORKERS_TIMEOUT", 1.0)
+    out = tmp_path / "world.zarr"
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=LOCAL_HTTP) as empty:
+        address = empty.scheduler_address
+        with pytest.raises(BakeError, match=rf"^the scheduler at {address} has no workers \(waited 1 s"):
+            bake(out, seed=SEED, width=64, height=64, chunk=32, scheduler=address)  # did hang
+    assert not out.exists()
+
+
+def test_a_store_to_finish_that_cannot_be_written_is_refused_first(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worldgen.bake
+
+    out = tmp_path / "world.zarr"
+    bake(out, seed=SEED, width=256, height=128, chunk=128, scheduler=client)
+    zarr.open_group(out, mode="r+")["done"][0, 1] = 0  # one block left to bake
+
+    class ReadOnly:
+        @staticmethod
+        def TemporaryDirectory(**_: object) -> object:  # tempfile's name
+            raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(worldgen.bake, "tempfile", ReadOnly)  # as on a disk remounted read-only
+    before = snapshot(out)
+    with pytest.raises(
+        BakeError, match=rf"^cannot write {out}: {out} is not writable \(Read-only file system\)$"
+    ):
+        bake(out, seed=SEED, width=256, height=128, chunk=128, scheduler=client)  # did start, then fail
+    assert snapshot(out) == before
+
+
+def test_a_chunk_too_big_to_write_as_zarr_chunks_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "world.zarr"
+    with pytest.raises(ValueError, match=r"^chunk 100000 is too big: Zarr writes whole 100000x100000 chunks"):
+        bake(out, seed=SEED, width=1024, height=1024, chunk=100_000)  # did run out of memory
+    assert not out.exists()
+
+
+def test_another_chunk_is_the_only_difference_named(baked: Path) -> None:
+    with pytest.raises(BakeError) as caught:
+        bake(baked, seed=SEED, width=WIDTH, height=HEIGHT, chunk=64)
+    message = str(caught.value)
+    assert f"chunk {CHUNK} in the store, 64 asked" in message
+    assert "layers" not in message  # the creature capacity follows the chunk: not a difference of its own
+
+
+def test_a_corrupt_chunk_in_a_block_not_done_is_never_read(client: Client, tmp_path: Path) -> None:
+    out = tmp_path / "world.zarr"
+    bake(out, seed=SEED, width=256, height=256, chunk=128, scheduler=client)
+    zarr.open_group(out, mode="r+")["done"][0, 1] = 0
+    for chunk_file in (out / "elevation/c/0/1", out / "creatures/count/c/0/1", out / "creatures/x/c/0/1"):
+        assert chunk_file.is_file()
+        chunk_file.write_bytes(b"half written")
+    region = open_baked(out).read(0, 0, 256, 256)  # raised: error during blosc decompression
+    assert not region.baked[0:128, 128:256].any() and region.baked[128:, :].all()
+    want = generate(SEED, 0, 0, 256, 256)
+    assert np.array_equal(region.world.elevation[128:], want.elevation[128:])
+    kept = ~((want.creatures["x"] >= 128) & (want.creatures["y"] < 128))
+    assert region.world.creatures.tobytes() == want.creatures[kept].tobytes()

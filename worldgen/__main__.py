@@ -32,6 +32,13 @@ def positive(text: str) -> int:
     return value
 
 
+def path(text: str) -> str:
+    """A path that is not empty (an empty one would mean the current directory)."""
+    if not text:
+        raise argparse.ArgumentTypeError("must be a path to the store, got an empty string")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     from .bake import DEFAULT_CHUNK
 
@@ -50,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     bake.add_argument("--seed", type=int, required=True, help="world seed (any int)")
     bake.add_argument("--size", type=size, required=True, metavar="WxH", help="world size in cells")
     bake.add_argument(
-        "--out", required=True, metavar="PATH", help="the store: a new path, or a bake to finish"
+        "--out", required=True, type=path, metavar="PATH", help="the store: a new path, or a bake to finish"
     )
     bake.add_argument(
         "--chunk", type=positive, default=DEFAULT_CHUNK, help=f"block side in cells (default {DEFAULT_CHUNK})"

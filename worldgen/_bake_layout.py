@@ -154,11 +154,12 @@ class Layout:
             out.append(f"size {self.width}x{self.height} in the store, {asked.width}x{asked.height} asked")
         if self.chunk != asked.chunk:
             out.append(f"chunk {self.chunk} in the store, {asked.chunk} asked")
-        # Scalars by name only: their values (the seed) follow the arguments compared above.
-        if (self.layers, self.creature_fields, self.creature_capacity, sorted(self.scalars)) != (
+        # Scalars by name only: their values (the seed) follow the arguments compared above; so does the
+        # creature capacity, from the chunk.
+        capacity_differs = self.chunk == asked.chunk and self.creature_capacity != asked.creature_capacity
+        if capacity_differs or (self.layers, self.creature_fields, sorted(self.scalars)) != (
             asked.layers,
             asked.creature_fields,
-            asked.creature_capacity,
             sorted(asked.scalars),
         ):
             out.append(f"layers {_describe(self)} in the store, {_describe(asked)} from this worldgen")
@@ -225,6 +226,15 @@ def layout_for(seed: object, width: object, height: object, chunk: object) -> La
             f"generate, more than worldgen's limit of {_checks.DEFAULT_MEMORY_LIMIT / 2**20:.0f} MiB"
         )
     layers, records, scalars = split_world(generate(seed, *_PROBE))
+    # Zarr writes whole chunks: even a world smaller than one block holds chunk x chunk cells per layer
+    # in memory while its block is written.
+    written = chunk * chunk * sum(value.dtype.itemsize for value in layers.values())
+    if written > _checks.DEFAULT_MEMORY_LIMIT:
+        raise ValueError(
+            f"chunk {chunk} is too big: Zarr writes whole {chunk}x{chunk} chunks, about "
+            f"{written / 2**20:.0f} MiB for the layers of one block, more than worldgen's limit of "
+            f"{_checks.DEFAULT_MEMORY_LIMIT / 2**20:.0f} MiB"
+        )
     # The fingerprint of a fixed seed: it names the generator, whatever world is baked.
     fixed_layers, fixed_records, _ = split_world(generate(FINGERPRINT_SEED, *_PROBE))
     digest = hashlib.sha256()

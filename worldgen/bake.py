@@ -77,6 +77,7 @@ _MIN_BATCH = 32
 # is asked; None means port 8787, which another cluster may hold (then it warns and takes another).
 # A free port on the loopback interface never clashes and is not reachable from the network.
 LOCAL_HTTP = "127.0.0.1:0"
+WORKERS_TIMEOUT = 30.0  # seconds a scheduler may take to have a worker
 # glibc's malloc thresholds for the local cluster's workers (see local_cluster): 64 MiB.
 _MALLOC_THRESHOLD = 64 << 20
 
@@ -163,18 +164,20 @@ class BakedWorld:
         ya, yb = min(max(y0, 0), self.height), min(max(y0 + height, 0), self.height)
         if xa < xb and ya < yb:
             cj, ci = slice(ya // c, (yb - 1) // c + 1), slice(xa // c, (xb - 1) // c + 1)
-            # The markers first: a block marked done has all its arrays written, whatever comes later.
+            # The markers first: a block marked done has all its arrays written, whatever comes later. Only
+            # those blocks are read: one not done may hold a chunk a killed bake left half written.
             done = np.asarray(arrays[DONE][cj, ci]).astype(bool)
-            rows = np.arange(ya, yb) // c - cj.start
-            cols = np.arange(xa, xb) // c - ci.start
-            inner = done[rows[:, None], cols[None, :]]
-            box = (slice(ya - y0, yb - y0), slice(xa - x0, xb - x0))
-            mask[box] = inner
-            for name, out in layers.items():
-                part = np.asarray(arrays[name][ya:yb, xa:xb])
-                part[~inner] = 0
-                out[box] = part
-            records = self._records(cj, ci, done, (x0, y0, width, height))
+            blocks = [(int(j) + cj.start, int(i) + ci.start) for j, i in np.argwhere(done)]
+            for j, i in blocks:
+                by, bx = (
+                    slice(max(ya, j * c), min(yb, (j + 1) * c)),
+                    slice(max(xa, i * c), min(xb, (i + 1) * c)),
+                )
+                box = (slice(by.start - y0, by.stop - y0), slice(bx.start - x0, bx.stop - x0))
+                mask[box] = True
+                for name, out in layers.items():
+                    out[box] = np.asarray(arrays[name][by, bx])
+            records = self._records(blocks, (x0, y0, width, height))
         kwargs: dict[str, Any] = {}
         for field in dataclasses.fields(World):
             if field.name in ORIGIN:
@@ -188,18 +191,18 @@ class BakedWorld:
         return BakedRegion(World(**kwargs), mask)
 
     def _records(
-        self, cj: slice, ci: slice, done: npt.NDArray[np.bool_], region: tuple[int, int, int, int]
+        self, blocks: list[tuple[int, int]], region: tuple[int, int, int, int]
     ) -> npt.NDArray[np.void]:
-        """The creatures of the baked blocks [cj, ci] standing in ``region``, sorted by id like generate's."""
-        arrays = self._arrays
-        count = np.asarray(arrays[f"{RECORDS}/{COUNT}"][cj, ci])
-        slots = self.layout.creature_capacity
-        used = np.arange(slots) < count[..., None]
-        used &= done[..., None]
-        found = np.zeros(int(used.sum()), dtype=self._records_dtype)
-        row = slice(ci.start * slots, ci.stop * slots)
-        for name in self._records_dtype.names or ():
-            found[name] = np.asarray(arrays[f"{RECORDS}/{name}"][cj, row]).reshape(used.shape)[used]
+        """The creatures of the baked ``blocks`` standing in ``region``, sorted by id like generate's."""
+        arrays, slots = self._arrays, self.layout.creature_capacity
+        parts = []
+        for j, i in blocks:
+            count = int(np.asarray(arrays[f"{RECORDS}/{COUNT}"][j, i]))
+            part = np.zeros(count, dtype=self._records_dtype)
+            for name in self._records_dtype.names or ():
+                part[name] = np.asarray(arrays[f"{RECORDS}/{name}"][j, i * slots : i * slots + count])
+            parts.append(part)
+        found = np.concatenate(parts) if parts else np.zeros(0, dtype=self._records_dtype)
         x0, y0, width, height = region
         x, y = found["x"], found["y"]
         found = found[(x >= x0) & (x < x0 + width) & (y >= y0) & (y < y0 + height)]
@@ -261,8 +264,8 @@ def bake(
             raise ValueError("workers is the size of the local cluster: a scheduler brings its own workers")
     path = Path(path)
     stored = _stored_layout(path)
+    _check_writable(path)  # a new store, or one to finish (on a disk since made read-only, say)
     if stored is None:
-        _check_writable(path)
         done = None
     else:
         differences = stored.differences(layout)
@@ -280,17 +283,20 @@ def bake(
         missing = [(int(j), int(i)) for j, i in np.argwhere(~done)]
     started = time.monotonic()
     if missing:
-        # Connected first, so that an unreachable scheduler leaves nothing written.
+        # Connected, with a worker, first: an unreachable or empty cluster leaves nothing written.
         with _connect(scheduler, workers) as client:
+            started = time.monotonic()  # the bake's own time, not the cluster's start
             # Absolute: workers elsewhere (--scheduler) resolve a relative path in their own directory.
             targets, done_array = _create_store(path.absolute(), layout)
             if progress is not None:
-                threads = sum(client.nthreads().values())
+                threads = client.nthreads()
+                processes, total = len(threads), sum(threads.values())
                 print(
                     f"{path}: {layout.width}x{layout.height} cells of seed {layout.seed} in "
                     f"{layout.chunk_count} blocks of {layout.chunk}; {layout.chunk_count - len(missing)} "
-                    f"already baked, baking {len(missing)} on {threads} worker "
-                    f"thread{'s' if threads != 1 else ''} ({client.scheduler_info()['address']})",
+                    f"already baked, baking {len(missing)} on {processes} worker "
+                    f"process{'es' if processes != 1 else ''} ({total} thread{'s' if total != 1 else ''}) "
+                    f"of {client.scheduler_info()['address']}",
                     file=progress,
                 )
             _run(client, layout, targets, done_array, missing, progress)
@@ -471,7 +477,18 @@ def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Cl
     if isinstance(scheduler, Client):
         yield scheduler
     elif scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler)
+        except OSError as e:
+            raise BakeError(f"cannot reach the scheduler at {scheduler}: {e}; nothing was written") from None
+        with client:
+            try:
+                client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+            except OSError:  # (TimeoutError is one)
+                raise BakeError(
+                    f"the scheduler at {scheduler} has no workers (waited {WORKERS_TIMEOUT:.0f} s for one): "
+                    f"start some with `dask worker {scheduler}`; nothing was written"
+                ) from None
             yield client
     else:
         with local_cluster(workers) as cluster, Client(cluster) as client:
