@@ -454,6 +454,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "world": args.world,
                 "at": [round(scene.camera.x), round(scene.camera.y)],
                 "chunks": streamer.generated,
+                "chunks_failed": len(streamer.failed),
+                "chunk_error": streamer.last_error() or None,
                 "chunk_latency_frames": streamer.latency_summary(),
                 "first_full_frame": streamer.first_full_frame,
                 "first_whole_frame": streamer.first_whole_frame,

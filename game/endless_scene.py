@@ -229,20 +229,22 @@ class EndlessScene(Scene):
         camera = self.camera
         recent = [float(v) for v in self.streamer.recent_latencies]
         latency = f"p95 {percentile(recent, 95):.0f} frames" if recent else "-"
-        return [
+        lines = [
             f"FPS {hud_stats.fps():5.1f}   frame {last:5.1f} ms{clock}",
             f"x {math.floor(camera.x)}  y {math.floor(camera.y)}",
             f"seed {self.streamer.seed}  zoom {camera.zoom:.3g}  detail 1:{1 << camera.level}",
-            f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}"
-            + (f"  failed {len(self.streamer.failed)}" if self.streamer.failed else ""),
+            f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}",
         ]
+        if self.streamer.failed:  # a line of its own, so that it is never cut off
+            lines.append(f"{len(self.streamer.failed)} chunks failed: {self.streamer.last_error()}")
+        return lines
 
     def hud_rect(self, screen: pygame.Surface) -> pygame.Rect | None:
         """Where the HUD goes (top left), or None when it is hidden or the window has no room for it."""
         if not self.host.hud_visible:
             return None
         workers = len(self.rates[-1][1].workers) if self.rates else 0
-        height = 22 * 4 + 18 * workers + 12
+        height = 22 * (5 if self.streamer.failed else 4) + 18 * workers + 12
         rect = pygame.Rect(layout.GAP, layout.GAP, min(HUD_W, screen.get_width() // 2), height)
         return None if rect.bottom > screen.get_height() - layout.STRIP_H - layout.GAP else rect
 
@@ -256,8 +258,8 @@ class EndlessScene(Scene):
         ui.panel(screen, rect)
         x, y = rect.x + 10, rect.y + 8
         inner = rect.width - 20
-        colours = (palette.TEXT, palette.TEXT, palette.TEXT_DIM, palette.TEXT_DIM)
-        for line, colour in zip(self.hud_lines(stats), colours, strict=True):
+        colours = (palette.TEXT, palette.TEXT, palette.TEXT_DIM, palette.TEXT_DIM, palette.BAD)
+        for line, colour in zip(self.hud_lines(stats), colours, strict=False):
             screen.blit(text.render(text.fit(line, 18, inner), 18, colour), (x, y))
             y += 22
         label_w = 44

@@ -247,6 +247,14 @@ class ChunkStreamer:
                 self.on_arrive(tile)
             self.intake_ms.append((time.perf_counter() - started) * 1000)
 
+    def last_error(self) -> str:
+        """The last line of the most recent chunk failure's error (its exception), or "" if none."""
+        if not self.failed:
+            return ""
+        _frame, _times, error = max(self.failed.values(), key=lambda failure: failure[0])
+        lines = error.strip().splitlines()
+        return lines[-1] if lines else "failed"
+
     def _resting(self, key: ChunkKey) -> bool:
         """Whether a failed chunk must not be asked for now (too soon, or too many failures)."""
         failure = self.failed.get(key)

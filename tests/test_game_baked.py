@@ -113,3 +113,21 @@ def test_a_headless_game_plays_the_baked_world(baked: str, tmp_path: Path) -> No
     # Only chunks with baked cells are read: 4 x 2 of them cover the world, plus its coarser ones.
     assert 8 <= summary["chunks"] <= 8 + 4
     assert summary["first_full_frame"] is not None  # the whole view drawn: the dark outside needs no chunk
+
+
+def test_a_chunk_that_fails_to_read_is_counted_and_named(baked: str, tmp_path: Path) -> None:
+    # A store damaged after its bake (a chunk of a block marked done): the game draws the rest, and the
+    # HUD line and the JSON say which error (a reviewer saw only a cut-off "fail..." and "error": null).
+    import shutil
+
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(baked, damaged)
+    (damaged / "elevation" / "c" / "0" / "0").write_bytes(b"not a blosc chunk")
+    summary = headless_summary(
+        "--frames", "90", "--world", str(damaged), "--vms", "1", "--zoom", "2", "--at", "64,64",
+        "--window", "640x360",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert summary["chunks_failed"] >= 1
+    assert "blosc" in summary["chunk_error"].lower() or "decompress" in summary["chunk_error"].lower()
+    assert summary["error"] is None  # the game itself carried on
