@@ -93,16 +93,16 @@ def bench_idle_gap(jobs: int, seconds: float) -> None:
     )
 
 
-IDLE_POLICY = "import os\nos.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))\n"
-
-
-def _spin_forever(nice: int) -> None:
-    os.nice(nice)
+def _spin_forever(nice: int | str) -> None:
+    if nice == "idle":
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(int(nice))
     while True:
         pass
 
 
-def floor_loop(seconds: float, nice: int) -> list[float]:
+def floor_loop(seconds: float, nice: int | str) -> list[float]:
     """The frame loop beside two plain processes that only spin at ``nice`` (no runtime at all): the
     frames the kernel's scheduler alone gives VM 0 when two busy processes share its two cores."""
     spinners = [multiprocessing.Process(target=_spin_forever, args=(nice,), daemon=True) for _ in range(2)]
@@ -151,13 +151,18 @@ def bench_frame_pacing(jobs: int, size: int, budget_ms: float) -> None:
     idle, _ = frame_loop(3.0, None)
     idle_p99 = pct(idle, 0.99)
     rows = [pacing_row("idle", idle, None)]
-    rows.append(pacing_row("floor: 2 plain processes spinning at nice 10", floor_loop(6.0, 10), idle_p99))
+    for nice in (10, "idle"):
+        row = pacing_row(
+            f"floor: 2 plain processes spinning at nice={nice!r}", floor_loop(6.0, nice), idle_p99
+        )
+        rows.append(row)
     notes = []
-    for name, setup in (
-        ("nice 10, the default", "import worldgen"),
-        ("SCHED_IDLE", IDLE_POLICY + "import worldgen"),
-    ):
-        intervals, took, rate = pool_pacing(jobs, size, budget_ms, setup)
+    for name, nice in (("nice 10, the default", 10), ('nice="idle": SCHED_IDLE', "idle")):
+        runtime.configure(nice=nice)
+        try:
+            intervals, took, rate = pool_pacing(jobs, size, budget_ms, "import worldgen")
+        finally:
+            runtime.configure(nice=10)
         rows.append(
             pacing_row(
                 f"pool of 2 VMs ({name}), {jobs} chunk jobs, intake({budget_ms} ms)", intervals, idle_p99

@@ -85,7 +85,10 @@ __all__ = [
 
 
 def configure(
-    *, preload: _abc.Iterable[str] | None = None, start_method: str | None = None, nice: int | None = None
+    *,
+    preload: _abc.Iterable[str] | None = None,
+    start_method: str | None = None,
+    nice: int | str | None = None,
 ) -> None:
     """Set how VMs start. ``preload`` and ``start_method`` must be set before the first ``ComputeThread``
     (or after ``shutdown()``); ``nice`` applies to every VM started after the call.
@@ -97,7 +100,9 @@ def configure(
     template process; the default on Linux) or ``"spawn"`` (a fresh interpreter per VM; the default
     elsewhere). ``nice``: how much lower than VM 0's the VMs' CPU priority is (an ``os.nice`` increment,
     0..19, default 10), so that when VM 0 and busy VMs share a core, the game's frame wins it; 0 keeps
-    them equal.
+    them equal. ``nice="idle"`` (Linux: ``SCHED_IDLE``) goes further: the VMs run only on CPU time that
+    no ordinary process wants, so VM 0 never waits for a VM's time slice (a nice VM can hold a core
+    for a few ms); the price is that any other busy program on the machine slows the VMs down a lot.
     """
     from ._launcher import LAUNCHER
 

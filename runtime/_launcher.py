@@ -39,6 +39,7 @@ for _ in range(_PACKAGE.count(".") + 2):
     _PACKAGE_PARENT = os.path.dirname(_PACKAGE_PARENT)
 START_METHODS = ("template", "spawn")
 DEFAULT_NICE = 10
+IDLE = "idle"  # nice="idle": the VMs run under SCHED_IDLE, on CPU time nothing else wants (Linux)
 
 
 def default_start_method() -> str:
@@ -84,7 +85,7 @@ class Launcher:
         self.preload: list[str] = []
         # How much lower than VM 0's a VM's CPU priority is (an ``os.nice`` increment): when VM 0 and
         # busy VMs share a core, the game's frame wins it.
-        self.nice = DEFAULT_NICE
+        self.nice: int | str = DEFAULT_NICE
         self.start_method = default_start_method()
         self._template: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
@@ -96,9 +97,11 @@ class Launcher:
         """Whether the template is running (configuration is then fixed until ``shutdown()``)."""
         return self._template is not None
 
-    def configure(self, preload: Iterable[str] | None, start_method: str | None, nice: int | None) -> None:
-        if nice is not None and (type(nice) is not int or not 0 <= nice <= 19):
-            raise ValueError(f"nice must be an int in 0..19, got {nice!r}")
+    def configure(
+        self, preload: Iterable[str] | None, start_method: str | None, nice: int | str | None
+    ) -> None:
+        if nice is not None and nice != IDLE and (type(nice) is not int or not 0 <= nice <= 19):
+            raise ValueError(f"nice must be an int in 0..19 or {IDLE!r}, got {nice!r}")
         if start_method is not None:
             if start_method not in START_METHODS:
                 raise ValueError(f"start_method must be one of {START_METHODS}, got {start_method!r}")

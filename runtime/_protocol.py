@@ -40,7 +40,7 @@ class Init(NamedTuple):
     sys_path: list[str]
     cwd: str
     setup: str | None  # source run in the fresh ``__main__`` before the first job
-    nice: int  # how much to lower the VM's CPU priority (an ``os.nice`` increment)
+    nice: int | str  # how much to lower the VM's CPU priority (an ``os.nice`` increment), or "idle"
     authkey: bytes  # VM 0's multiprocessing authkey, so that Manager proxies passed to jobs connect
 
 

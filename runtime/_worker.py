@@ -107,9 +107,7 @@ def _serve(channel: Channel) -> int:
     os.chdir(init.cwd)
     # As a multiprocessing child would: proxies of VM 0's Managers sent to jobs authenticate.
     multiprocessing.process.current_process().authkey = init.authkey
-    if init.nice:
-        with contextlib.suppress(OSError):
-            os.nice(init.nice)  # lowering one's own priority is always allowed; be safe anyway
+    _lower_priority(init.nice)
     sys.path[:] = init.sys_path
     # Ctrl+C in the terminal reaches the whole process group; VM 0 decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -183,6 +181,20 @@ def _serve(channel: Channel) -> int:
         if releases:
             channel.send(Release(_drain(releases)))
         channel.send(reply, () if out is None or out.fd is None else (out.fd,))
+
+
+def _lower_priority(nice: int | str) -> None:
+    """Lower this VM's CPU priority (always allowed; any error is ignored all the same)."""
+    with contextlib.suppress(OSError, AttributeError):
+        if nice == "idle":
+            if hasattr(os, "SCHED_IDLE"):
+                # Linux: run only on CPU time no ordinary process wants, so a game's frame that wakes
+                # up never waits for a VM's time slice to end.
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            else:
+                os.nice(19)
+        elif isinstance(nice, int) and nice:
+            os.nice(nice)
 
 
 def _run(

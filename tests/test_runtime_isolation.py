@@ -354,9 +354,21 @@ def test_vms_run_at_a_lower_cpu_priority_than_vm0_unless_configured() -> None:
             assert vm.eval(read) == own  # the replacement VM
         finally:
             runtime.configure(nice=10)
-    for bad in (20, -1, 2.5, True):
-        with pytest.raises(ValueError, match=rf"^nice must be an int in 0\.\.19, got {bad!r}$"):
+    for bad in (20, -1, 2.5, True, "IDLE"):
+        with pytest.raises(ValueError, match=rf"^nice must be an int in 0\.\.19 or 'idle', got {bad!r}$"):
             runtime.configure(nice=bad)  # type: ignore[arg-type]
+
+
+def test_idle_vms_run_under_sched_idle_so_a_waking_vm0_never_waits_for_them() -> None:
+    runtime.configure(nice="idle")
+    try:
+        with ComputeThread(1) as vm:
+            assert vm.eval("__import__('os').sched_getscheduler(0)") == os.SCHED_IDLE
+            assert os.sched_getscheduler(0) == os.SCHED_OTHER  # VM 0 is left as it was
+    finally:
+        runtime.configure(nice=10)
+    with ComputeThread(1) as vm:
+        assert vm.eval("__import__('os').sched_getscheduler(0)") == os.SCHED_OTHER
 
 
 @pytest.mark.slow
