@@ -105,9 +105,12 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     return near
 
 
-def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
+def _beach_grid(seed: int, grid: Grid, cand: B, sea: B) -> B | None:
     """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
     lattice under the grid (``_near_sea_points`` for every candidate); None if that lattice is too large.
+
+    ``sea`` is the grid's open sea: lattice points that are samples of the grid take it from there (the
+    same bits, as every value is a pure function of the cell), so only the others are evaluated.
     """
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
@@ -115,13 +118,13 @@ def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
     nx, ny = (int(x[-1]) + r) // s - lx0 + 1, (int(y[-1]) + r) // s - ly0 + 1
     if nx * ny > 2 * grid.width * grid.height + 4096:
         return None  # a coarse step: cheaper to look around the few beach candidates only
-    _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
+    lattice = _lattice_sea(seed, grid, sea, lx0, ly0, nx, ny)
     # Separable window sums: over the lattice rows of each sample row, then over the lattice columns,
     # the latter only at the candidates (a small share of the cells).
     ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
     jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
     down = np.zeros((ny + 1, nx), dtype=np.int32)
-    np.cumsum(sea, axis=0, dtype=np.int32, out=down[1:])
+    np.cumsum(lattice, axis=0, dtype=np.int32, out=down[1:])
     rows = (down[jhi] - down[jlo]) > 0
     across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
     np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
@@ -132,6 +135,28 @@ def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
     count = np.take(across, base + ihi[col]) - np.take(across, base + ilo[col])
     beach.reshape(-1)[flat] = count > 0
     return beach
+
+
+def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny: int) -> B:
+    """The open sea at the beach lattice points ``(lx0 + i, ly0 + j) * _LATTICE``, an (ny, nx) mask."""
+    s, st = _LATTICE, grid.step
+    if s % st or grid.x0 % st or grid.y0 % st:
+        _, out, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
+        return out
+    # Every lattice point is on the grid's sampling lattice: those inside the grid are samples of it.
+    lx = (lx0 + np.arange(nx, dtype=np.int64)) * s
+    ly = (ly0 + np.arange(ny, dtype=np.int64)) * s
+    col, row = (lx - grid.x0) // st, (ly - grid.y0) // st
+    in_x = (col >= 0) & (col < grid.width)
+    in_y = (row >= 0) & (row < grid.height)
+    out = np.empty((ny, nx), dtype=np.bool_)
+    out[np.ix_(in_y, in_x)] = sea[np.ix_(row[in_y], col[in_x])]
+    ring = ~(in_y[:, None] & in_x[None, :])
+    py, px = np.nonzero(ring)
+    if py.size:
+        _, ring_sea, _ = land_noise(seed, Points(lx[px], ly[py]))
+        out[py, px] = ring_sea
+    return out
 
 
 def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
@@ -224,7 +249,7 @@ def generate(
     r = BEACH_REACH
     grid = Grid(x0, y0, width, height, step)
     x_hi, y_hi = x0 + (width - 1) * step, y0 + (height - 1) * step
-    base, continent, basin, _ = elevation(seed, grid)
+    base, continent, basin, sea = elevation(seed, grid)
     report(0.35, "elevation")
     temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
@@ -240,7 +265,7 @@ def generate(
     del basin, water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    beach_grid = _beach_grid(seed, grid, cand) if cand.any() else None
+    beach_grid = _beach_grid(seed, grid, cand, sea) if cand.any() else None
     if beach_grid is not None:
         beach = beach_grid
     else:
@@ -249,7 +274,7 @@ def generate(
             rows, cols = np.nonzero(cand)
             beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
     biome = classify(carved, temperature, moisture, beach, river, lake)
-    del base, beach, cand, continent
+    del base, beach, cand, continent, sea
     report(0.9, "biomes")
     if step == 1:
         creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])

@@ -70,9 +70,26 @@ class Network:
     down: I64  # flat index of the downstream node, -1 for none
     sources: npt.NDArray[np.int32]  # sources within HOPS upstream (0: no river)
 
-    def segments(self) -> tuple[F64, ...]:
-        """(ax, ay, bx, by, ea, eb, half width, swing 1, 2, 3) of every river segment, one array each."""
+    def segments(self, box: tuple[float, float, float, float] | None = None) -> tuple[F64, ...]:
+        """(ax, ay, bx, by, ea, eb, half width, swing 1, 2, 3) of every river segment, one array each.
+
+        With ``box`` (x_lo, y_lo, x_hi, y_hi), only the segments whose meandering line can come within
+        ``_piece_reach`` of the box (in the same order).
+        """
         n = np.flatnonzero((self.sources.ravel() > 0) & (self.down.ravel() >= 0))
+        if box is not None:
+            x_lo, y_lo, x_hi, y_hi = box
+            x, y, d = self.x.ravel(), self.y.ravel(), self.down.ravel()
+            ax, ay, bx, by = x[n], y[n], x[d[n]], y[d[n]]
+            # The line swings at most sum(MEANDER) * length off the straight segment.
+            far = np.hypot(bx - ax, by - ay) * sum(MEANDER) + (MAX_HALF_WIDTH + max(RIVER_FAR, VALLEY) + 2.0)
+            near = (
+                (np.maximum(ax, bx) + far >= x_lo)
+                & (np.minimum(ax, bx) - far <= x_hi)
+                & (np.maximum(ay, by) + far >= y_lo)
+                & (np.minimum(ay, by) - far <= y_hi)
+            )
+            n = n[near]
         return self._segment_arrays(n)
 
     def _segment_arrays(self, n: I64) -> tuple[F64, ...]:
@@ -87,9 +104,11 @@ class Network:
         ]
         return ax, ay, bx, by, e[n], e[d], half, *swings
 
-    def pieces(self) -> tuple[F64, ...]:
-        """The river as straight pieces: (ax, ay, bx, by, level a, level b, half width), one array each."""
-        return _pieces(self.segments())
+    def pieces(self, box: tuple[float, float, float, float] | None = None) -> tuple[F64, ...]:
+        """The river as straight pieces: (ax, ay, bx, by, level a, level b, half width), one array each
+        (with ``box``, at least those of the segments that can reach it, see ``segments``).
+        """
+        return _pieces(self.segments(box))
 
     def lakes(self) -> tuple[F64, ...]:
         """(x, y, level, radius, phase a, phase b) of every lake (a land node that drains nowhere)."""
@@ -364,10 +383,10 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
     river = np.full(size, np.inf, dtype=np.float32)
     lake = np.zeros(size, dtype=np.bool_)
     carved = e_flat.copy()
-    seg = net.pieces()
+    gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
+    seg = net.pieces((grid.x0, grid.y0, gx1, gy1))
     ax, ay, bx, by = seg[:4]
     reach = _piece_reach(seg)
-    gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
     hit = (
         (np.maximum(ax, bx) + reach >= grid.x0)
         & (np.minimum(ax, bx) - reach <= gx1)

@@ -132,13 +132,19 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     """
     one, zero = _F(1.0), _F(0.0)
     land = _unit(n * _F(1.0 / LAND_RANGE))
-    # Basins: ridge noise high above its ridges, inland.
-    np.subtract(r, _F(LAKE_NOISE), out=basin)
-    basin *= _F(1.0 / LAKE_SOFT)
-    _unit(basin)
-    t = n - _F(LAKE_INLAND)
-    t *= _F(1.0 / LAKE_INLAND)
-    basin *= _unit(t)
+    # Basins: ridge noise high above its ridges, inland. Only the few cells where the ridge noise
+    # exceeds LAKE_NOISE can have one (elsewhere the ramp clips to 0), so only those are computed.
+    lakes = np.flatnonzero(r > _F(LAKE_NOISE))
+    basin.fill(zero)
+    if lakes.size:
+        b = r[lakes] - _F(LAKE_NOISE)
+        b *= _F(1.0 / LAKE_SOFT)
+        _unit(b)
+        inland = n[lakes] - _F(LAKE_INLAND)
+        inland *= _F(1.0 / LAKE_INLAND)
+        b *= _unit(inland)
+        basin[lakes] = b
+    t = np.empty_like(n)
     # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
     ridge = np.abs(r)
     ridge *= _F(-1.0 / RIDGE_WIDTH)
@@ -173,11 +179,13 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     sea_floor *= _F(SEA_LEVEL)
     h -= sea_floor
     # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
-    # and min(h, max(h, SEA_LEVEL)) is h), so no mask is needed.
-    sunk = np.multiply(basin, _F(-BASIN_DEPTH), out=t)
-    sunk += h
-    np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
-    np.minimum(h, sunk, out=h)
+    # and min(h, max(h, SEA_LEVEL)) is h), so only the basin cells are computed.
+    if lakes.size:
+        ground = h[lakes]
+        sunk = basin[lakes] * _F(-BASIN_DEPTH)
+        sunk += ground
+        np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
+        h[lakes] = np.minimum(ground, sunk, out=sunk)
     # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
     water = n < zero
     np.minimum(h, _BELOW_SEA, out=h, where=water)
