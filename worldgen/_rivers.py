@@ -28,7 +28,7 @@ import numpy.typing as npt
 from ._biomes import SEA_LEVEL
 from ._hash import derive_key, hash2, unit_float
 from ._sampling import Grid, Points
-from ._terrain import terrain
+from ._terrain import elevation, moisture
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -129,8 +129,9 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     span = NODE // 2
     x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
     y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
-    t = terrain(seed, Points(x, y))
-    e = t.elevation.astype(np.float64)
+    nodes = Points(x, y)
+    ground = elevation(seed, nodes)
+    e = ground.elevation.astype(np.float64)
     nj, ni = e.shape
     # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
     padded = np.full((nj + 2, ni + 2), np.inf)
@@ -145,7 +146,7 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         down = np.where(lower, flat + dy * ni + dx, down)
     land = e >= SEA_LEVEL
     down[~land] = -1
-    wet = t.moisture.astype(np.float64) >= SOURCE_MOISTURE
+    wet = moisture(seed, nodes, ground.continent).astype(np.float64) >= SOURCE_MOISTURE
     chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
     source = (land & (e >= SOURCE_ELEVATION) & wet & chance).astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)

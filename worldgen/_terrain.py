@@ -235,13 +235,25 @@ def _climate(t: F32, m: F32, elevation: F32, continent: F32) -> None:
     np.maximum(above, 0.0, out=above)
     above *= np.float32(LAPSE)
     t -= above
+    _unit(t)
+    _moisture(m, continent, above)
+
+
+def _moisture(m: F32, continent: F32, scratch: F32) -> None:
+    """Moisture of one chunk, in place in the raw noise ``m`` (``scratch``: a float32 array like it)."""
     m *= np.float32(MOISTURE_GAIN)
     m += np.float32(0.5)
-    dry = np.maximum(continent, np.float32(0.0), out=above)
+    dry = np.maximum(continent, np.float32(0.0), out=scratch)
     dry *= np.float32(INLAND_DRYING)
     m -= dry
-    _unit(t)
     _unit(m)
+
+
+def moisture(seed: int, where: Sampler, continent: F32) -> F32:
+    """``climate``'s moisture alone (the same bits), for callers that need no temperature."""
+    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    _moisture(m, continent, np.empty_like(m))
+    return m
 
 
 def terrain(seed: int, where: Sampler) -> Terrain:
