@@ -202,15 +202,21 @@ def _carve(
         w_river, e, b, n, cut = (a[c] for a in fields)
         w_lake, river, lake, cand = (m[c] for m in flags)
         np.less(w_river, np.float32(0.0), out=river)
-        np.copyto(lake, w_lake)
-        lake &= e >= np.float32(SEA_LEVEL)
+        np.greater_equal(e, np.float32(SEA_LEVEL), out=lake)
+        lake &= w_lake
         lake |= b > np.float32(0.0)
-        np.maximum(cut, np.float32(SEA_LEVEL), out=cut, where=lake)
-        cut_channels(cut, river > lake)  # river and not lake
+        # Lakes and river channels cover few cells: they are carved by index, not by masked passes.
+        in_lake = np.flatnonzero(lake)
+        cut[in_lake] = np.maximum(cut[in_lake], np.float32(SEA_LEVEL))
+        channel = np.flatnonzero(river > lake)  # river and not lake
+        bed = cut[channel]
+        cut_channels(bed, np.ones(bed.shape, dtype=np.bool_))
+        cut[channel] = bed
         np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
         np.greater_equal(cut, np.float32(SEA_LEVEL), out=cand)
         cand &= n < np.float32(BEACH_NOISE)
-        cand &= ~(river | lake)
+        cand[in_lake] = False
+        cand[channel] = False
         # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
         level = levels[c]
         np.copyto(level, cut * np.float32(10.0), casting="unsafe")

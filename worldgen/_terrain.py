@@ -173,11 +173,18 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     _unit(h)
     h *= _F(1.0 - SEA_LEVEL)
     h += _F(SEA_LEVEL)
-    # The sea floor: the same curve below the sea level.
-    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=t)
-    sea_floor = _hermite(_unit(t), 1.0, out=ridge)
-    sea_floor *= _F(SEA_LEVEL)
-    h -= sea_floor
+    # The sea floor: the same curve below the sea level, only where the sea is (n < 0; elsewhere the
+    # curve is 0 and h - 0 is h). Rounding must not lift a sea cell to the sea level, so it is capped
+    # just below. The basins below leave these cells as they are (their basin is 0).
+    wet = np.flatnonzero(n < zero)
+    if wet.size:
+        u = n[wet] * _F(-1.0 / DEPTH_RANGE)
+        sea_floor = _hermite(_unit(u), 1.0)
+        sea_floor *= _F(SEA_LEVEL)
+        floor = h[wet] - sea_floor
+        h[wet] = np.minimum(floor, _BELOW_SEA, out=floor)
+        # Water inside a continent (not the open sea) is a lake.
+        basin[wet[~sea[wet]]] = one
     # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
     # and min(h, max(h, SEA_LEVEL)) is h), so only the basin cells are computed.
     if lakes.size:
@@ -186,10 +193,6 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
         sunk += ground
         np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
         h[lakes] = np.minimum(ground, sunk, out=sunk)
-    # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
-    water = n < zero
-    np.minimum(h, _BELOW_SEA, out=h, where=water)
-    np.copyto(basin, one, where=water > sea)  # water inside a continent (not the open sea) is a lake
 
 
 def elevation(seed: int, where: Sampler) -> Ground:
