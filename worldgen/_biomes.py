@@ -65,8 +65,8 @@ FORBIDDEN_NEIGHBOURS: frozenset[frozenset[int]] = frozenset(
 # Elevation thresholds (elevation is in [0, 1]).
 SEA_LEVEL = 0.4
 DEEP_LEVEL = 0.33  # below: ocean (deep water); SEA_LEVEL above it: shallow water
-BEACH_NOISE = 0.035  # land whose continentalness is below this and with sea within BEACH_REACH is beach
-BEACH_REACH = 4
+BEACH_NOISE = 0.05  # land whose continentalness is below this and with sea within BEACH_REACH is beach
+BEACH_REACH = 8
 SWAMP_LEVEL = 0.47  # swamps are wet lowlands
 MOUNTAIN_LEVEL = 0.74
 SNOW_LEVEL = 0.86  # snow only at or above this elevation
