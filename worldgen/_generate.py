@@ -16,8 +16,10 @@ from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
 
 # Beaches look for sea cells on a lattice of this spacing (within BEACH_REACH of the cell, so a beach
-# always lies within BEACH_REACH of the sea), which any step can evaluate cheaply.
-_LATTICE = BEACH_REACH
+# always lies within BEACH_REACH of the sea), which any step can evaluate cheaply. A spacing below the
+# reach keeps the beach's inland edge from stepping in blocks as large as the reach.
+_LATTICE = 4
+_WINDOW = 2 * BEACH_REACH // _LATTICE + 1  # lattice points along an axis within BEACH_REACH, at most
 
 F32 = npt.NDArray[np.float32]
 B = npt.NDArray[np.bool_]
@@ -95,9 +97,9 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     """Whether a sea cell of the beach lattice lies within BEACH_REACH (Chebyshev) of each cell."""
     s, r = _LATTICE, BEACH_REACH
     lo_x, lo_y = -((r - x) // s), -((r - y) // s)  # first lattice index at or after x - r
-    k = np.arange(3, dtype=np.int64)
-    kx = np.repeat(k, 3)[None, :]
-    ky = np.tile(k, 3)[None, :]
+    k = np.arange(_WINDOW, dtype=np.int64)
+    kx = np.repeat(k, _WINDOW)[None, :]
+    ky = np.tile(k, _WINDOW)[None, :]
     lx, ly = (lo_x[:, None] + kx) * s, (lo_y[:, None] + ky) * s
     valid = (lx <= x[:, None] + r) & (ly <= y[:, None] + r)
     _, sea, _ = land_noise(seed, Points(lx, ly))
