@@ -124,8 +124,10 @@ def _unit(a: F32) -> F32:
     return np.clip(a, _F(0.0), _F(1.0), out=a)
 
 
-def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
-    """Elevation and basins from the land, detail and ridge noise of one chunk (into height, basin).
+def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
+    """Elevation and basins from the land, detail and ridge noise of one chunk: the elevation into ``d``
+    and the basins into ``r`` (each overwrites its noise once the noise is used up, so no fresh array's
+    pages are touched).
 
     Every step is the float32 operation it always was, in the same order: only passes that cannot change
     a bit are merged or dropped (see the comments), so the fields are bit for bit what they were.
@@ -135,9 +137,12 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     # Basins: ridge noise high above its ridges, inland. Only the few cells where the ridge noise
     # exceeds LAKE_NOISE can have one (elsewhere the ramp clips to 0), so only those are computed.
     lakes = np.flatnonzero(r > _F(LAKE_NOISE))
+    high_r = r[lakes]
+    ridge = np.abs(r)  # the last use of r as noise: it holds the basins from here on
+    basin = r
     basin.fill(zero)
     if lakes.size:
-        b = r[lakes] - _F(LAKE_NOISE)
+        b = high_r - _F(LAKE_NOISE)
         b *= _F(1.0 / LAKE_SOFT)
         _unit(b)
         inland = n[lakes] - _F(LAKE_INLAND)
@@ -146,7 +151,6 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
         basin[lakes] = b
     t = np.empty_like(n)
     # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
-    ridge = np.abs(r)
     ridge *= _F(-1.0 / RIDGE_WIDTH)
     ridge += one
     np.maximum(ridge, zero, out=ridge)
@@ -162,7 +166,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     t += one
     ridge *= t
     ridge *= _F(MOUNTAIN_HEIGHT)
-    h = _hermite(land, PLAINS, out=height)
+    h = _hermite(land, PLAINS, out=d)  # the last use of d was just above
     h *= _F(HILL_SHARE)
     h += ridge
     # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
@@ -205,17 +209,16 @@ def elevation(seed: int, where: Sampler) -> Ground:
     d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
     r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
     sea = np.empty(n.shape, dtype=np.bool_)
-    height = np.empty_like(n)
-    basin = np.empty_like(n)
-    fn, fd, fr, fh, fb = (a.reshape(-1) for a in (n, d, r, height, basin))
+    fn, fd, fr = (a.reshape(-1) for a in (n, d, r))
     fs = sea.reshape(-1)
     # A chunk at a time: a few dozen passes over data that stays in cache. The continent noise becomes
-    # the continentalness (land_noise's) in place.
+    # the continentalness (land_noise's) in place, the detail noise the elevation, the ridge noise the
+    # basins.
     for k in range(0, n.size, _CHUNK):
         c = slice(k, k + _CHUNK)
         _land(fn[c], fd[c], fs[c])
-        _shape(fn[c], fd[c], fr[c], fs[c], fh[c], fb[c])
-    return Ground(height, n, basin, sea)
+        _shape(fn[c], fd[c], fr[c], fs[c])
+    return Ground(d, n, r, sea)
 
 
 def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[F32, F32]:
