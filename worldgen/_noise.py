@@ -67,6 +67,12 @@ class _Axis:
         self.cell = coords // spacing  # floor division: negative coordinates work
         self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
         self.fade = _fade(self.frac)
+        if step <= spacing:
+            # Consecutive samples share a cell or move to the next one: the points are a plain range.
+            first = int(self.cell[0])
+            self.lattice = np.arange(first, int(self.cell[-1]) + 2, dtype=np.int64)
+            self.index = self.cell - first
+            return
         # The sorted distinct points of cell and cell + 1 (what np.unique gives): both runs are sorted
         # already (the samples increase), so a stable sort merges them in linear time.
         both = np.concatenate([self.cell, self.cell + 1])
@@ -96,6 +102,7 @@ class _Octave:
         grad = (hash2(key, xa.lattice[None, :], ya.lattice[:, None]) >> np.uint64(60)).astype(np.intp)
         gx, gy = _GRAD_X[grad], _GRAD_Y[grad]
         col = xa.index
+        col1 = col + 1
         sx, fx = xa.fade[None, :], xa.frac[None, :]
         scale = amplitude * float(1 << _BASIS_BITS)
         # P = (gx_i * fx) * (1 - sx) + (gx_{i+1} * (fx - 1)) * sx and Q = gy_i * (1 - sx) + gy_{i+1} * sx,
@@ -104,13 +111,13 @@ class _Octave:
         p = gx[:, col]
         p *= fx
         p *= 1.0 - sx
-        t = gx[:, col + 1]
+        t = gx[:, col1]
         t *= fx - 1.0
         t *= sx
         p += t
         q = gy[:, col]
         q *= 1.0 - sx
-        np.multiply(gy[:, col + 1], sx, out=t)
+        np.multiply(gy[:, col1], sx, out=t)
         q += t
         del t
         # Rounded to multiples of 2**-28 (scaling by powers of two is exact, so no later unscaling pass).
