@@ -186,39 +186,41 @@ def _carve(
     water_river: F32,
     water_lake: B,
     base: F32,
-    basin: F32,
-    continent: F32,
     carved: F32,
     heights: npt.NDArray[np.uint8],
-    *masks: B,
+    river: B,
+    lake: B,
+    cand: B,
 ) -> None:
-    """The river, lake and beach candidate masks (into ``masks``), lakes and channels carved into
-    ``carved``, the river field capped at RIVER_FAR in place and the heights 1..10 of the carved
-    elevation (into ``heights``), a chunk of cells at a time (in cache).
+    """The river, lake and beach candidate masks, lakes and channels carved into ``carved``, the river
+    field capped at RIVER_FAR in place and the heights 1..10 of the carved elevation (into ``heights``),
+    a chunk of cells at a time (in cache).
+
+    ``lake`` comes in holding the lake basins of the terrain and ``cand`` the coastal land (continentalness
+    below BEACH_NOISE); both are completed in place.
     """
     levels = heights.reshape(-1)
-    fields = [a.reshape(-1) for a in (water_river, base, basin, continent, carved)]
-    flags = [m.reshape(-1) for m in (water_lake, *masks)]
+    fields = [a.reshape(-1) for a in (water_river, base, carved)]
+    flags = [m.reshape(-1) for m in (water_lake, river, lake, cand)]
     for k in range(0, fields[0].size, _CHUNK):
         c = slice(k, k + _CHUNK)
-        w_river, e, b, n, cut = (a[c] for a in fields)
-        w_lake, river, lake, cand = (m[c] for m in flags)
-        np.less(w_river, np.float32(0.0), out=river)
-        np.greater_equal(e, np.float32(SEA_LEVEL), out=lake)
-        lake &= w_lake
-        lake |= b > np.float32(0.0)
+        w_river, e, cut = (a[c] for a in fields)
+        w_lake, in_river, in_lake_mask, coast = (m[c] for m in flags)
+        np.less(w_river, np.float32(0.0), out=in_river)
+        above = e >= np.float32(SEA_LEVEL)
+        above &= w_lake
+        in_lake_mask |= above
         # Lakes and river channels cover few cells: they are carved by index, not by masked passes.
-        in_lake = np.flatnonzero(lake)
+        in_lake = np.flatnonzero(in_lake_mask)
         cut[in_lake] = np.maximum(cut[in_lake], np.float32(SEA_LEVEL))
-        channel = np.flatnonzero(river > lake)  # river and not lake
+        channel = np.flatnonzero(in_river > in_lake_mask)  # river and not lake
         bed = cut[channel]
         cut_channels(bed, np.ones(bed.shape, dtype=np.bool_))
         cut[channel] = bed
         np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
-        np.greater_equal(cut, np.float32(SEA_LEVEL), out=cand)
-        cand &= n < np.float32(BEACH_NOISE)
-        cand[in_lake] = False
-        cand[channel] = False
+        coast &= cut >= np.float32(SEA_LEVEL)
+        coast[in_lake] = False
+        coast[channel] = False
         # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
         level = levels[c]
         np.copyto(level, cut * np.float32(10.0), casting="unsafe")
@@ -262,15 +264,18 @@ def generate(
     temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
     net = network(seed, x0 - r, y0 - r, x_hi + r, y_hi + r)
-    water = water_grid(seed, grid, base, net)
+    # The basins and the continentalness are needed from here on only as masks: their arrays then take
+    # the water fields, so no fresh float32 array's pages must be faulted in (costly on a VM).
+    lake = np.greater(basin, np.float32(0.0))
+    cand = np.less(continent, np.float32(BEACH_NOISE))
+    water = water_grid(seed, grid, base, net, river_out=continent, carved_out=basin)
+    del continent, basin
     river = np.empty(grid.shape, dtype=np.bool_)
-    lake = np.empty(grid.shape, dtype=np.bool_)
-    cand = np.empty(grid.shape, dtype=np.bool_)
     carved = water.carved
     river_field = water.river
     heights_u8 = np.empty(grid.shape, dtype=np.uint8)
-    _carve(water.river, water.lake, base, basin, continent, carved, heights_u8, river, lake, cand)
-    del basin, water
+    _carve(water.river, water.lake, base, carved, heights_u8, river, lake, cand)
+    del water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
     beach_grid = _beach_grid(seed, grid, cand, sea) if cand.any() else None
@@ -282,7 +287,7 @@ def generate(
             rows, cols = np.nonzero(cand)
             beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
     biome = classify(carved, temperature, moisture, beach, river, lake)
-    del base, beach, cand, continent, sea
+    del base, beach, cand, sea
     report(0.9, "biomes")
     if step == 1:
         creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])

@@ -377,13 +377,27 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
     return Band(idx, px, py, line_owner, line_count)
 
 
-def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
-    """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved)."""
+def water_grid(
+    seed: int,
+    grid: Grid,
+    elevation: F32,
+    net: Network,
+    *,
+    river_out: F32 | None = None,
+    carved_out: F32 | None = None,
+) -> Water:
+    """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved).
+
+    ``river_out`` and ``carved_out``, if given (contiguous float32 arrays of the grid's shape, not
+    ``elevation``), receive the river field and the carved elevation instead of new arrays.
+    """
     e_flat = elevation.ravel()
     size = e_flat.size
-    river = np.full(size, np.inf, dtype=np.float32)
+    river = np.empty(size, dtype=np.float32) if river_out is None else river_out.reshape(-1)
+    river.fill(np.inf)
     lake = np.zeros(size, dtype=np.bool_)
-    carved = e_flat.copy()
+    carved = np.empty_like(e_flat) if carved_out is None else carved_out.reshape(-1)
+    np.copyto(carved, e_flat)
     gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
     seg = net.pieces((grid.x0, grid.y0, gx1, gy1))
     ax, ay, bx, by = seg[:4]
