@@ -192,16 +192,30 @@ def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[
     carved elevation is a minimum with the cell's own. So every pair takes the same formula, with no
     gather of the near ones.
     """
+    return _segment_core(px, py, e, _segment_setup(piece))
+
+
+def _segment_setup(piece: tuple[F64, ...]) -> tuple[F64, ...]:
+    """The per-piece terms of ``_segment_formula``: (ax, ay, vx, vy, |v|^2 (at least 1e-12), level a,
+    level b - level a, half width). Computed per piece, then spread to its pairs: the same values.
+    """
     ax, ay, bx, by, la, lb, half = piece
     vx = bx - ax
     vy = by - ay
+    vv = vx * vx
+    vv += vy * vy
+    np.maximum(vv, 1e-12, out=vv)
+    return ax, ay, vx, vy, vv, la, lb - la, half
+
+
+def _segment_core(px: F64, py: F64, e: F32, terms: tuple[F64, ...]) -> tuple[F32, F32]:
+    """``_segment_formula`` from ``_segment_setup``'s terms per pair (its vx, vy and level change are
+    overwritten: pass arrays of the pairs' own)."""
+    ax, ay, vx, vy, vv, la, lb, half = terms
     wx = px - ax
     wy = py - ay
     t = wx * vx
     t += wy * vy
-    vv = vx * vx
-    vv += vy * vy
-    np.maximum(vv, 1e-12, out=vv)
     t /= vv
     np.clip(t, 0.0, 1.0, out=t)
     vx *= t
@@ -213,8 +227,7 @@ def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[
     wx += wy
     gap = np.sqrt(wx, out=wx)
     gap -= half
-    lb = lb - la
-    lb *= t
+    lb *= t  # the level change
     lb += la  # the water level
     side = np.maximum(gap, 0.0, out=vv)
     en = e.astype(np.float64)
@@ -418,8 +431,8 @@ def water_grid(
         part = tuple(a[start:stop] for a in seg)
         band = _band(grid, part, reach[start:stop])
         idx = band.idx
-        pieces = tuple(band.per_pair(a) for a in part)
-        clearance, cut = _segment_formula(band.px, band.py, e_flat[idx], pieces)
+        terms = tuple(band.per_pair(a) for a in _segment_setup(part))
+        clearance, cut = _segment_core(band.px, band.py, e_flat[idx], terms)
         np.minimum.at(river, idx, clearance)
         np.minimum.at(carved, idx, cut)
         start = stop
