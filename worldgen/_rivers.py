@@ -146,9 +146,13 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         down = np.where(lower, flat + dy * ni + dx, down)
     land = e >= SEA_LEVEL
     down[~land] = -1
-    wet = moisture(seed, nodes, ground.continent).astype(np.float64) >= SOURCE_MOISTURE
+    # Moisture only matters where a source may be (high land): only there is it evaluated.
+    high = land & (e >= SOURCE_ELEVATION)
+    at = np.nonzero(high)
+    wet = np.zeros(high.shape, dtype=np.bool_)
+    wet[at] = moisture(seed, Points(x[at], y[at]), ground.continent[at]).astype(np.float64) >= SOURCE_MOISTURE
     chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
-    source = (land & (e >= SOURCE_ELEVATION) & wet & chance).astype(np.int32).ravel()
+    source = (high & wet & chance).astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)
     targets = down.ravel()[has]
     flow = source.copy()
