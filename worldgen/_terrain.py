@@ -89,8 +89,12 @@ def land_noise(seed: int, where: Sampler) -> tuple[F32, B, F32]:
     Water whose continent alone (without the detail) lies INLAND_SEA above the sea's level is a pocket in
     the middle of a continent: a lake, not the sea. The detail noise comes third.
     """
-    c = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
-    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
+    c, d = where.noises(
+        [
+            (derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE),
+        ]
+    )
     sea = np.empty(c.shape, dtype=np.bool_)
     _land(c, d, sea)
     return c, sea, d
@@ -205,9 +209,13 @@ def elevation(seed: int, where: Sampler) -> Ground:
     Basins (> 0 where a lake lies, up to 1) are where the ridge noise is far from its ridges on the
     high side, inland: the ground sinks there by up to BASIN_DEPTH, never below the sea level.
     """
-    n = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
-    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
-    r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
+    n, d, r = where.noises(
+        [
+            (derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE),
+        ]
+    )
     sea = np.empty(n.shape, dtype=np.bool_)
     fn, fd, fr = (a.reshape(-1) for a in (n, d, r))
     fs = sea.reshape(-1)
@@ -223,8 +231,12 @@ def elevation(seed: int, where: Sampler) -> Ground:
 
 def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[F32, F32]:
     """Temperature (colder higher up) and moisture (drier inland), float32 in [0, 1]."""
-    t = where.noise(derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE)
-    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    t, m = where.noises(
+        [
+            (derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE),
+        ]
+    )
     ft, fm, fe, fc = (a.reshape(-1) for a in (t, m, elevation, continent))
     # A chunk at a time, in cache.
     for k in range(0, ft.size, _CHUNK):
