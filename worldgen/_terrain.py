@@ -104,10 +104,8 @@ def _land(c: F32, d: F32, sea: B) -> None:
     """``land_noise`` from the continent and detail noise: continentalness into ``c``, sea into ``sea``."""
     c -= np.float32(SEA_NOISE)
     np.less(c, np.float32(INLAND_SEA), out=sea)
-    n = d * np.float32(DETAIL_WEIGHT)
-    n += c
-    sea &= n < np.float32(0.0)
-    c[...] = n
+    c += d * np.float32(DETAIL_WEIGHT)  # a sum: the same bits in either order
+    sea &= c < np.float32(0.0)
 
 
 class Ground(NamedTuple):
