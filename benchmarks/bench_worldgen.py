@@ -31,7 +31,7 @@ from worldgen import generate
 from worldgen._hash import derive_key
 from worldgen._noise import fbm
 from worldgen._sampling import Grid
-from worldgen._terrain import DETAIL_OCTAVES, PERSISTENCE, elevation
+from worldgen._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, PERSISTENCE, RIDGE_OCTAVES, elevation
 
 # The fBm compared is the detail field's: the same five octaves (256 down to 16 cells) as before.
 ELEVATION_OCTAVES = DETAIL_OCTAVES
@@ -172,7 +172,9 @@ def main() -> None:
     ours_fbm = median_ms(lambda: fbm(key, 0, 0, N, N, ELEVATION_OCTAVES, PERSISTENCE), runs)
     ours_elev = median_ms(lambda: elevation(SEED, Grid(0, 0, N, N)), runs)
     rows.append(("worldgen fBm (separable exact gradient noise)", f"{N}x{N}", ours_fbm, "1.00x"))
-    rows.append(("worldgen elevation (continents, detail, ridges: 10 octaves)", f"{N}x{N}", ours_elev, "-"))
+    octaves = len(CONTINENT_OCTAVES + DETAIL_OCTAVES + RIDGE_OCTAVES)
+    name = f"worldgen elevation (continents, detail, ridges: {octaves} octaves)"
+    rows.append((name, f"{N}x{N}", ours_elev, "-"))
     for noise_name, label in (("NoiseType_Perlin", "Perlin"), ("NoiseType_OpenSimplex2", "OpenSimplex2")):
         fn = fastnoiselite_fbm(noise_name)
         if fn is None:

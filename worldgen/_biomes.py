@@ -65,8 +65,8 @@ FORBIDDEN_NEIGHBOURS: frozenset[frozenset[int]] = frozenset(
 # Elevation thresholds (elevation is in [0, 1]).
 SEA_LEVEL = 0.4
 DEEP_LEVEL = 0.33  # below: ocean (deep water); SEA_LEVEL above it: shallow water
-BEACH_NOISE = 0.035  # land whose continentalness is below this and with sea within BEACH_REACH is beach
-BEACH_REACH = 4
+BEACH_NOISE = 0.05  # land whose continentalness is below this and with sea within BEACH_REACH is beach
+BEACH_REACH = 8
 SWAMP_LEVEL = 0.47  # swamps are wet lowlands
 MOUNTAIN_LEVEL = 0.74
 SNOW_LEVEL = 0.86  # snow only at or above this elevation
@@ -151,17 +151,23 @@ def _classify(
     biome: npt.NDArray[np.uint8],
 ) -> None:
     """``classify`` of one chunk of cells, into ``biome``."""
-    t_band = (temperature >= COLD).view(np.uint8) + (temperature >= HOT).view(np.uint8)
+    not_cold = temperature >= COLD
+    t_band = not_cold.view(np.uint8) + (temperature >= HOT).view(np.uint8)
     m_band = (moisture >= DRY).view(np.uint8) + (moisture >= WET).view(np.uint8)
     t_band *= 3
     t_band += m_band
     np.take(_LAND, t_band, out=biome)
-    swamp = (moisture >= SWAMP_MOISTURE) & (elevation < SWAMP_LEVEL) & (temperature >= COLD)
-    # Later rules win; copyto(where=) is the fastest masked assignment.
+    swamp = moisture >= SWAMP_MOISTURE
+    swamp &= elevation < SWAMP_LEVEL
+    swamp &= not_cold
+    # Later rules win; copyto(where=) is the fastest masked assignment over many cells.
     np.copyto(biome, SWAMP, where=swamp)
-    np.copyto(biome, MOUNTAIN, where=elevation >= MOUNTAIN_LEVEL)
+    # Mountains (and the snow on them) cover few cells: they are assigned by index.
+    high = np.flatnonzero(elevation >= MOUNTAIN_LEVEL)
+    biome[high] = MOUNTAIN
     # Snow needs cold too: a hot mountain stays bare rock, so snow never meets warm land.
-    np.copyto(biome, SNOW, where=(elevation >= SNOW_LEVEL) & (temperature < SNOW_TEMPERATURE))
+    snow = (elevation[high] >= SNOW_LEVEL) & (temperature[high] < SNOW_TEMPERATURE)
+    biome[high[snow]] = SNOW
     np.copyto(biome, BEACH, where=beach)
     np.copyto(biome, RIVER, where=river)
     np.copyto(biome, SHALLOW_WATER, where=elevation < SEA_LEVEL)

@@ -16,8 +16,10 @@ from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
 
 # Beaches look for sea cells on a lattice of this spacing (within BEACH_REACH of the cell, so a beach
-# always lies within BEACH_REACH of the sea), which any step can evaluate cheaply.
-_LATTICE = BEACH_REACH
+# always lies within BEACH_REACH of the sea), which any step can evaluate cheaply. A spacing below the
+# reach keeps the beach's inland edge from stepping in blocks as large as the reach.
+_LATTICE = 4
+_WINDOW = 2 * BEACH_REACH // _LATTICE + 1  # lattice points along an axis within BEACH_REACH, at most
 
 F32 = npt.NDArray[np.float32]
 B = npt.NDArray[np.bool_]
@@ -95,9 +97,9 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     """Whether a sea cell of the beach lattice lies within BEACH_REACH (Chebyshev) of each cell."""
     s, r = _LATTICE, BEACH_REACH
     lo_x, lo_y = -((r - x) // s), -((r - y) // s)  # first lattice index at or after x - r
-    k = np.arange(3, dtype=np.int64)
-    kx = np.repeat(k, 3)[None, :]
-    ky = np.tile(k, 3)[None, :]
+    k = np.arange(_WINDOW, dtype=np.int64)
+    kx = np.repeat(k, _WINDOW)[None, :]
+    ky = np.tile(k, _WINDOW)[None, :]
     lx, ly = (lo_x[:, None] + kx) * s, (lo_y[:, None] + ky) * s
     valid = (lx <= x[:, None] + r) & (ly <= y[:, None] + r)
     _, sea, _ = land_noise(seed, Points(lx, ly))
@@ -105,9 +107,12 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     return near
 
 
-def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
+def _beach_grid(seed: int, grid: Grid, cand: B, sea: B) -> B | None:
     """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
     lattice under the grid (``_near_sea_points`` for every candidate); None if that lattice is too large.
+
+    ``sea`` is the grid's open sea: lattice points that are samples of the grid take it from there (the
+    same bits, as every value is a pure function of the cell), so only the others are evaluated.
     """
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
@@ -115,13 +120,13 @@ def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
     nx, ny = (int(x[-1]) + r) // s - lx0 + 1, (int(y[-1]) + r) // s - ly0 + 1
     if nx * ny > 2 * grid.width * grid.height + 4096:
         return None  # a coarse step: cheaper to look around the few beach candidates only
-    _, sea, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
+    lattice = _lattice_sea(seed, grid, sea, lx0, ly0, nx, ny)
     # Separable window sums: over the lattice rows of each sample row, then over the lattice columns,
     # the latter only at the candidates (a small share of the cells).
     ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
     jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
     down = np.zeros((ny + 1, nx), dtype=np.int32)
-    np.cumsum(sea, axis=0, dtype=np.int32, out=down[1:])
+    np.cumsum(lattice, axis=0, dtype=np.int32, out=down[1:])
     rows = (down[jhi] - down[jlo]) > 0
     across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
     np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
@@ -132,6 +137,28 @@ def _beach_grid(seed: int, grid: Grid, cand: B) -> B | None:
     count = np.take(across, base + ihi[col]) - np.take(across, base + ilo[col])
     beach.reshape(-1)[flat] = count > 0
     return beach
+
+
+def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny: int) -> B:
+    """The open sea at the beach lattice points ``(lx0 + i, ly0 + j) * _LATTICE``, an (ny, nx) mask."""
+    s, st = _LATTICE, grid.step
+    if s % st or grid.x0 % st or grid.y0 % st:
+        _, out, _ = land_noise(seed, Grid(lx0 * s, ly0 * s, nx, ny, s))
+        return out
+    # Every lattice point is on the grid's sampling lattice: those inside the grid are samples of it.
+    lx = (lx0 + np.arange(nx, dtype=np.int64)) * s
+    ly = (ly0 + np.arange(ny, dtype=np.int64)) * s
+    col, row = (lx - grid.x0) // st, (ly - grid.y0) // st
+    in_x = (col >= 0) & (col < grid.width)
+    in_y = (row >= 0) & (row < grid.height)
+    out = np.empty((ny, nx), dtype=np.bool_)
+    out[np.ix_(in_y, in_x)] = sea[np.ix_(row[in_y], col[in_x])]
+    ring = ~(in_y[:, None] & in_x[None, :])
+    py, px = np.nonzero(ring)
+    if py.size:
+        _, ring_sea, _ = land_noise(seed, Points(lx[px], ly[py]))
+        out[py, px] = ring_sea
+    return out
 
 
 def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
@@ -159,33 +186,41 @@ def _carve(
     water_river: F32,
     water_lake: B,
     base: F32,
-    basin: F32,
-    continent: F32,
     carved: F32,
     heights: npt.NDArray[np.uint8],
-    *masks: B,
+    river: B,
+    lake: B,
+    cand: B,
 ) -> None:
-    """The river, lake and beach candidate masks (into ``masks``), lakes and channels carved into
-    ``carved``, the river field capped at RIVER_FAR in place and the heights 1..10 of the carved
-    elevation (into ``heights``), a chunk of cells at a time (in cache).
+    """The river, lake and beach candidate masks, lakes and channels carved into ``carved``, the river
+    field capped at RIVER_FAR in place and the heights 1..10 of the carved elevation (into ``heights``),
+    a chunk of cells at a time (in cache).
+
+    ``lake`` comes in holding the lake basins of the terrain and ``cand`` the coastal land (continentalness
+    below BEACH_NOISE); both are completed in place.
     """
     levels = heights.reshape(-1)
-    fields = [a.reshape(-1) for a in (water_river, base, basin, continent, carved)]
-    flags = [m.reshape(-1) for m in (water_lake, *masks)]
+    fields = [a.reshape(-1) for a in (water_river, base, carved)]
+    flags = [m.reshape(-1) for m in (water_lake, river, lake, cand)]
     for k in range(0, fields[0].size, _CHUNK):
         c = slice(k, k + _CHUNK)
-        w_river, e, b, n, cut = (a[c] for a in fields)
-        w_lake, river, lake, cand = (m[c] for m in flags)
-        np.less(w_river, np.float32(0.0), out=river)
-        np.copyto(lake, w_lake)
-        lake &= e >= np.float32(SEA_LEVEL)
-        lake |= b > np.float32(0.0)
-        np.maximum(cut, np.float32(SEA_LEVEL), out=cut, where=lake)
-        cut_channels(cut, river > lake)  # river and not lake
+        w_river, e, cut = (a[c] for a in fields)
+        w_lake, in_river, in_lake_mask, coast = (m[c] for m in flags)
+        np.less(w_river, np.float32(0.0), out=in_river)
+        above = e >= np.float32(SEA_LEVEL)
+        above &= w_lake
+        in_lake_mask |= above
+        # Lakes and river channels cover few cells: they are carved by index, not by masked passes.
+        in_lake = np.flatnonzero(in_lake_mask)
+        cut[in_lake] = np.maximum(cut[in_lake], np.float32(SEA_LEVEL))
+        channel = np.flatnonzero(in_river > in_lake_mask)  # river and not lake
+        bed = cut[channel]
+        cut_channels(bed, np.ones(bed.shape, dtype=np.bool_))
+        cut[channel] = bed
         np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
-        np.greater_equal(cut, np.float32(SEA_LEVEL), out=cand)
-        cand &= n < np.float32(BEACH_NOISE)
-        cand &= ~(river | lake)
+        coast &= cut >= np.float32(SEA_LEVEL)
+        coast[in_lake] = False
+        coast[channel] = False
         # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
         level = levels[c]
         np.copyto(level, cut * np.float32(10.0), casting="unsafe")
@@ -224,23 +259,26 @@ def generate(
     r = BEACH_REACH
     grid = Grid(x0, y0, width, height, step)
     x_hi, y_hi = x0 + (width - 1) * step, y0 + (height - 1) * step
-    base, continent, basin, _ = elevation(seed, grid)
+    base, continent, basin, sea = elevation(seed, grid)
     report(0.35, "elevation")
     temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
     net = network(seed, x0 - r, y0 - r, x_hi + r, y_hi + r)
-    water = water_grid(seed, grid, base, net)
+    # The basins and the continentalness are needed from here on only as masks: their arrays then take
+    # the water fields, so no fresh float32 array's pages must be faulted in (costly on a VM).
+    lake = np.greater(basin, np.float32(0.0))
+    cand = np.less(continent, np.float32(BEACH_NOISE))
+    water = water_grid(seed, grid, base, net, river_out=continent, carved_out=basin)
+    del continent, basin
     river = np.empty(grid.shape, dtype=np.bool_)
-    lake = np.empty(grid.shape, dtype=np.bool_)
-    cand = np.empty(grid.shape, dtype=np.bool_)
     carved = water.carved
     river_field = water.river
     heights_u8 = np.empty(grid.shape, dtype=np.uint8)
-    _carve(water.river, water.lake, base, basin, continent, carved, heights_u8, river, lake, cand)
-    del basin, water
+    _carve(water.river, water.lake, base, carved, heights_u8, river, lake, cand)
+    del water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    beach_grid = _beach_grid(seed, grid, cand) if cand.any() else None
+    beach_grid = _beach_grid(seed, grid, cand, sea) if cand.any() else None
     if beach_grid is not None:
         beach = beach_grid
     else:
@@ -249,7 +287,7 @@ def generate(
             rows, cols = np.nonzero(cand)
             beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
     biome = classify(carved, temperature, moisture, beach, river, lake)
-    del base, beach, cand, continent
+    del base, beach, cand, sea
     report(0.9, "biomes")
     if step == 1:
         creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])

@@ -28,7 +28,7 @@ import numpy.typing as npt
 from ._biomes import SEA_LEVEL
 from ._hash import derive_key, hash2, unit_float
 from ._sampling import Grid, Points
-from ._terrain import terrain
+from ._terrain import elevation, moisture
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -70,9 +70,26 @@ class Network:
     down: I64  # flat index of the downstream node, -1 for none
     sources: npt.NDArray[np.int32]  # sources within HOPS upstream (0: no river)
 
-    def segments(self) -> tuple[F64, ...]:
-        """(ax, ay, bx, by, ea, eb, half width, swing 1, 2, 3) of every river segment, one array each."""
+    def segments(self, box: tuple[float, float, float, float] | None = None) -> tuple[F64, ...]:
+        """(ax, ay, bx, by, ea, eb, half width, swing 1, 2, 3) of every river segment, one array each.
+
+        With ``box`` (x_lo, y_lo, x_hi, y_hi), only the segments whose meandering line can come within
+        ``_piece_reach`` of the box (in the same order).
+        """
         n = np.flatnonzero((self.sources.ravel() > 0) & (self.down.ravel() >= 0))
+        if box is not None:
+            x_lo, y_lo, x_hi, y_hi = box
+            x, y, d = self.x.ravel(), self.y.ravel(), self.down.ravel()
+            ax, ay, bx, by = x[n], y[n], x[d[n]], y[d[n]]
+            # The line swings at most sum(MEANDER) * length off the straight segment.
+            far = np.hypot(bx - ax, by - ay) * sum(MEANDER) + (MAX_HALF_WIDTH + max(RIVER_FAR, VALLEY) + 2.0)
+            near = (
+                (np.maximum(ax, bx) + far >= x_lo)
+                & (np.minimum(ax, bx) - far <= x_hi)
+                & (np.maximum(ay, by) + far >= y_lo)
+                & (np.minimum(ay, by) - far <= y_hi)
+            )
+            n = n[near]
         return self._segment_arrays(n)
 
     def _segment_arrays(self, n: I64) -> tuple[F64, ...]:
@@ -87,9 +104,11 @@ class Network:
         ]
         return ax, ay, bx, by, e[n], e[d], half, *swings
 
-    def pieces(self) -> tuple[F64, ...]:
-        """The river as straight pieces: (ax, ay, bx, by, level a, level b, half width), one array each."""
-        return _pieces(self.segments())
+    def pieces(self, box: tuple[float, float, float, float] | None = None) -> tuple[F64, ...]:
+        """The river as straight pieces: (ax, ay, bx, by, level a, level b, half width), one array each
+        (with ``box``, at least those of the segments that can reach it, see ``segments``).
+        """
+        return _pieces(self.segments(box))
 
     def lakes(self) -> tuple[F64, ...]:
         """(x, y, level, radius, phase a, phase b) of every lake (a land node that drains nowhere)."""
@@ -110,8 +129,9 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     span = NODE // 2
     x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
     y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
-    t = terrain(seed, Points(x, y))
-    e = t.elevation.astype(np.float64)
+    nodes = Points(x, y)
+    ground = elevation(seed, nodes)
+    e = ground.elevation.astype(np.float64)
     nj, ni = e.shape
     # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
     padded = np.full((nj + 2, ni + 2), np.inf)
@@ -126,9 +146,13 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         down = np.where(lower, flat + dy * ni + dx, down)
     land = e >= SEA_LEVEL
     down[~land] = -1
-    wet = t.moisture.astype(np.float64) >= SOURCE_MOISTURE
+    # Moisture only matters where a source may be (high land): only there is it evaluated.
+    high = land & (e >= SOURCE_ELEVATION)
+    at = np.nonzero(high)
+    wet = np.zeros(high.shape, dtype=np.bool_)
+    wet[at] = moisture(seed, Points(x[at], y[at]), ground.continent[at]).astype(np.float64) >= SOURCE_MOISTURE
     chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
-    source = (land & (e >= SOURCE_ELEVATION) & wet & chance).astype(np.int32).ravel()
+    source = (high & wet & chance).astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)
     targets = down.ravel()[has]
     flow = source.copy()
@@ -172,16 +196,30 @@ def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[
     carved elevation is a minimum with the cell's own. So every pair takes the same formula, with no
     gather of the near ones.
     """
+    return _segment_core(px, py, e, _segment_setup(piece))
+
+
+def _segment_setup(piece: tuple[F64, ...]) -> tuple[F64, ...]:
+    """The per-piece terms of ``_segment_formula``: (ax, ay, vx, vy, |v|^2 (at least 1e-12), level a,
+    level b - level a, half width). Computed per piece, then spread to its pairs: the same values.
+    """
     ax, ay, bx, by, la, lb, half = piece
     vx = bx - ax
     vy = by - ay
+    vv = vx * vx
+    vv += vy * vy
+    np.maximum(vv, 1e-12, out=vv)
+    return ax, ay, vx, vy, vv, la, lb - la, half
+
+
+def _segment_core(px: F64, py: F64, e: F32, terms: tuple[F64, ...]) -> tuple[F32, F32]:
+    """``_segment_formula`` from ``_segment_setup``'s terms per pair (its vx, vy and level change are
+    overwritten: pass arrays of the pairs' own)."""
+    ax, ay, vx, vy, vv, la, lb, half = terms
     wx = px - ax
     wy = py - ay
     t = wx * vx
     t += wy * vy
-    vv = vx * vx
-    vv += vy * vy
-    np.maximum(vv, 1e-12, out=vv)
     t /= vv
     np.clip(t, 0.0, 1.0, out=t)
     vx *= t
@@ -193,8 +231,7 @@ def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[
     wx += wy
     gap = np.sqrt(wx, out=wx)
     gap -= half
-    lb = lb - la
-    lb *= t
+    lb *= t  # the level change
     lb += la  # the water level
     side = np.maximum(gap, 0.0, out=vv)
     en = e.astype(np.float64)
@@ -357,17 +394,31 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
     return Band(idx, px, py, line_owner, line_count)
 
 
-def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
-    """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved)."""
+def water_grid(
+    seed: int,
+    grid: Grid,
+    elevation: F32,
+    net: Network,
+    *,
+    river_out: F32 | None = None,
+    carved_out: F32 | None = None,
+) -> Water:
+    """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved).
+
+    ``river_out`` and ``carved_out``, if given (contiguous float32 arrays of the grid's shape, not
+    ``elevation``), receive the river field and the carved elevation instead of new arrays.
+    """
     e_flat = elevation.ravel()
     size = e_flat.size
-    river = np.full(size, np.inf, dtype=np.float32)
+    river = np.empty(size, dtype=np.float32) if river_out is None else river_out.reshape(-1)
+    river.fill(np.inf)
     lake = np.zeros(size, dtype=np.bool_)
-    carved = e_flat.copy()
-    seg = net.pieces()
+    carved = np.empty_like(e_flat) if carved_out is None else carved_out.reshape(-1)
+    np.copyto(carved, e_flat)
+    gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
+    seg = net.pieces((grid.x0, grid.y0, gx1, gy1))
     ax, ay, bx, by = seg[:4]
     reach = _piece_reach(seg)
-    gx1, gy1 = grid.x0 + (grid.width - 1) * grid.step, grid.y0 + (grid.height - 1) * grid.step
     hit = (
         (np.maximum(ax, bx) + reach >= grid.x0)
         & (np.minimum(ax, bx) - reach <= gx1)
@@ -384,8 +435,8 @@ def water_grid(seed: int, grid: Grid, elevation: F32, net: Network) -> Water:
         part = tuple(a[start:stop] for a in seg)
         band = _band(grid, part, reach[start:stop])
         idx = band.idx
-        pieces = tuple(band.per_pair(a) for a in part)
-        clearance, cut = _segment_formula(band.px, band.py, e_flat[idx], pieces)
+        terms = tuple(band.per_pair(a) for a in _segment_setup(part))
+        clearance, cut = _segment_core(band.px, band.py, e_flat[idx], terms)
         np.minimum.at(river, idx, clearance)
         np.minimum.at(carved, idx, cut)
         start = stop

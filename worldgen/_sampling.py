@@ -13,12 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._noise import fbm, fbm_points
+from ._noise import fbm, fbm_points, fbm_points_many
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 Shape = Callable[[F64], F64] | None
+Field = tuple[int, Sequence[int], float]  # (key, spacings, persistence) of one fBm field
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class Grid:
     def noise(self, key: int, spacings: Sequence[int], persistence: float, shape: Shape = None) -> F32:
         return fbm(key, self.x0, self.y0, self.width, self.height, spacings, persistence, shape, self.step)
 
+    def noises(self, fields: Sequence[Field]) -> list[F32]:
+        """``noise`` of several fields."""
+        return [self.noise(key, spacings, persistence) for key, spacings, persistence in fields]
+
 
 @dataclass(frozen=True)
 class Points:
@@ -63,6 +68,11 @@ class Points:
     def noise(self, key: int, spacings: Sequence[int], persistence: float, shape: Shape = None) -> F32:
         x, y = np.broadcast_arrays(self.x, self.y)
         return fbm_points(key, x, y, spacings, persistence, shape)
+
+    def noises(self, fields: Sequence[Field]) -> list[F32]:
+        """``noise`` of several fields, evaluated together (the same bits, fewer numpy calls)."""
+        x, y = np.broadcast_arrays(self.x, self.y)
+        return [a.astype(np.float32) for a in fbm_points_many(fields, x, y)]
 
 
 Sampler = Grid | Points

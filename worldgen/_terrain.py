@@ -89,8 +89,12 @@ def land_noise(seed: int, where: Sampler) -> tuple[F32, B, F32]:
     Water whose continent alone (without the detail) lies INLAND_SEA above the sea's level is a pocket in
     the middle of a continent: a lake, not the sea. The detail noise comes third.
     """
-    c = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
-    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
+    c, d = where.noises(
+        [
+            (derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE),
+        ]
+    )
     sea = np.empty(c.shape, dtype=np.bool_)
     _land(c, d, sea)
     return c, sea, d
@@ -100,10 +104,8 @@ def _land(c: F32, d: F32, sea: B) -> None:
     """``land_noise`` from the continent and detail noise: continentalness into ``c``, sea into ``sea``."""
     c -= np.float32(SEA_NOISE)
     np.less(c, np.float32(INLAND_SEA), out=sea)
-    n = d * np.float32(DETAIL_WEIGHT)
-    n += c
-    sea &= n < np.float32(0.0)
-    c[...] = n
+    c += d * np.float32(DETAIL_WEIGHT)  # a sum: the same bits in either order
+    sea &= c < np.float32(0.0)
 
 
 class Ground(NamedTuple):
@@ -124,23 +126,33 @@ def _unit(a: F32) -> F32:
     return np.clip(a, _F(0.0), _F(1.0), out=a)
 
 
-def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
-    """Elevation and basins from the land, detail and ridge noise of one chunk (into height, basin).
+def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
+    """Elevation and basins from the land, detail and ridge noise of one chunk: the elevation into ``d``
+    and the basins into ``r`` (each overwrites its noise once the noise is used up, so no fresh array's
+    pages are touched).
 
     Every step is the float32 operation it always was, in the same order: only passes that cannot change
     a bit are merged or dropped (see the comments), so the fields are bit for bit what they were.
     """
     one, zero = _F(1.0), _F(0.0)
     land = _unit(n * _F(1.0 / LAND_RANGE))
-    # Basins: ridge noise high above its ridges, inland.
-    np.subtract(r, _F(LAKE_NOISE), out=basin)
-    basin *= _F(1.0 / LAKE_SOFT)
-    _unit(basin)
-    t = n - _F(LAKE_INLAND)
-    t *= _F(1.0 / LAKE_INLAND)
-    basin *= _unit(t)
+    # Basins: ridge noise high above its ridges, inland. Only the few cells where the ridge noise
+    # exceeds LAKE_NOISE can have one (elsewhere the ramp clips to 0), so only those are computed.
+    lakes = np.flatnonzero(r > _F(LAKE_NOISE))
+    high_r = r[lakes]
+    ridge = np.abs(r)  # the last use of r as noise: it holds the basins from here on
+    basin = r
+    basin.fill(zero)
+    if lakes.size:
+        b = high_r - _F(LAKE_NOISE)
+        b *= _F(1.0 / LAKE_SOFT)
+        _unit(b)
+        inland = n[lakes] - _F(LAKE_INLAND)
+        inland *= _F(1.0 / LAKE_INLAND)
+        b *= _unit(inland)
+        basin[lakes] = b
+    t = np.empty_like(n)
     # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
-    ridge = np.abs(r)
     ridge *= _F(-1.0 / RIDGE_WIDTH)
     ridge += one
     np.maximum(ridge, zero, out=ridge)
@@ -156,7 +168,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     t += one
     ridge *= t
     ridge *= _F(MOUNTAIN_HEIGHT)
-    h = _hermite(land, PLAINS, out=height)
+    h = _hermite(land, PLAINS, out=d)  # the last use of d was just above
     h *= _F(HILL_SHARE)
     h += ridge
     # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
@@ -167,21 +179,26 @@ def _shape(n: F32, d: F32, r: F32, sea: B, height: F32, basin: F32) -> None:
     _unit(h)
     h *= _F(1.0 - SEA_LEVEL)
     h += _F(SEA_LEVEL)
-    # The sea floor: the same curve below the sea level.
-    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=t)
-    sea_floor = _hermite(_unit(t), 1.0, out=ridge)
-    sea_floor *= _F(SEA_LEVEL)
-    h -= sea_floor
+    # The sea floor: the same curve below the sea level, only where the sea is (n < 0; elsewhere the
+    # curve is 0 and h - 0 is h). Rounding must not lift a sea cell to the sea level, so it is capped
+    # just below. The basins below leave these cells as they are (their basin is 0).
+    wet = np.flatnonzero(n < zero)
+    if wet.size:
+        u = n[wet] * _F(-1.0 / DEPTH_RANGE)
+        sea_floor = _hermite(_unit(u), 1.0)
+        sea_floor *= _F(SEA_LEVEL)
+        floor = h[wet] - sea_floor
+        h[wet] = np.minimum(floor, _BELOW_SEA, out=floor)
+        # Water inside a continent (not the open sea) is a lake.
+        basin[wet[~sea[wet]]] = one
     # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
-    # and min(h, max(h, SEA_LEVEL)) is h), so no mask is needed.
-    sunk = np.multiply(basin, _F(-BASIN_DEPTH), out=t)
-    sunk += h
-    np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
-    np.minimum(h, sunk, out=h)
-    # Rounding must not lift a sea cell to the sea level: the sea is exactly where n < 0.
-    water = n < zero
-    np.minimum(h, _BELOW_SEA, out=h, where=water)
-    np.copyto(basin, one, where=water > sea)  # water inside a continent (not the open sea) is a lake
+    # and min(h, max(h, SEA_LEVEL)) is h), so only the basin cells are computed.
+    if lakes.size:
+        ground = h[lakes]
+        sunk = basin[lakes] * _F(-BASIN_DEPTH)
+        sunk += ground
+        np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
+        h[lakes] = np.minimum(ground, sunk, out=sunk)
 
 
 def elevation(seed: int, where: Sampler) -> Ground:
@@ -190,27 +207,34 @@ def elevation(seed: int, where: Sampler) -> Ground:
     Basins (> 0 where a lake lies, up to 1) are where the ridge noise is far from its ridges on the
     high side, inland: the ground sinks there by up to BASIN_DEPTH, never below the sea level.
     """
-    n = where.noise(derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE)
-    d = where.noise(derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE)
-    r = where.noise(derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE)
+    n, d, r = where.noises(
+        [
+            (derive_key(seed, _CONTINENT), CONTINENT_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _DETAIL), DETAIL_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _RIDGE), RIDGE_OCTAVES, PERSISTENCE),
+        ]
+    )
     sea = np.empty(n.shape, dtype=np.bool_)
-    height = np.empty_like(n)
-    basin = np.empty_like(n)
-    fn, fd, fr, fh, fb = (a.reshape(-1) for a in (n, d, r, height, basin))
+    fn, fd, fr = (a.reshape(-1) for a in (n, d, r))
     fs = sea.reshape(-1)
     # A chunk at a time: a few dozen passes over data that stays in cache. The continent noise becomes
-    # the continentalness (land_noise's) in place.
+    # the continentalness (land_noise's) in place, the detail noise the elevation, the ridge noise the
+    # basins.
     for k in range(0, n.size, _CHUNK):
         c = slice(k, k + _CHUNK)
         _land(fn[c], fd[c], fs[c])
-        _shape(fn[c], fd[c], fr[c], fs[c], fh[c], fb[c])
-    return Ground(height, n, basin, sea)
+        _shape(fn[c], fd[c], fr[c], fs[c])
+    return Ground(d, n, r, sea)
 
 
 def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[F32, F32]:
     """Temperature (colder higher up) and moisture (drier inland), float32 in [0, 1]."""
-    t = where.noise(derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE)
-    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    t, m = where.noises(
+        [
+            (derive_key(seed, _TEMPERATURE), TEMPERATURE_OCTAVES, PERSISTENCE),
+            (derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE),
+        ]
+    )
     ft, fm, fe, fc = (a.reshape(-1) for a in (t, m, elevation, continent))
     # A chunk at a time, in cache.
     for k in range(0, ft.size, _CHUNK):
@@ -227,13 +251,25 @@ def _climate(t: F32, m: F32, elevation: F32, continent: F32) -> None:
     np.maximum(above, 0.0, out=above)
     above *= np.float32(LAPSE)
     t -= above
+    _unit(t)
+    _moisture(m, continent, above)
+
+
+def _moisture(m: F32, continent: F32, scratch: F32) -> None:
+    """Moisture of one chunk, in place in the raw noise ``m`` (``scratch``: a float32 array like it)."""
     m *= np.float32(MOISTURE_GAIN)
     m += np.float32(0.5)
-    dry = np.maximum(continent, np.float32(0.0), out=above)
+    dry = np.maximum(continent, np.float32(0.0), out=scratch)
     dry *= np.float32(INLAND_DRYING)
     m -= dry
-    _unit(t)
     _unit(m)
+
+
+def moisture(seed: int, where: Sampler, continent: F32) -> F32:
+    """``climate``'s moisture alone (the same bits), for callers that need no temperature."""
+    m = where.noise(derive_key(seed, _MOISTURE), MOISTURE_OCTAVES, PERSISTENCE)
+    _moisture(m, continent, np.empty_like(m))
+    return m
 
 
 def terrain(seed: int, where: Sampler) -> Terrain:
