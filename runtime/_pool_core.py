@@ -67,6 +67,7 @@ class PoolCore:
         """Resolve a finished job's future, its value still encoded (decoded by ``result()``)."""
         future = job.future
         assert isinstance(future, PoolFuture)
+        future.let_go_of_job()
         if job.error is not None:
             future.set_exception(job.error)
         else:
@@ -138,6 +139,8 @@ class PoolCore:
             future = job.future
             if future is None:
                 continue
+            if isinstance(future, PoolFuture):
+                future.let_go_of_job()
             if job.claimed:  # given back by a VM that died: its future already runs
                 future.set_exception(JobCancelledError("the job was cancelled before it ran"))
                 count += 1

@@ -30,7 +30,8 @@ class PoolFuture(Future[Any]):
         super().__init__()
         self.key = key
         self._priority = priority
-        self._job: Job | None = None
+        self._job: Job | None = None  # until the job ends
+        self._progress: tuple[float, str] = (0.0, "")
         self._on_cancel = on_cancel  # takes the job out of the pool's queue
         self.internal = internal  # one batch of a map(): its results come through the map's iterator
 
@@ -39,6 +40,15 @@ class PoolFuture(Future[Any]):
         """The job's priority: as submitted, or as ``reprioritize`` last set it."""
         job = self._job
         return self._priority if job is None else job.queue_place.priority
+
+    def let_go_of_job(self) -> None:
+        """The job has ended: keep its last priority and progress, and drop it. (Future and job refer to
+        each other until then; a cycle left in place would hold the job's value, shared memory
+        included, until a full garbage collection, whose pause grows with every job a game has run.)"""
+        job = self._job
+        if job is not None:
+            self._priority, self._progress = job.queue_place.priority, job.progress
+            self._job = None
 
     def cancel(self) -> bool:
         """Cancel the job if it has not been sent to a VM yet; ``wait()`` and ``as_completed()`` see it
@@ -51,13 +61,14 @@ class PoolFuture(Future[Any]):
                 self.set_running_or_notify_cancel()
         if self._on_cancel is not None and self._job is not None:
             self._on_cancel(self._job)
+        self.let_go_of_job()
         return True
 
     @property
     def progress(self) -> tuple[float, str]:
         """``(fraction, message)`` last reported by the job (``report_progress``); ``(0.0, "")`` before."""
         job = self._job
-        return (0.0, "") if job is None else job.progress
+        return self._progress if job is None else job.progress
 
     def result(self, timeout: float | None = None) -> Any:
         super().result(timeout)  # waits; raises the job's error, or CancelledError
