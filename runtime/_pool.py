@@ -288,8 +288,10 @@ class ComputePool(Executor):
         elif idle:
             self.close()
         else:
-            core.ensure_pump()  # it closes the pool after the last job
-            core.wake()
+            with core.guard.lock:  # (the pump may close the pool, and its wake pipe, at any moment)
+                if not core.closed:
+                    core.ensure_pump()  # it closes the pool after the last job
+                    core.wake()
 
     def close(self) -> None:
         """Stop every VM now (within ~1 s); running and queued jobs end with ``VMClosedError``. Idempotent."""

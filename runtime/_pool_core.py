@@ -152,6 +152,7 @@ class PoolCore:
     # -- the pump thread ----------------------------------------------------------------------------
 
     def wake(self) -> None:
+        """Wake the pump thread (with the guard's lock held: the pipe may be closed otherwise)."""
         if self.wake_w < 0:
             return  # closed
         try:

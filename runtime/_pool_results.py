@@ -59,8 +59,9 @@ class PoolFuture(Future[Any]):
         with self._condition:
             if self._state == "CANCELLED":  # not notified yet (the pool may have done it meanwhile)
                 self.set_running_or_notify_cancel()
-        if self._on_cancel is not None and self._job is not None:
-            self._on_cancel(self._job)
+        job = self._job  # (read once: pool.cancel() in another thread may let go of it meanwhile)
+        if self._on_cancel is not None and job is not None:
+            self._on_cancel(job)
         self.let_go_of_job()
         return True
 
@@ -102,7 +103,7 @@ class PoolFuture(Future[Any]):
 
     def decoded(self) -> bool:
         """Whether ``result()`` would return without decoding (it is done, and decoded or failed)."""
-        return self.done() and (self.cancelled() or type(self._result) is not ReceivedValue)
+        return self.done() and (self.cancelled() or not isinstance(self._result, ReceivedValue))
 
 
 class MapResults(Iterator[Any]):

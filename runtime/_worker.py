@@ -251,9 +251,16 @@ class _Inbox:
             return self._pending.popleft()
         while True:
             message, fds = self._channel.recv()
-            if isinstance(message, _IN_TURN):
-                return message, fds  # straight to the caller: the VM was waiting for it
-            self._take(message, fds)
+            if not isinstance(message, _IN_TURN):
+                self._take(message, fds)
+                continue
+            if not self._channel.buffered():
+                return message, fds  # the usual case: it came alone, and the VM was waiting for it
+            # Read with others (a Skip of this very job, say): look through them before it starts.
+            self._pending.append((message, fds))
+            while (received := self._channel.take_buffered()) is not None:
+                self._take(*received)
+            return self._pending.popleft()
 
     def skip(self, seq: int) -> bool:
         """Whether VM 0 asked to skip job ``seq`` (which is about to start)."""

@@ -622,3 +622,18 @@ def test_a_corrupt_chunk_in_a_block_not_done_is_never_read(client: Client, tmp_p
     assert np.array_equal(region.world.elevation[128:], want.elevation[128:])
     kept = ~((want.creatures["x"] >= 128) & (want.creatures["y"] < 128))
     assert region.world.creatures.tobytes() == want.creatures[kept].tobytes()
+
+
+def test_a_finished_store_on_a_read_only_disk_bakes_nothing_and_says_nothing_is_wrong(
+    baked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worldgen.bake
+
+    class ReadOnly:
+        @staticmethod
+        def TemporaryDirectory(**_: object) -> object:  # tempfile's name
+            raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(worldgen.bake, "tempfile", ReadOnly)
+    result = bake(baked, seed=SEED, width=WIDTH, height=HEIGHT, chunk=CHUNK)  # nothing to write
+    assert (result.already_baked, result.baked) == (12, 0)

@@ -541,3 +541,30 @@ def test_finished_jobs_are_freed_at_once_not_by_a_full_garbage_collection(one: C
         assert gc.collect() < 50  # was thousands: each job left a cycle of future, job and their parts
     finally:
         gc.enable()
+
+
+def test_a_skip_read_together_with_its_job_stops_it() -> None:
+    # VM 0 sent a job and then a Skip of it before the idle VM read either: the VM reads both at once
+    # and must not start the job (a final review found the worker's fast path starting it).
+    from runtime._channel import Channel, socket_pair
+    from runtime._protocol import Exec, Skip
+    from runtime._worker import _Inbox
+
+    ours, theirs = socket_pair()
+    vm0, vm = Channel(ours), Channel(theirs)
+    try:
+        vm0.send_batch([(Exec(2, "x = 1"), ()), (Skip([2]), ())])
+        inbox = _Inbox(vm)
+        message, _fds = inbox.next()
+        assert message == Exec(2, "x = 1")
+        assert inbox.skip(2)
+    finally:
+        vm0.close()
+        vm.close()
+
+
+def test_decoded_is_false_until_the_value_is_decoded(one: ComputePool) -> None:
+    future = one.submit("square", 4)
+    assert wait([future], 30).not_done == set()
+    assert not future.decoded()  # was True: pool values are DroppableValue, a ReceivedValue subclass
+    assert future.result() == 16 and future.decoded()

@@ -264,7 +264,6 @@ def bake(
             raise ValueError("workers is the size of the local cluster: a scheduler brings its own workers")
     path = Path(path)
     stored = _stored_layout(path)
-    _check_writable(path)  # a new store, or one to finish (on a disk since made read-only, say)
     if stored is None:
         done = None
     else:
@@ -276,6 +275,8 @@ def bake(
             )
         arrays = _arrays(_open_group(path, "r"), layout, str(path))
         done = np.asarray(arrays[DONE][...]).astype(bool) if DONE in arrays else None
+    if done is None or not done.all():
+        _check_writable(path)  # a new store, or one to finish (on a disk since made read-only, say)
     _check_disk(path, layout, done)
     if done is None:
         missing = [(j, i) for j in range(layout.chunks_y) for i in range(layout.chunks_x)]
