@@ -552,6 +552,15 @@ def test_an_unreachable_scheduler_leaves_nothing_written(tmp_path: Path) -> None
     assert not out.exists()
 
 
+def test_a_scheduler_address_that_does_not_parse_is_a_bake_error(tmp_path: Path) -> None:
+    out = tmp_path / "never.zarr"
+    with pytest.raises(
+        BakeError, match=r"^cannot reach the scheduler at nonsense://x: unknown address scheme"
+    ):
+        bake(out, seed=1, width=64, height=64, chunk=32, scheduler="nonsense://x")  # was a plain ValueError
+    assert not out.exists()
+
+
 # -- found by a bake user's review (each failed before its fix) -----------------------------------------
 
 

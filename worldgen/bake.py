@@ -480,7 +480,7 @@ def _connect(scheduler: str | Client | None, workers: int | None) -> Iterator[Cl
     elif scheduler is not None:
         try:
             client = Client(scheduler)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # (ValueError: an address distributed cannot parse)
             raise BakeError(f"cannot reach the scheduler at {scheduler}: {e}; nothing was written") from None
         with client:
             try:
