@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 import worldgen
-from game import terrain
+from game.worlddata import colour_world
 
 CHUNK = 128
 """Samples on a chunk's side."""
@@ -137,14 +137,7 @@ def colour_region(
     hi_y = min(y0 + (height + HALO) * step, WORLD_LIMIT)
     cols, rows = -(-(hi_x - lo_x) // step), -(-(hi_y - lo_y) // step)
     world, known = (source or _generated(seed))(lo_x, lo_y, cols, rows, step)
-    image = terrain.colour_terrain(
-        world.biome,
-        world.elevation,
-        tuple(worldgen.BIOMES),
-        frozenset(worldgen.WATER_BIOMES),
-        worldgen.SEA_LEVEL,
-        spacing=step,
-    )
+    image = colour_world(world.biome, world.elevation, spacing=step)
     if known is not None:
         image[~known] = (*OUTSIDE_PIXEL, 255)
     left, top = (x0 - lo_x) // step, (y0 - lo_y) // step

@@ -100,13 +100,7 @@ def build_world_data(
     report(0.0, "starting")
     world = worldgen.generate(seed, x0, y0, width, height, progress=generation_progress)
     report(GENERATION_SHARE, "colouring terrain")
-    image = terrain.colour_terrain(
-        world.biome,
-        world.elevation,
-        tuple(worldgen.BIOMES),
-        frozenset(worldgen.WATER_BIOMES),
-        worldgen.SEA_LEVEL,
-    )
+    image = colour_world(world.biome, world.elevation)
     report(0.95, "zoom levels")
     levels = terrain.mip_levels(image)
     report(1.0, "sending")
@@ -126,4 +120,19 @@ def build_world_data(
         biome_counts=np.bincount(world.biome.ravel(), minlength=len(worldgen.BIOMES)).astype(np.int64),
         levels=tuple(levels),
         seconds=time.perf_counter() - start,
+    )
+
+
+def colour_world(
+    biome: npt.NDArray[np.uint8], elevation: npt.NDArray[np.float32], *, spacing: float = 1.0
+) -> terrain.Image:
+    """``terrain.colour_terrain`` with this worldgen's biome names, water biomes and sea level (the finite
+    world and the streamed chunks colour alike)."""
+    return terrain.colour_terrain(
+        biome,
+        elevation,
+        tuple(worldgen.BIOMES),
+        frozenset(worldgen.WATER_BIOMES),
+        worldgen.SEA_LEVEL,
+        spacing=spacing,
     )
