@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pool_jobs
+from bare_executor import BareExecutor
 from bench_runtime import frame_loop, ms, pacing_row, pct, table, us
 
 import runtime
@@ -33,23 +34,37 @@ def _warm(pool: object, submit_count: int = 200) -> None:
 
 
 def bench_throughput(jobs: int, repeat: int) -> None:
-    """(1) ``jobs`` trivial jobs submitted one by one and awaited: wall time and VM 0 CPU per job."""
+    """(1) ``jobs`` trivial jobs submitted one by one and awaited: wall time and VM 0 CPU per job; beside
+    them, the floor: ``BareExecutor`` (no queue, priorities, cancellation or shared memory at all)."""
     rows = []
-    ours, theirs = [], []
-    with ComputePool(2) as pool, ProcessPoolExecutor(2) as ppe:
-        _warm(pool)
-        _warm(ppe)
-        for _ in range(repeat):  # interleaved, so a slow spell of the machine hits both alike
-            for executor, out in ((pool, ours), (ppe, theirs)):
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    bare: list[tuple[float, float]] = []
+    with ComputePool(2) as pool, ProcessPoolExecutor(2) as ppe, BareExecutor(2) as floor:
+        for executor in (pool, ppe, floor):
+            _warm(executor)
+        for _ in range(repeat):  # interleaved, so a slow spell of the machine hits all alike
+            for executor, out in ((pool, ours), (ppe, theirs), (floor, bare)):
                 wall, cpu = time.perf_counter(), time.process_time()
                 wait([executor.submit(pool_jobs.trivial, i) for i in range(jobs)])
                 out.append((time.perf_counter() - wall, time.process_time() - cpu))
-    best_ours = min(ours)
-    best_theirs = min(theirs)
-    for name, (wall, cpu) in (("ComputePool(2)", best_ours), ("ProcessPoolExecutor(2)", best_theirs)):
+    best = {name: min(runs) for name, runs in (("ours", ours), ("theirs", theirs), ("bare", bare))}
+    for name, (wall, cpu) in (
+        ("ComputePool(2)", best["ours"]),
+        ("ProcessPoolExecutor(2)", best["theirs"]),
+        ("floor: BareExecutor(2)", best["bare"]),
+    ):
         rows.append([name, ms(wall), f"{jobs / wall:9.0f} jobs/s", us(cpu / jobs)])
-    ratio = best_theirs[0] / best_ours[0]
+    ratio = best["theirs"][0] / best["ours"][0]
     rows.append(["ratio (throughput ours / theirs)", "", f"{ratio:8.2f}x", ""])
+    rows.append(
+        [
+            "ratio (ours / floor)",
+            "",
+            f"{best['bare'][0] / best['ours'][0]:8.2f}x",
+            f"{best['ours'][1] / best['bare'][1]:5.2f}x",
+        ]
+    )
     table(
         f"(1) {jobs} trivial jobs, submit each then wait for all, best of {repeat} interleaved "
         "(targets: >= 4x ProcessPoolExecutor, VM 0 CPU <= 20 us a job)",
