@@ -152,22 +152,24 @@ def test_visible_chunks_come_first_nearest_the_centre_then_the_ring_ahead_of_the
 def test_after_a_jump_coarse_chunks_come_first_until_most_of_the_view_is_there() -> None:
     from dataclasses import replace
 
-    from game.streamer import Tile
+    from game.streamer import STAND_IN_UP, Tile
 
     source = RecordingSource()
     streamer = ChunkStreamer(source, 1, 64 << 20)
     camera = EndlessCamera((1280, 720), 0.0, 0.0, zoom=2.0)
     streamer.update(camera, (0.0, 0.0))
-    # The whole view is missing: first the coarser chunks over it (one for four), then the fine ones.
-    coarse = [key for key in source.order if key[0] == 1]
+    # The whole view is missing: first the chunks two levels coarser over it (one for sixteen), then the
+    # fine ones.
+    coarse = [key for key in source.order if key[0] > 0]
+    assert coarse and all(key[0] == STAND_IN_UP == 2 for key in coarse)
     assert source.order[: len(coarse)] == coarse
-    assert {(1, i >> 1, j >> 1) for _, i, j in streamer.visible} == set(coarse)
+    assert {(2, i >> 2, j >> 2) for _, i, j in streamer.visible} == set(coarse)
     data = build_chunk(1, 0, 0, 0)
     for key in streamer.visible[: len(streamer.visible) * 2 // 3]:  # two thirds of the view arrive
         streamer.cache[key] = Tile(replace(data, key=key), pygame.Surface((CHUNK, CHUNK)))
     streamer.update(camera, (0.0, 0.0))
-    assert not [key for key in source.queued if key[0] == 1]  # the coarse requests were dropped
-    assert {key for key in source.dropped if key[0] == 1}
+    assert not [key for key in source.queued if key[0] > 0]  # the coarse requests were dropped
+    assert {key for key in source.dropped if key[0] == 2}
 
 
 def test_queued_chunks_that_left_the_view_are_dropped_every_frame() -> None:
