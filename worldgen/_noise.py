@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ._hash import derive_key, hash2
+from ._hash import derive_key, hash2, hash2_grid
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -316,42 +316,74 @@ def fbm_points_many(
     y = np.asarray(y, dtype=np.int64)
     fx_all, fy_all = x.reshape(-1), y.reshape(-1)
     outs = [np.empty(fx_all.size, dtype=np.float64) for _ in fields]
+    if fx_all.size == 0:
+        return [out.reshape(x.shape) for out in outs]
     w = float(1 << _WEIGHT_BITS)
     keys = np.array(okeys, dtype=np.uint64)[:, None]
     spacing = np.array(spacing_list, dtype=np.int64)[:, None]
     ox = np.array([k % s for k, s in zip(okeys, spacing_list, strict=True)], dtype=np.int64)[:, None]
     oy = np.array([(k >> 20) % s for k, s in zip(okeys, spacing_list, strict=True)], dtype=np.int64)[:, None]
     scale = np.array(scales, dtype=np.float64)[:, None]
+    # Integer division is slow in numpy: power-of-two spacings (all of ours) take a shift and a mask,
+    # and the exact reciprocal (the same bits as the division).
+    pow2 = all(s & (s - 1) == 0 for s in spacing_list)
+    shift = np.array([s.bit_length() - 1 for s in spacing_list], dtype=np.int64)[:, None]
+    inv = 1.0 / spacing
     chunk = max(256, _PAIRS // max(1, len(okeys)))  # points at once
     for start in range(0, fx_all.size, chunk):
         px, py = fx_all[None, start : start + chunk], fy_all[None, start : start + chunk]
-        cx = (px - ox) // spacing
-        fx = ((px - ox) - cx * spacing).astype(np.float64) / spacing
-        sx = _fade(fx)
-        cy = (py - oy) // spacing
-        fy = ((py - oy) - cy * spacing).astype(np.float64) / spacing
-        sy = _fade(fy)
-        weights = ((1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0))
+        cx, fx = _cell_fraction(px - ox, spacing, shift, inv, pow2)
+        cy, fy = _cell_fraction(py - oy, spacing, shift, inv, pow2)
+        sx, sy = _fade(fx), _fade(fy)
+        one_sx, fx_1 = 1.0 - sx, fx - 1.0
+        # The weights as integers (multiples of 2**-20 scaled by 2**20) and below the basis as integers
+        # (multiples of 2**-28 scaled by 2**28): their products and sums are integers below 2**53, exact,
+        # so summing them and scaling by 2**-48 at the end gives the very bits of summing the products of
+        # the scaled-back values (what ``fbm`` computes).
+        weights = np.empty((4, *fy.shape), dtype=np.float64)
+        one_sy = np.subtract(1.0, sy, out=weights[0])
+        np.multiply(one_sy, fy, out=weights[1])
+        weights[2] = sy
+        np.subtract(fy, 1.0, out=weights[3])
+        weights[3] *= sy  # sy * (fy - 1): a product, the same bits in either order
+        weights *= w
+        np.rint(weights, out=weights)
         acc = np.zeros(fx.shape, dtype=np.float64)
-        for row, (wp, wq) in ((cy, (0, 1)), (cy + 1, (2, 3))):
-            g0 = (hash2(keys, cx, row) >> np.uint64(60)).astype(np.intp)
-            g1 = (hash2(keys, cx + 1, row) >> np.uint64(60)).astype(np.intp)
+        hashes = hash2_grid(keys, [cx, cx + 1], [cy, cy + 1])
+        for (h0, h1), (wp, wq) in zip(hashes, ((0, 1), (2, 3)), strict=True):
+            g0 = (h0 >> np.uint64(60)).astype(np.intp)
+            g1 = (h1 >> np.uint64(60)).astype(np.intp)
             p = _GRAD_X[g0] * fx
-            p *= 1.0 - sx
-            t = _GRAD_X[g1] * (fx - 1.0)
+            p *= one_sx
+            t = _GRAD_X[g1] * fx_1
             t *= sx
             p += t
-            q = _GRAD_Y[g0] * (1.0 - sx)
-            q += _GRAD_Y[g1] * sx
+            q = _GRAD_Y[g0] * one_sx
+            np.multiply(_GRAD_Y[g1], sx, out=t)
+            q += t
             for basis, k in ((p, wp), (q, wq)):
                 basis *= scale
                 np.rint(basis, out=basis)
-                basis *= 1.0 / (1 << _BASIS_BITS)
-                wk = weights[k] * w
-                np.rint(wk, out=wk)
-                wk *= 1.0 / w
-                basis *= wk
-                acc += basis  # exact products and sums: any order gives the same bits
+                basis *= weights[k]
+                acc += basis
+        acc *= 1.0 / (1 << (_BASIS_BITS + _WEIGHT_BITS))
         for out, field_rows in zip(outs, rows, strict=True):
             out[start : start + chunk] = acc[field_rows].sum(axis=0)
     return [out.reshape(x.shape) for out in outs]
+
+
+def _cell_fraction(
+    d: npt.NDArray[np.int64],
+    spacing: npt.NDArray[np.int64],
+    shift: npt.NDArray[np.int64],
+    inv: F64,
+    pow2: bool,
+) -> tuple[npt.NDArray[np.int64], F64]:
+    """Lattice cell (floor division by the spacing) and exact fraction of the offsets ``d``."""
+    if pow2:
+        cell = d >> shift
+        frac = (d & (spacing - 1)).astype(np.float64)
+        frac *= inv  # a power of two's reciprocal: exactly the division
+        return cell, frac
+    cell = d // spacing
+    return cell, (d - cell * spacing).astype(np.float64) / spacing

@@ -121,26 +121,35 @@ _CHUNK = 1 << 16
 _F = np.float32
 
 
+def _scratch(size: int, count: int) -> tuple[F32, ...]:
+    """``count`` float32 work arrays of ``size`` cells, reused from chunk to chunk."""
+    return tuple(np.empty(size, dtype=np.float32) for _ in range(count))
+
+
 def _unit(a: F32) -> F32:
     """Clip to [0, 1] in place (one pass; the same bits as a minimum then a maximum, as there is no NaN)."""
     return np.clip(a, _F(0.0), _F(1.0), out=a)
 
 
-def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
+def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     """Elevation and basins from the land, detail and ridge noise of one chunk: the elevation into ``d``
     and the basins into ``r`` (each overwrites its noise once the noise is used up, so no fresh array's
-    pages are touched).
+    pages are touched). ``scratch``: four float32 arrays at least as long as the chunk, reused from
+    chunk to chunk (fresh temporaries per chunk cost an allocation and page faults each).
 
     Every step is the float32 operation it always was, in the same order: only passes that cannot change
     a bit are merged or dropped (see the comments), so the fields are bit for bit what they were.
     """
     one, zero = _F(1.0), _F(0.0)
-    land = _unit(n * _F(1.0 / LAND_RANGE))
+    land, ridge, t, u = (a[: n.size] for a in scratch)
+    np.multiply(n, _F(1.0 / LAND_RANGE), out=land)
+    _unit(land)
     # Basins: ridge noise high above its ridges, inland. Only the few cells where the ridge noise
     # exceeds LAKE_NOISE can have one (elsewhere the ramp clips to 0), so only those are computed.
-    lakes = np.flatnonzero(r > _F(LAKE_NOISE))
+    high_lake = np.greater(r, _F(LAKE_NOISE), out=_flags(u))
+    lakes = np.flatnonzero(high_lake) if high_lake.any() else _NONE
     high_r = r[lakes]
-    ridge = np.abs(r)  # the last use of r as noise: it holds the basins from here on
+    np.abs(r, out=ridge)  # the last use of r as noise: it holds the basins from here on
     basin = r
     basin.fill(zero)
     if lakes.size:
@@ -151,7 +160,6 @@ def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
         inland *= _F(1.0 / LAKE_INLAND)
         b *= _unit(inland)
         basin[lakes] = b
-    t = np.empty_like(n)
     # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
     ridge *= _F(-1.0 / RIDGE_WIDTH)
     ridge += one
@@ -179,18 +187,27 @@ def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
     _unit(h)
     h *= _F(1.0 - SEA_LEVEL)
     h += _F(SEA_LEVEL)
-    # The sea floor: the same curve below the sea level, only where the sea is (n < 0; elsewhere the
-    # curve is 0 and h - 0 is h). Rounding must not lift a sea cell to the sea level, so it is capped
-    # just below. The basins below leave these cells as they are (their basin is 0).
-    wet = np.flatnonzero(n < zero)
-    if wet.size:
-        u = n[wet] * _F(-1.0 / DEPTH_RANGE)
-        sea_floor = _hermite(_unit(u), 1.0)
+    # The sea floor: the same curve below the sea level where the sea is (n < 0). Rounding must not
+    # lift a sea cell to the sea level, so it is capped just below. The basins below leave these cells
+    # as they are (their basin is 0). Computed over the whole chunk (elementwise, so the wet cells get
+    # the bits they would get alone) and kept only at the wet cells: cheaper than gathering a third of
+    # the cells and scattering them back.
+    wet = np.less(n, zero, out=_flags(ridge))
+    count = int(np.count_nonzero(wet))
+    if count:
+        np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
+        sea_floor = _hermite(_unit(u), 1.0, out=t)
         sea_floor *= _F(SEA_LEVEL)
-        floor = h[wet] - sea_floor
-        h[wet] = np.minimum(floor, _BELOW_SEA, out=floor)
+        floor = np.subtract(h, sea_floor, out=sea_floor)
+        np.minimum(floor, _BELOW_SEA, out=floor)
+        if count == wet.size:
+            h[...] = floor
+        else:
+            np.copyto(h, floor, where=wet)
         # Water inside a continent (not the open sea) is a lake.
-        basin[wet[~sea[wet]]] = one
+        inland_water = np.greater(wet, sea, out=wet)  # wet and not sea
+        if inland_water.any():
+            basin[inland_water] = one
     # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
     # and min(h, max(h, SEA_LEVEL)) is h), so only the basin cells are computed.
     if lakes.size:
@@ -199,6 +216,15 @@ def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
         sunk += ground
         np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
         h[lakes] = np.minimum(ground, sunk, out=sunk)
+
+
+_NONE = np.zeros(0, dtype=np.intp)
+
+
+def _flags(a: F32) -> B:
+    """A bool view of a float32 scratch array's first quarter: as many bools as it has floats."""
+    flags: B = a.view(np.bool_)[: a.size]
+    return flags
 
 
 def elevation(seed: int, where: Sampler) -> Ground:
@@ -217,13 +243,14 @@ def elevation(seed: int, where: Sampler) -> Ground:
     sea = np.empty(n.shape, dtype=np.bool_)
     fn, fd, fr = (a.reshape(-1) for a in (n, d, r))
     fs = sea.reshape(-1)
+    scratch = _scratch(min(n.size, _CHUNK), 4)
     # A chunk at a time: a few dozen passes over data that stays in cache. The continent noise becomes
     # the continentalness (land_noise's) in place, the detail noise the elevation, the ridge noise the
     # basins.
     for k in range(0, n.size, _CHUNK):
         c = slice(k, k + _CHUNK)
         _land(fn[c], fd[c], fs[c])
-        _shape(fn[c], fd[c], fr[c], fs[c])
+        _shape(fn[c], fd[c], fr[c], fs[c], scratch)
     return Ground(d, n, r, sea)
 
 
