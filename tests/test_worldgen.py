@@ -218,6 +218,40 @@ def digest(world: World) -> str:
     return h.hexdigest()
 
 
+def test_nodes_kept_from_earlier_regions_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The river network takes the nodes a recent region evaluated (chunks around a view share nearly
+    # all of them) and evaluates only the others: the worlds must be those of a cold start.
+    from worldgen import _rivers
+
+    evaluated: list[int] = []
+    evaluate = _rivers._evaluate_nodes
+
+    def counting(seed: int, x: np.ndarray, *rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        evaluated.append(x.size)
+        return evaluate(seed, x, *rest)
+
+    monkeypatch.setattr(_rivers, "_evaluate_nodes", counting)
+    regions = [
+        (5, 9000 + dx, -4000 + dy, 130, 130, step)
+        for step in (1, 2)
+        for dx, dy in ((0, 0), (128, 0), (-300, 256))
+    ]
+    cold = []
+    for seed, x, y, w, h, step in regions:
+        monkeypatch.setattr(_rivers, "_WINDOWS", [])
+        cold.append(digest(generate(seed, x, y, w, h, step=step)))
+    first_region_nodes, cold_nodes = evaluated[0], sum(evaluated)
+    evaluated.clear()
+    monkeypatch.setattr(_rivers, "_WINDOWS", [])
+    warm = [digest(generate(seed, x, y, w, h, step=step)) for seed, x, y, w, h, step in regions]
+    assert warm == cold
+    assert sum(evaluated) < cold_nodes / 3  # the later regions took most nodes from the earlier ones
+    # Another seed shares no node with them: all its nodes are evaluated.
+    evaluated.clear()
+    generate(6, 9000, -4000, 130, 130)
+    assert evaluated == [first_region_nodes]
+
+
 def test_another_process_computes_the_same_world() -> None:
     # Python's hash() is salted per process; a fresh interpreter catches any dependence on it.
     code = (

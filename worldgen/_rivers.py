@@ -129,9 +129,8 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     span = NODE // 2
     x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
     y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
-    nodes = Points(x, y)
-    ground = elevation(seed, nodes)
-    e = ground.elevation.astype(np.float64)
+    e32, source_at = _node_fields(seed, i0, j0, x, y)
+    e = e32.astype(np.float64)
     nj, ni = e.shape
     # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
     padded = np.full((nj + 2, ni + 2), np.inf)
@@ -144,15 +143,8 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         lower = ne < best
         best = np.where(lower, ne, best)
         down = np.where(lower, flat + dy * ni + dx, down)
-    land = e >= SEA_LEVEL
-    down[~land] = -1
-    # Moisture only matters where a source may be (high land): only there is it evaluated.
-    high = land & (e >= SOURCE_ELEVATION)
-    at = np.nonzero(high)
-    wet = np.zeros(high.shape, dtype=np.bool_)
-    wet[at] = moisture(seed, Points(x[at], y[at]), ground.continent[at]).astype(np.float64) >= SOURCE_MOISTURE
-    chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
-    source = (high & wet & chance).astype(np.int32).ravel()
+    down[e < SEA_LEVEL] = -1
+    source = source_at.astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)
     targets = down.ravel()[has]
     flow = source.copy()
@@ -161,6 +153,77 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         np.add.at(nxt, targets, flow[has])
         flow = nxt
     return Network(i0, j0, x, y, e, down, flow.reshape(nj, ni), key)
+
+
+@dataclass(frozen=True, eq=False)
+class _NodeWindow:
+    """The per-node fields of nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` of one seed, arrays (nj, ni)."""
+
+    seed: int
+    i0: int
+    j0: int
+    elevation: F32  # uncarved elevation at the node
+    source: B  # whether a river rises there
+
+
+# The node windows of the last few networks. A node's fields are a pure function of (seed, node), and
+# consecutive regions (the chunks around a view) share nearly all their nodes, so a network takes what
+# a recent window holds and evaluates only the other nodes: the same bits, most of the cost saved.
+# Entries are immutable and replaced whole, so threads can share them.
+_WINDOWS: list[_NodeWindow] = []
+_KEEP_WINDOWS = 4
+_WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at most 5 bytes per node
+
+
+def _node_fields(seed: int, i0: int, j0: int, x: I64, y: I64) -> tuple[F32, B]:
+    """Uncarved elevation and river sources at the nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` (at world
+    cells ``x``, ``y``, arrays (nj, ni)): from the most overlapping recent window, the rest evaluated."""
+    nj, ni = x.shape
+    e = np.empty((nj, ni), dtype=np.float32)
+    source = np.zeros((nj, ni), dtype=np.bool_)
+    known = np.zeros((nj, ni), dtype=np.bool_)
+    best, best_area = None, 0
+    for w in tuple(_WINDOWS):
+        wj, wi = w.elevation.shape
+        area = max(0, min(i0 + ni, w.i0 + wi) - max(i0, w.i0)) * max(
+            0, min(j0 + nj, w.j0 + wj) - max(j0, w.j0)
+        )
+        if w.seed == seed and area > best_area:
+            best, best_area = w, area
+    if best is not None:
+        wj, wi = best.elevation.shape
+        a0, a1 = max(i0, best.i0), min(i0 + ni, best.i0 + wi)
+        b0, b1 = max(j0, best.j0), min(j0 + nj, best.j0 + wj)
+        mine = (slice(b0 - j0, b1 - j0), slice(a0 - i0, a1 - i0))
+        theirs = (slice(b0 - best.j0, b1 - best.j0), slice(a0 - best.i0, a1 - best.i0))
+        e[mine] = best.elevation[theirs]
+        source[mine] = best.source[theirs]
+        known[mine] = True
+    at = np.nonzero(~known)
+    if at[0].size:
+        e[at], source[at] = _evaluate_nodes(seed, x[at], y[at], at[1] + i0, at[0] + j0)
+    if e.size <= _WINDOW_NODES:
+        window = _NodeWindow(seed, i0, j0, e, source)
+        _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
+    return e, source
+
+
+def _evaluate_nodes(seed: int, x: I64, y: I64, gi: I64, gj: I64) -> tuple[F32, B]:
+    """Uncarved elevation and river sources at nodes (node indices ``gi``, ``gj``) at cells ``x``, ``y``.
+
+    A source lies in high, wet land (moisture only matters there: only there is it evaluated), where
+    a hash picks it with SOURCE_CHANCE.
+    """
+    ground = elevation(seed, Points(x, y))
+    e = ground.elevation
+    e64 = e.astype(np.float64)
+    high = (e64 >= SEA_LEVEL) & (e64 >= SOURCE_ELEVATION)
+    at = np.flatnonzero(high)
+    wet = np.zeros(high.shape, dtype=np.bool_)
+    wet[at] = moisture(seed, Points(x[at], y[at]), ground.continent[at]).astype(np.float64) >= SOURCE_MOISTURE
+    key = derive_key(seed, _SALT)
+    chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
+    return e, high & wet & chance
 
 
 def _pieces(seg: tuple[F64, ...]) -> tuple[F64, ...]:
