@@ -102,8 +102,13 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     ky = np.tile(k, _WINDOW)[None, :]
     lx, ly = (lo_x[:, None] + kx) * s, (lo_y[:, None] + ky) * s
     valid = (lx <= x[:, None] + r) & (ly <= y[:, None] + r)
-    _, sea, _ = land_noise(seed, Points(lx, ly))
-    near: npt.NDArray[np.bool_] = np.any(sea & valid, axis=1)
+    # Neighbouring cells share lattice points: each distinct point is evaluated once.
+    span = np.int64(1 << 30)  # lattice indices lie within +-2**29 (cells within +-2**31): no overflow
+    code = (lx // s + span) * (2 * span) + (ly // s + span)
+    distinct, which = np.unique(code, return_inverse=True)
+    px, py = (distinct // (2 * span) - span) * s, (distinct % (2 * span) - span) * s
+    _, sea, _ = land_noise(seed, Points(px, py))
+    near: npt.NDArray[np.bool_] = np.any(sea[which.reshape(lx.shape)] & valid, axis=1)
     return near
 
 

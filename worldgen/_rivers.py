@@ -587,8 +587,12 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     far = (wx - t * vx) ** 2 + (wy - t * vy) ** 2 >= bound * bound
     is_seg.ravel()[sel[far]] = False
     if is_seg.any():
-        pieces = _pieces(net._segment_arrays(node[is_seg]))
+        # Many cells lie near the same few segments: each segment's pieces are made once (the same
+        # values as per cell) and spread to its (cell, segment) pairs.
+        segs, which = np.unique(node[is_seg], return_inverse=True)
         k = PIECES
+        spread = (which[:, None] * k + np.arange(k)).ravel()
+        pieces = tuple(a[spread] for a in _pieces(net._segment_arrays(segs)))
         clearance, cut = _segment_formula(
             np.repeat(px[is_seg], k), np.repeat(py[is_seg], k), np.repeat(ee[is_seg], k), pieces
         )
