@@ -263,19 +263,21 @@ def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[
         ]
     )
     ft, fm, fe, fc = (a.reshape(-1) for a in (t, m, elevation, continent))
+    (scratch,) = _scratch(min(ft.size, _CHUNK), 1)
     # A chunk at a time, in cache.
     for k in range(0, ft.size, _CHUNK):
         c = slice(k, k + _CHUNK)
-        _climate(ft[c], fm[c], fe[c], fc[c])
+        _climate(ft[c], fm[c], fe[c], fc[c], scratch[: fe[c].size])
     return t, m
 
 
-def _climate(t: F32, m: F32, elevation: F32, continent: F32) -> None:
-    """``climate`` of one chunk, in place in the raw noise ``t`` and ``m``."""
+def _climate(t: F32, m: F32, elevation: F32, continent: F32, scratch: F32) -> None:
+    """``climate`` of one chunk, in place in the raw noise ``t`` and ``m`` (``scratch``: a float32
+    array like them, reused from chunk to chunk)."""
     t *= np.float32(TEMPERATURE_GAIN)
     t += np.float32(0.5)
-    above = elevation - np.float32(SEA_LEVEL)
-    np.maximum(above, 0.0, out=above)
+    above = np.subtract(elevation, np.float32(SEA_LEVEL), out=scratch)
+    np.maximum(above, np.float32(0.0), out=above)
     above *= np.float32(LAPSE)
     t -= above
     _unit(t)
