@@ -252,6 +252,32 @@ def test_nodes_kept_from_earlier_regions_give_the_same_bits(monkeypatch: pytest.
     assert evaluated == [first_region_nodes]
 
 
+def test_open_water_shortcut_gives_the_bits_of_the_long_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A chunk of terrain that is all water takes a shortcut; the same cells shaped beside one land cell
+    # take the long way (elementwise, so each cell's value does not depend on its chunk): same bits.
+    from worldgen import _terrain
+
+    taken: list[int] = []
+    shortcut = _terrain._open_water
+    monkeypatch.setattr(_terrain, "_open_water", lambda *a: (taken.append(a[0].size), shortcut(*a)))
+    rng = np.random.default_rng(3)
+    size = 5000
+    n = rng.uniform(-0.4, -1e-7, size).astype(np.float32)
+    n[:10] = -np.float32(1e-30)  # at the sea's edge
+    d, r = (rng.uniform(-0.7, 0.7, size).astype(np.float32) for _ in range(2))
+    r[:100] = rng.uniform(0.3, 0.7, 100)  # high ridge noise: where inland basins would lie
+    sea = rng.random(size) < 0.8
+    scratch = _terrain._scratch(size + 1, 4)
+    fast = [a.copy() for a in (n, d, r)]
+    _terrain._shape(*fast, sea.copy(), scratch)
+    assert taken == [size]
+    slow = [np.append(a, np.float32(0.5)) for a in (n, d, r)]
+    _terrain._shape(*slow, np.append(sea, False), scratch)
+    assert taken == [size]
+    for a, b in zip(fast[1:], slow[1:], strict=True):
+        assert np.array_equal(a.view(np.uint32), b[:-1].view(np.uint32))
+
+
 def test_another_process_computes_the_same_world() -> None:
     # Python's hash() is salted per process; a fresh interpreter catches any dependence on it.
     code = (

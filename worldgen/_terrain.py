@@ -142,6 +142,9 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     """
     one, zero = _F(1.0), _F(0.0)
     land, ridge, t, u = (a[: n.size] for a in scratch)
+    if not np.any(n >= zero):
+        _open_water(n, d, r, sea, t, u)
+        return
     np.multiply(n, _F(1.0 / LAND_RANGE), out=land)
     _unit(land)
     # Basins: ridge noise high above its ridges, inland. Only the few cells where the ridge noise
@@ -219,6 +222,25 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
 
 
 _NONE = np.zeros(0, dtype=np.intp)
+
+
+def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
+    """``_shape`` of a chunk where every cell is water (n < 0), in a few passes.
+
+    There the land curve, the ridges (faded out below INLAND_START) and the basins (faded out below
+    LAKE_INLAND) all come out as exact zeros, so the ground before the sea floor is exactly SEA_LEVEL:
+    ``_shape`` computes the same bits the long way (checked by the tests' world digests).
+    """
+    r.fill(_F(0.0))  # no basin can lie in water
+    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
+    sea_floor = _hermite(_unit(u), 1.0, out=t)
+    sea_floor *= _F(SEA_LEVEL)
+    np.subtract(_F(SEA_LEVEL), sea_floor, out=d)
+    np.minimum(d, _BELOW_SEA, out=d)
+    # Water inside a continent (not the open sea) is a lake.
+    inland_water = np.logical_not(sea, out=_flags(u))
+    if inland_water.any():
+        r[inland_water] = _F(1.0)
 
 
 def _flags(a: F32) -> B:
