@@ -252,29 +252,40 @@ def test_nodes_kept_from_earlier_regions_give_the_same_bits(monkeypatch: pytest.
     assert evaluated == [first_region_nodes]
 
 
-def test_open_water_shortcut_gives_the_bits_of_the_long_way(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A chunk of terrain that is all water takes a shortcut; the same cells shaped beside one land cell
-    # take the long way (elementwise, so each cell's value does not depend on its chunk): same bits.
+@pytest.mark.parametrize(
+    ("low", "high", "step", "runs"),
+    [
+        (-0.4, -1e-7, "_open_water", (True, False)),  # all water: the shortcut
+        (-0.4, 0.0, "_open_water", (False, False)),  # a cell at 0 is land: the long way
+        (-0.3, 0.04, "_ridges", (False, True)),  # none inland (above INLAND_START): no ranges
+        (-0.3, 0.0401, "_ridges", (True, True)),  # one cell barely inland: ranges
+    ],
+)
+def test_terrain_shortcuts_give_the_bits_of_the_long_way(
+    monkeypatch: pytest.MonkeyPatch, low: float, high: float, step: str, runs: tuple[bool, bool]
+) -> None:
+    # A chunk of terrain that is all water skips all but the sea floor (_open_water), one with no
+    # cell inland skips the mountain ranges (_ridges). The same cells shaped beside one inland cell take
+    # the long way (elementwise, so each cell's value does not depend on its chunk): the same bits.
     from worldgen import _terrain
 
-    taken: list[int] = []
-    shortcut = _terrain._open_water
-    monkeypatch.setattr(_terrain, "_open_water", lambda *a: (taken.append(a[0].size), shortcut(*a)))
+    calls: list[int] = []
+    original = getattr(_terrain, step)
+    monkeypatch.setattr(_terrain, step, lambda *a: (calls.append(a[0].size), original(*a)))
     rng = np.random.default_rng(3)
     size = 5000
-    n = rng.uniform(-0.4, -1e-7, size).astype(np.float32)
-    n[:10] = -np.float32(1e-30)  # at the sea's edge
+    n = rng.uniform(low, high, size).astype(np.float32)
+    n[:10] = np.float32(high)
     d, r = (rng.uniform(-0.7, 0.7, size).astype(np.float32) for _ in range(2))
     r[:100] = rng.uniform(0.3, 0.7, 100)  # high ridge noise: where inland basins would lie
     sea = rng.random(size) < 0.8
     scratch = _terrain._scratch(size + 1, 4)
-    fast = [a.copy() for a in (n, d, r)]
-    _terrain._shape(*fast, sea.copy(), scratch)
-    assert taken == [size]
-    slow = [np.append(a, np.float32(0.5)) for a in (n, d, r)]
-    _terrain._shape(*slow, np.append(sea, False), scratch)
-    assert taken == [size]
-    for a, b in zip(fast[1:], slow[1:], strict=True):
+    alone = [a.copy() for a in (n, d, r)]
+    _terrain._shape(*alone, sea.copy(), scratch)
+    beside = [np.append(a, np.float32(0.5)) for a in (n, d, r)]
+    _terrain._shape(*beside, np.append(sea, False), scratch)
+    assert calls == [k for k, run in zip((size, size + 1), runs, strict=True) if run]
+    for a, b in zip(alone[1:], beside[1:], strict=True):
         assert np.array_equal(a.view(np.uint32), b[:-1].view(np.uint32))
 
 

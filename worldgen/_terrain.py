@@ -152,36 +152,27 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     high_lake = np.greater(r, _F(LAKE_NOISE), out=_flags(u))
     lakes = np.flatnonzero(high_lake) if high_lake.any() else _NONE
     high_r = r[lakes]
-    np.abs(r, out=ridge)  # the last use of r as noise: it holds the basins from here on
+    # Ridges fade in above INLAND_START: below it they are exact zeros, which leave h as it is (any
+    # zero's sign is lost when SEA_LEVEL is added), so a chunk with no cell above it skips them.
+    inland = bool(np.any(n > _F(INLAND_START)))
+    if inland:
+        np.abs(r, out=ridge)  # the last use of r as noise: it holds the basins from here on
     basin = r
     basin.fill(zero)
     if lakes.size:
         b = high_r - _F(LAKE_NOISE)
         b *= _F(1.0 / LAKE_SOFT)
         _unit(b)
-        inland = n[lakes] - _F(LAKE_INLAND)
-        inland *= _F(1.0 / LAKE_INLAND)
-        b *= _unit(inland)
+        inland_share = n[lakes] - _F(LAKE_INLAND)
+        inland_share *= _F(1.0 / LAKE_INLAND)
+        b *= _unit(inland_share)
         basin[lakes] = b
-    # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
-    ridge *= _F(-1.0 / RIDGE_WIDTH)
-    ridge += one
-    np.maximum(ridge, zero, out=ridge)
-    ridge *= ridge
-    np.subtract(n, _F(INLAND_START), out=t)
-    t *= _F(1.0 / INLAND_RANGE)
-    ridge *= _unit(t)
-    np.multiply(land, _F(4.0), out=t)
-    np.minimum(t, one, out=t)
-    ridge *= t
-    # The detail roughens the crests and flanks, so ranges have peaks and passes.
-    np.multiply(d, _F(ROUGHNESS), out=t)
-    t += one
-    ridge *= t
-    ridge *= _F(MOUNTAIN_HEIGHT)
-    h = _hermite(land, PLAINS, out=d)  # the last use of d was just above
+    if inland:
+        _ridges(n, d, land, ridge, t)
+    h = _hermite(land, PLAINS, out=d)  # the last use of d was in _ridges
     h *= _F(HILL_SHARE)
-    h += ridge
+    if inland:
+        h += ridge
     # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
     high = h > _F(KNEE)
     if high.any():
@@ -222,6 +213,28 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
 
 
 _NONE = np.zeros(0, dtype=np.intp)
+
+
+def _ridges(n: F32, d: F32, land: F32, ridge: F32, t: F32) -> None:
+    """The mountain ranges' height of one chunk into ``ridge`` (which holds |ridge noise| on entry):
+    1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast, roughened by the detail.
+    """
+    one, zero = _F(1.0), _F(0.0)
+    ridge *= _F(-1.0 / RIDGE_WIDTH)
+    ridge += one
+    np.maximum(ridge, zero, out=ridge)
+    ridge *= ridge
+    np.subtract(n, _F(INLAND_START), out=t)
+    t *= _F(1.0 / INLAND_RANGE)
+    ridge *= _unit(t)
+    np.multiply(land, _F(4.0), out=t)
+    np.minimum(t, one, out=t)
+    ridge *= t
+    # The detail roughens the crests and flanks, so ranges have peaks and passes.
+    np.multiply(d, _F(ROUGHNESS), out=t)
+    t += one
+    ridge *= t
+    ridge *= _F(MOUNTAIN_HEIGHT)
 
 
 def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
