@@ -177,27 +177,25 @@ _WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at mo
 
 def _node_fields(seed: int, i0: int, j0: int, x: I64, y: I64) -> tuple[F32, B]:
     """Uncarved elevation and river sources at the nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` (at world
-    cells ``x``, ``y``, arrays (nj, ni)): from the most overlapping recent window, the rest evaluated."""
+    cells ``x``, ``y``, arrays (nj, ni)): taken from the recent windows that hold them, the rest
+    evaluated."""
     nj, ni = x.shape
     e = np.empty((nj, ni), dtype=np.float32)
     source = np.zeros((nj, ni), dtype=np.bool_)
     known = np.zeros((nj, ni), dtype=np.bool_)
-    best, best_area = None, 0
-    for w in tuple(_WINDOWS):
+    for w in reversed(tuple(_WINDOWS)):  # the latest first: usually the closest
+        if w.seed != seed:
+            continue
         wj, wi = w.elevation.shape
-        area = max(0, min(i0 + ni, w.i0 + wi) - max(i0, w.i0)) * max(
-            0, min(j0 + nj, w.j0 + wj) - max(j0, w.j0)
-        )
-        if w.seed == seed and area > best_area:
-            best, best_area = w, area
-    if best is not None:
-        wj, wi = best.elevation.shape
-        a0, a1 = max(i0, best.i0), min(i0 + ni, best.i0 + wi)
-        b0, b1 = max(j0, best.j0), min(j0 + nj, best.j0 + wj)
+        a0, a1 = max(i0, w.i0), min(i0 + ni, w.i0 + wi)
+        b0, b1 = max(j0, w.j0), min(j0 + nj, w.j0 + wj)
+        if a0 >= a1 or b0 >= b1:
+            continue
         mine = (slice(b0 - j0, b1 - j0), slice(a0 - i0, a1 - i0))
-        theirs = (slice(b0 - best.j0, b1 - best.j0), slice(a0 - best.i0, a1 - best.i0))
-        e[mine] = best.elevation[theirs]
-        source[mine] = best.source[theirs]
+        theirs = (slice(b0 - w.j0, b1 - w.j0), slice(a0 - w.i0, a1 - w.i0))
+        new = ~known[mine]
+        np.copyto(e[mine], w.elevation[theirs], where=new)
+        np.copyto(source[mine], w.source[theirs], where=new)
         known[mine] = True
     at = np.nonzero(~known)
     if at[0].size:
