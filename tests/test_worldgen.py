@@ -289,6 +289,25 @@ def test_terrain_shortcuts_give_the_bits_of_the_long_way(
         assert np.array_equal(a.view(np.uint32), b[:-1].view(np.uint32))
 
 
+def test_axes_shared_between_chunks_give_the_same_bits() -> None:
+    # The noise's axes of chunk-sized regions are kept and shared: chunks in one column or row of a view
+    # reuse them. The worlds must be those of a cold start, and the shared axes must not be writable.
+    from worldgen import _noise
+
+    regions = [(8, 640, -1280, 130, 130, 1), (8, 640, -1152, 130, 130, 1), (8, 768, -1280, 130, 97, 2)]
+    cold = []
+    for seed, x, y, w, h, step in regions:
+        _noise._shared_axis.cache_clear()
+        cold.append(digest(generate(seed, x, y, w, h, step=step)))
+    _noise._shared_axis.cache_clear()
+    warm = [digest(generate(seed, x, y, w, h, step=step)) for seed, x, y, w, h, step in regions]
+    assert warm == cold
+    assert _noise._shared_axis.cache_info().hits > 0  # the second chunk took the first's columns
+    axis = _noise._axis(640, 130, 16, 3, 1)
+    with pytest.raises(ValueError, match="read-only"):
+        axis.frac[0] = 0.5
+
+
 def test_another_process_computes_the_same_world() -> None:
     # Python's hash() is salted per process; a fresh interpreter catches any dependence on it.
     code = (

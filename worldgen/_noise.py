@@ -19,6 +19,7 @@ fractional positions are exact dyadic numbers too.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 
@@ -63,6 +64,7 @@ class _Axis:
     """
 
     def __init__(self, start: int, count: int, spacing: int, offset: int, step: int = 1) -> None:
+        self._weights: F64 | None = None
         coords = start - offset + np.arange(count, dtype=np.int64) * step
         self.cell = coords // spacing  # floor division: negative coordinates work
         self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
@@ -83,6 +85,43 @@ class _Axis:
         self.lattice = both[distinct]
         self.index = np.searchsorted(self.lattice, self.cell)
 
+    def row_weights(self) -> F64:
+        """Weights of P_j, Q_j, P_{j+1}, Q_{j+1} for each sample along this axis as rows, multiples of
+        2**-20 (an (count, 4) array, made once per axis)."""
+        if self._weights is None:
+            sy, fy = self.fade, self.frac
+            w = float(1 << _WEIGHT_BITS)
+            weights = np.stack([(1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0)], axis=1)
+            weights *= w
+            np.rint(weights, out=weights)
+            weights *= 1.0 / w
+            weights.flags.writeable = False
+            self._weights = weights
+        return self._weights
+
+
+# Axes of chunk-sized regions are kept and shared (read-only): the chunks of a view share their columns
+# and rows (every octave has its own offset, so its own axes), and making an axis costs more than its
+# arithmetic at this size. Larger axes are cheap by comparison and would hold more memory. At most
+# _SHARED_AXES of them, about 80 bytes per sample: under 11 MiB, about 5 MiB for the game's chunks.
+_SHARED_AXIS_SAMPLES = 256
+_SHARED_AXES = 512
+
+
+@functools.lru_cache(maxsize=_SHARED_AXES)
+def _shared_axis(start: int, count: int, spacing: int, offset: int, step: int) -> _Axis:
+    axis = _Axis(start, count, spacing, offset, step)
+    for a in (axis.cell, axis.frac, axis.fade, axis.lattice, axis.index):
+        a.flags.writeable = False  # shared: a write would change other calls' noise
+    return axis
+
+
+def _axis(start: int, count: int, spacing: int, offset: int, step: int) -> _Axis:
+    """``_Axis(...)``, shared between calls for chunk-sized axes."""
+    if count <= _SHARED_AXIS_SAMPLES:
+        return _shared_axis(start, count, spacing, offset, step)
+    return _Axis(start, count, spacing, offset, step)
+
 
 class _Octave:
     """One octave's quantised basis rows (P, Q per lattice row) and per-row weights."""
@@ -97,8 +136,8 @@ class _Octave:
     ) -> None:
         x0, y0, width, height = region
         ox, oy = key % spacing, (key >> 20) % spacing  # shift the lattice so octaves do not line up
-        xa = _Axis(x0, width, spacing, ox, step)
-        ya = _Axis(y0, height, spacing, oy, step)
+        xa = _axis(x0, width, spacing, ox, step)
+        ya = _axis(y0, height, spacing, oy, step)
         grad = (hash2(key, xa.lattice[None, :], ya.lattice[:, None]) >> np.uint64(60)).astype(np.intp)
         gx, gy = _GRAD_X[grad], _GRAD_Y[grad]
         col = xa.index
@@ -126,14 +165,7 @@ class _Octave:
             np.rint(basis, out=basis)
             basis *= 1.0 / (1 << _BASIS_BITS)
         self.p, self.q = p, q
-        sy, fy = ya.fade, ya.frac
-        w = float(1 << _WEIGHT_BITS)
-        # Weights of P_j, Q_j, P_{j+1}, Q_{j+1} for each output row, multiples of 2**-20.
-        weights = np.stack([(1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0)], axis=1)
-        weights *= w
-        np.rint(weights, out=weights)
-        weights *= 1.0 / w
-        self.weights = weights
+        self.weights = ya.row_weights()
         self.row = ya.index  # local lattice row of each output row
         self.sparse = step >= spacing
 
