@@ -9,10 +9,12 @@ exported with `git archive COMMIT worldgen | tar -x -C DIR`) interleaved with th
 and for the game's chunks, call by call in one process, so that a loaded machine slows both alike:
 the ratio is what to compare.
 
-generate() keeps the river network's nodes of its last few regions (neighbouring regions share most of
-them): whole worlds are timed cold (those kept nodes dropped before each call, as a world is generated
-once); the game's chunks (130x130: 128 and a halo, at a far offset, steps 1, 2 and 4) both cold (after a
-jump) and warm (a 5x5 block of neighbouring chunks, nearest first, as the game's pool hands them out).
+generate() keeps the river network's nodes of its last few regions and the noise's axes of chunk-sized
+regions (neighbouring regions share most of them): whole worlds are timed cold (those kept nodes
+dropped before each call, as a world is generated once; their axes are too long to be kept); the game's
+chunks (130x130: 128 and a halo, at a far offset, steps 1, 2 and 4) both cold (each in a new column and
+row, as after a jump) and warm (a 5x5 block of neighbouring chunks, nearest first, as the game's pool
+hands them out).
 
 opensimplex's array API is very slow without numba, so by default it runs on a smaller grid and the
 time is scaled up to 1024x1024 (marked "est."). --numba-python adds a row timed in another interpreter
@@ -74,8 +76,8 @@ def chunk_calls(gen: Callable[..., object], step: int, warm: bool) -> Callable[[
         if warm:
             i, j = cells[k % len(cells)]
             x, y = FAR + (k // len(cells)) * 64 * span + i * span, FAR + j * span
-        else:
-            x, y = FAR + k * 64 * span, FAR
+        else:  # a new column and row each time: nothing kept from earlier chunks applies
+            x, y = FAR + k * 64 * span, FAR + k * 64 * span
         if step == 1:  # without the keyword: an old baseline may have no step
             return gen(SEED, x - 1, y - 1, CHUNK, CHUNK)
         return gen(SEED, x - step, y - step, CHUNK, CHUNK, step=step)
