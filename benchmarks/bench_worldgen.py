@@ -5,8 +5,16 @@ Run: python benchmarks/bench_worldgen.py [--runs N] [--numba-python /path/to/pyt
                                          [--baseline DIR]
 
 --baseline DIR times another version's generate() (the worldgen package in DIR, e.g. an old commit
-exported with `git archive COMMIT worldgen | tar -x -C DIR`) interleaved with this one at 1024x1024,
-call by call in one process, so that a loaded machine slows both alike: the ratio is what to compare.
+exported with `git archive COMMIT worldgen | tar -x -C DIR`) interleaved with this one at 1024x1024
+and for the game's chunks, call by call in one process, so that a loaded machine slows both alike:
+the ratio is what to compare.
+
+generate() keeps the river network's nodes of its last few regions and the noise's axes of chunk-sized
+regions (neighbouring regions share most of them): whole worlds are timed cold (those kept nodes
+dropped before each call, as a world is generated once; their axes are too long to be kept); the game's
+chunks (130x130: 128 and a halo, at a far offset, steps 1, 2 and 4) both cold (each in a new column and
+row, as after a jump) and warm (a 5x5 block of neighbouring chunks, nearest first, as the game's pool
+hands them out).
 
 opensimplex's array API is very slow without numba, so by default it runs on a smaller grid and the
 time is scaled up to 1024x1024 (marked "est."). --numba-python adds a row timed in another interpreter
@@ -16,7 +24,9 @@ that has numba and opensimplex installed (numba is not part of this project's ex
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
+import inspect
 import os
 import statistics
 import subprocess
@@ -27,7 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from worldgen import generate
+from worldgen import _rivers, generate
 from worldgen._hash import derive_key
 from worldgen._noise import fbm
 from worldgen._sampling import Grid
@@ -39,6 +49,40 @@ ELEVATION_OCTAVES = DETAIL_OCTAVES
 SEED = 1234
 N = 1024
 OCTAVES = len(ELEVATION_OCTAVES)
+
+
+CHUNK = 130  # the game's 128x128 chunks with a one-cell halo
+FAR = 123456 * 128  # an arbitrary far offset
+
+
+def cold(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` with the river nodes generate() keeps from earlier regions dropped before each call."""
+
+    def run() -> object:
+        _rivers._WINDOWS.clear()
+        return fn()
+
+    return run
+
+
+def chunk_calls(gen: Callable[..., object], step: int, warm: bool) -> Callable[[], object]:
+    """One chunk per call: far apart (cold, as after a jump) or a 5x5 view of neighbours, nearest first."""
+    cells = sorted(((i, j) for i in range(-2, 3) for j in range(-2, 3)), key=lambda c: c[0] ** 2 + c[1] ** 2)
+    calls = iter(range(1 << 30))
+
+    def run() -> object:
+        k = next(calls)
+        span = 128 * step
+        if warm:
+            i, j = cells[k % len(cells)]
+            x, y = FAR + (k // len(cells)) * 64 * span + i * span, FAR + j * span
+        else:  # a new column and row each time: nothing kept from earlier chunks applies
+            x, y = FAR + k * 64 * span, FAR + k * 64 * span
+        if step == 1:  # without the keyword: an old baseline may have no step
+            return gen(SEED, x - 1, y - 1, CHUNK, CHUNK)
+        return gen(SEED, x - step, y - step, CHUNK, CHUNK, step=step)
+
+    return run
 
 
 def median_ms(fn: Callable[[], object], runs: int) -> float:
@@ -204,20 +248,42 @@ def main() -> None:
         name = "opensimplex noise2array fBm (numba, --numba-python)"
         rows.append((name, f"{N}x{N}", ms, f"{ms / ours_fbm:.2f}x slower"))
     for size, target in ((1024, 60.0), (4096, 1500.0)):
-        ms = median_ms(lambda size=size: generate(SEED, 0, 0, size, size), runs)
+        ms = median_ms(cold(functools.partial(generate, SEED, 0, 0, size, size)), runs)
         verdict = "meets" if ms <= target else "MISSES"
         name = f"whole world generate() (target <= {target:.0f} ms: {verdict})"
         rows.append((name, f"{size}x{size}", ms, "-"))
+    for step in (1, 2, 4):
+        for warm in (False, True):
+            ms = median_ms(chunk_calls(generate, step, warm), 5 * runs)
+            how = "a 5x5 view of neighbours, warm" if warm else "far apart, cold"
+            rows.append((f"chunk generate(), step {step}, {how}", f"{CHUNK}x{CHUNK}", ms, "-"))
 
     if args.baseline:
         other = baseline_generate(args.baseline)
         base_ms, ours_ms = interleaved_ms(
-            [lambda: other(SEED, 0, 0, N, N), lambda: generate(SEED, 0, 0, N, N)], 3 * runs
+            [lambda: other(SEED, 0, 0, N, N), cold(lambda: generate(SEED, 0, 0, N, N))], 3 * runs
         )
         rows.append((f"baseline generate() ({args.baseline}), interleaved", f"{N}x{N}", base_ms, "1.00x"))
         rows.append(
-            ("this generate(), interleaved with it", f"{N}x{N}", ours_ms, f"{ours_ms / base_ms:.2f}x")
+            ("this generate() (cold), interleaved with it", f"{N}x{N}", ours_ms, f"{ours_ms / base_ms:.2f}x")
         )
+        steps = (1, 2, 4) if "step" in inspect.signature(other).parameters else (1,)
+        for step in steps:
+            for warm in (False, True):
+                how = "5x5 view" if warm else "far apart"
+                fns = [chunk_calls(other, step, warm), chunk_calls(generate, step, warm)]
+                base_ms, ours_ms = interleaved_ms(fns, 10 * runs)
+                rows.append(
+                    (f"baseline chunk, step {step}, {how}, interleaved", f"{CHUNK}x{CHUNK}", base_ms, "1.00x")
+                )
+                rows.append(
+                    (
+                        f"this chunk, step {step}, {how}",
+                        f"{CHUNK}x{CHUNK}",
+                        ours_ms,
+                        f"{ours_ms / base_ms:.2f}x",
+                    )
+                )
 
     tracemalloc.start()
     generate(SEED, 0, 0, 4096, 4096)

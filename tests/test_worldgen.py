@@ -218,6 +218,96 @@ def digest(world: World) -> str:
     return h.hexdigest()
 
 
+def test_nodes_kept_from_earlier_regions_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The river network takes the nodes a recent region evaluated (chunks around a view share nearly
+    # all of them) and evaluates only the others: the worlds must be those of a cold start.
+    from worldgen import _rivers
+
+    evaluated: list[int] = []
+    evaluate = _rivers._evaluate_nodes
+
+    def counting(seed: int, x: np.ndarray, *rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        evaluated.append(x.size)
+        return evaluate(seed, x, *rest)
+
+    monkeypatch.setattr(_rivers, "_evaluate_nodes", counting)
+    regions = [
+        (5, 9000 + dx, -4000 + dy, 130, 130, step)
+        for step in (1, 2)
+        for dx, dy in ((0, 0), (128, 0), (-300, 256))
+    ]
+    cold = []
+    for seed, x, y, w, h, step in regions:
+        monkeypatch.setattr(_rivers, "_WINDOWS", [])
+        cold.append(digest(generate(seed, x, y, w, h, step=step)))
+    first_region_nodes, cold_nodes = evaluated[0], sum(evaluated)
+    evaluated.clear()
+    monkeypatch.setattr(_rivers, "_WINDOWS", [])
+    warm = [digest(generate(seed, x, y, w, h, step=step)) for seed, x, y, w, h, step in regions]
+    assert warm == cold
+    assert sum(evaluated) < cold_nodes / 3  # the later regions took most nodes from the earlier ones
+    # Another seed shares no node with them: all its nodes are evaluated.
+    evaluated.clear()
+    generate(6, 9000, -4000, 130, 130)
+    assert evaluated == [first_region_nodes]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "step", "runs"),
+    [
+        (-0.4, -1e-7, "_open_water", (True, False)),  # all water: the shortcut
+        (-0.4, 0.0, "_open_water", (False, False)),  # a cell at 0 is land: the long way
+        (-0.3, 0.04, "_ridges", (False, True)),  # none inland (above INLAND_START): no ranges
+        (-0.3, 0.0401, "_ridges", (True, True)),  # one cell barely inland: ranges
+    ],
+)
+def test_terrain_shortcuts_give_the_bits_of_the_long_way(
+    monkeypatch: pytest.MonkeyPatch, low: float, high: float, step: str, runs: tuple[bool, bool]
+) -> None:
+    # A chunk of terrain that is all water skips all but the sea floor (_open_water), one with no
+    # cell inland skips the mountain ranges (_ridges). The same cells shaped beside one inland cell take
+    # the long way (elementwise, so each cell's value does not depend on its chunk): the same bits.
+    from worldgen import _terrain
+
+    calls: list[int] = []
+    original = getattr(_terrain, step)
+    monkeypatch.setattr(_terrain, step, lambda *a: (calls.append(a[0].size), original(*a)))
+    rng = np.random.default_rng(3)
+    size = 5000
+    n = rng.uniform(low, high, size).astype(np.float32)
+    n[:10] = np.float32(high)
+    d, r = (rng.uniform(-0.7, 0.7, size).astype(np.float32) for _ in range(2))
+    r[:100] = rng.uniform(0.3, 0.7, 100)  # high ridge noise: where inland basins would lie
+    sea = rng.random(size) < 0.8
+    scratch = _terrain._scratch(size + 1, 4)
+    alone = [a.copy() for a in (n, d, r)]
+    _terrain._shape(*alone, sea.copy(), scratch)
+    beside = [np.append(a, np.float32(0.5)) for a in (n, d, r)]
+    _terrain._shape(*beside, np.append(sea, False), scratch)
+    assert calls == [k for k, run in zip((size, size + 1), runs, strict=True) if run]
+    for a, b in zip(alone[1:], beside[1:], strict=True):
+        assert np.array_equal(a.view(np.uint32), b[:-1].view(np.uint32))
+
+
+def test_axes_shared_between_chunks_give_the_same_bits() -> None:
+    # The noise's axes of chunk-sized regions are kept and shared: chunks in one column or row of a view
+    # reuse them. The worlds must be those of a cold start, and the shared axes must not be writable.
+    from worldgen import _noise
+
+    regions = [(8, 640, -1280, 130, 130, 1), (8, 640, -1152, 130, 130, 1), (8, 768, -1280, 130, 97, 2)]
+    cold = []
+    for seed, x, y, w, h, step in regions:
+        _noise._shared_axis.cache_clear()
+        cold.append(digest(generate(seed, x, y, w, h, step=step)))
+    _noise._shared_axis.cache_clear()
+    warm = [digest(generate(seed, x, y, w, h, step=step)) for seed, x, y, w, h, step in regions]
+    assert warm == cold
+    assert _noise._shared_axis.cache_info().hits > 0  # the second chunk took the first's columns
+    axis = _noise._axis(640, 130, 16, 3, 1)
+    with pytest.raises(ValueError, match="read-only"):
+        axis.frac[0] = 0.5
+
+
 def test_another_process_computes_the_same_world() -> None:
     # Python's hash() is salted per process; a fresh interpreter catches any dependence on it.
     code = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -102,31 +103,66 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     ky = np.tile(k, _WINDOW)[None, :]
     lx, ly = (lo_x[:, None] + kx) * s, (lo_y[:, None] + ky) * s
     valid = (lx <= x[:, None] + r) & (ly <= y[:, None] + r)
-    _, sea, _ = land_noise(seed, Points(lx, ly))
-    near: npt.NDArray[np.bool_] = np.any(sea & valid, axis=1)
+    # Neighbouring cells share lattice points: each distinct point is evaluated once.
+    span = np.int64(1 << 30)  # lattice indices lie within +-2**29 (cells within +-2**31): no overflow
+    code = (lx // s + span) * (2 * span) + (ly // s + span)
+    distinct, which = np.unique(code, return_inverse=True)
+    px, py = (distinct // (2 * span) - span) * s, (distinct % (2 * span) - span) * s
+    _, sea, _ = land_noise(seed, Points(px, py))
+    near: npt.NDArray[np.bool_] = np.any(sea[which.reshape(lx.shape)] & valid, axis=1)
     return near
 
 
-def _beach_grid(seed: int, grid: Grid, cand: B, sea: B) -> B | None:
-    """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
-    lattice under the grid (``_near_sea_points`` for every candidate); None if that lattice is too large.
+class SeaLattice(NamedTuple):
+    """The open sea at the beach lattice points ``(lx0 + i, ly0 + j) * _LATTICE``: ``sea[j, i]``."""
 
-    ``sea`` is the grid's open sea: lattice points that are samples of the grid take it from there (the
-    same bits, as every value is a pure function of the cell), so only the others are evaluated.
-    """
+    lx0: int
+    ly0: int
+    sea: B
+
+
+def _sea_lattice(seed: int, grid: Grid, sea: B, x_hi: int, y_hi: int) -> SeaLattice | None:
+    """The sea lattice around the cells from the grid's first sample to ``(x_hi, y_hi)`` (within
+    BEACH_REACH of them), or None if it is too large (a coarse step: cheaper to look around the few
+    beach candidates only). ``sea`` is the grid's open sea (see ``_lattice_sea``)."""
+    s, r = _LATTICE, BEACH_REACH
+    lx0, ly0 = (grid.x0 - r) // s, (grid.y0 - r) // s
+    nx, ny = (x_hi + r) // s - lx0 + 1, (y_hi + r) // s - ly0 + 1
+    if nx * ny > 2 * grid.width * grid.height + 4096:
+        return None
+    return SeaLattice(lx0, ly0, _lattice_sea(seed, grid, sea, lx0, ly0, nx, ny))
+
+
+def _near_sea_lattice(lattice: SeaLattice, x: I64, y: I64) -> B:
+    """``_near_sea_points`` read from a lattice that covers the cells' surroundings."""
+    s, r = _LATTICE, BEACH_REACH
+    ny, nx = lattice.sea.shape
+    near = np.zeros(x.shape, dtype=np.bool_)
+    ix0, iy0 = -((r - x) // s), -((r - y) // s)  # first lattice index at or after x - r
+    for kx in range(_WINDOW):
+        ix = ix0 + kx
+        valid_x = ix * s <= x + r
+        col = np.minimum(ix - lattice.lx0, nx - 1)
+        for ky in range(_WINDOW):
+            iy = iy0 + ky
+            valid = valid_x & (iy * s <= y + r)
+            near |= valid & lattice.sea[np.minimum(iy - lattice.ly0, ny - 1), col]
+    return near
+
+
+def _beach_grid(grid: Grid, cand: B, lattice: SeaLattice) -> B:
+    """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
+    lattice around the grid (``_near_sea_points`` for every candidate)."""
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
-    lx0, ly0 = (int(x[0]) - r) // s, (int(y[0]) - r) // s
-    nx, ny = (int(x[-1]) + r) // s - lx0 + 1, (int(y[-1]) + r) // s - ly0 + 1
-    if nx * ny > 2 * grid.width * grid.height + 4096:
-        return None  # a coarse step: cheaper to look around the few beach candidates only
-    lattice = _lattice_sea(seed, grid, sea, lx0, ly0, nx, ny)
+    lx0, ly0 = lattice.lx0, lattice.ly0
+    ny, nx = lattice.sea.shape
     # Separable window sums: over the lattice rows of each sample row, then over the lattice columns,
     # the latter only at the candidates (a small share of the cells).
     ilo, ihi = -((r - x) // s) - lx0, (x + r) // s - lx0 + 1
     jlo, jhi = -((r - y) // s) - ly0, (y + r) // s - ly0 + 1
     down = np.zeros((ny + 1, nx), dtype=np.int32)
-    np.cumsum(lattice, axis=0, dtype=np.int32, out=down[1:])
+    np.cumsum(lattice.sea, axis=0, dtype=np.int32, out=down[1:])
     rows = (down[jhi] - down[jlo]) > 0
     across = np.zeros((rows.shape[0], nx + 1), dtype=np.int32)
     np.cumsum(rows, axis=1, dtype=np.int32, out=across[:, 1:])
@@ -161,8 +197,9 @@ def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny:
     return out
 
 
-def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]:
-    """Biome ids at scattered cells: the same as on a grid, cell by cell."""
+def _biomes_at(seed: int, x: I64, y: I64, net: Network, lattice: SeaLattice | None) -> npt.NDArray[np.uint8]:
+    """Biome ids at scattered cells: the same as on a grid, cell by cell (``lattice``, if given, holds
+    the sea lattice around all of them)."""
     where = Points(x, y)
     e, c, basin, _ = elevation(seed, where)
     t, m = climate(seed, where, e, c)
@@ -175,7 +212,10 @@ def _biomes_at(seed: int, x: I64, y: I64, net: Network) -> npt.NDArray[np.uint8]
     cut_channels(carved, river & ~lake)
     cand = (carved >= SEA_LEVEL) & (c < BEACH_NOISE) & ~river & ~lake
     if cand.any():
-        beach[cand] = _near_sea_points(seed, x[cand], y[cand])
+        xc, yc = x[cand], y[cand]
+        beach[cand] = (
+            _near_sea_points(seed, xc, yc) if lattice is None else _near_sea_lattice(lattice, xc, yc)
+        )
     return classify(carved, t, m, beach, river, lake)
 
 
@@ -278,12 +318,16 @@ def generate(
     del water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    beach_grid = _beach_grid(seed, grid, cand, sea) if cand.any() else None
-    if beach_grid is not None:
-        beach = beach_grid
+    # At a step > 1 the creatures stand anywhere in the sampled area, up to step - 1 cells beyond the
+    # last sample: one sea lattice serves the grid's beaches and theirs.
+    area_x, area_y = (x_hi, y_hi) if step == 1 else (x0 + width * step - 1, y0 + height * step - 1)
+    any_cand = bool(cand.any())
+    lattice = _sea_lattice(seed, grid, sea, area_x, area_y) if any_cand or step > 1 else None
+    if any_cand and lattice is not None:
+        beach = _beach_grid(grid, cand, lattice)
     else:
         beach = np.zeros(grid.shape, dtype=np.bool_)
-        if cand.any():
+        if any_cand:
             rows, cols = np.nonzero(cand)
             beach[rows, cols] = _near_sea_points(seed, x0 + cols * step, y0 + rows * step)
     biome = classify(carved, temperature, moisture, beach, river, lake)
@@ -293,7 +337,7 @@ def generate(
         creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
     else:
         creatures = _creatures.place(
-            seed, x0, y0, width * step, height * step, lambda x, y: _biomes_at(seed, x, y, net)
+            seed, x0, y0, width * step, height * step, lambda x, y: _biomes_at(seed, x, y, net, lattice)
         )
     report(1.0, "creatures")
     return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, creatures, step)

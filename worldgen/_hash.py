@@ -71,3 +71,18 @@ def hash2(key: int | U64, x: I64, y: I64) -> U64:
 def unit_float(h: U64) -> npt.NDArray[np.float64]:
     """Top 53 bits of a hash as a float64 in [0, 1): exact, so identical everywhere."""
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def hash2_grid(key: int | U64, xs: list[I64], ys: list[I64]) -> list[list[U64]]:
+    """``hash2(key, x, y)`` for every ``y`` in ``ys`` (outer) and ``x`` in ``xs`` (inner), arrays of one
+    shape: the first mixing round of each ``x`` is done once and shared by all the ``y`` (the same bits).
+    """
+    k = np.uint64(key) if isinstance(key, int) else key
+    rounds = [
+        _mix_array(np.ascontiguousarray(x, dtype=np.int64).view(np.uint64) * np.uint64(_CX) ^ k) for x in xs
+    ]
+    out = []
+    for y in ys:
+        uy = np.ascontiguousarray(y, dtype=np.int64).view(np.uint64) * np.uint64(_CY)
+        out.append([_mix_array(hx ^ uy) for hx in rounds])
+    return out

@@ -129,9 +129,8 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     span = NODE // 2
     x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
     y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
-    nodes = Points(x, y)
-    ground = elevation(seed, nodes)
-    e = ground.elevation.astype(np.float64)
+    e32, source_at = _node_fields(seed, i0, j0, x, y)
+    e = e32.astype(np.float64)
     nj, ni = e.shape
     # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
     padded = np.full((nj + 2, ni + 2), np.inf)
@@ -144,15 +143,8 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         lower = ne < best
         best = np.where(lower, ne, best)
         down = np.where(lower, flat + dy * ni + dx, down)
-    land = e >= SEA_LEVEL
-    down[~land] = -1
-    # Moisture only matters where a source may be (high land): only there is it evaluated.
-    high = land & (e >= SOURCE_ELEVATION)
-    at = np.nonzero(high)
-    wet = np.zeros(high.shape, dtype=np.bool_)
-    wet[at] = moisture(seed, Points(x[at], y[at]), ground.continent[at]).astype(np.float64) >= SOURCE_MOISTURE
-    chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
-    source = (high & wet & chance).astype(np.int32).ravel()
+    down[e < SEA_LEVEL] = -1
+    source = source_at.astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)
     targets = down.ravel()[has]
     flow = source.copy()
@@ -161,6 +153,75 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         np.add.at(nxt, targets, flow[has])
         flow = nxt
     return Network(i0, j0, x, y, e, down, flow.reshape(nj, ni), key)
+
+
+@dataclass(frozen=True, eq=False)
+class _NodeWindow:
+    """The per-node fields of nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` of one seed, arrays (nj, ni)."""
+
+    seed: int
+    i0: int
+    j0: int
+    elevation: F32  # uncarved elevation at the node
+    source: B  # whether a river rises there
+
+
+# The node windows of the last few networks. A node's fields are a pure function of (seed, node), and
+# consecutive regions (the chunks around a view) share nearly all their nodes, so a network takes what
+# a recent window holds and evaluates only the other nodes: the same bits, most of the cost saved.
+# Entries are immutable and replaced whole, so threads can share them.
+_WINDOWS: list[_NodeWindow] = []
+_KEEP_WINDOWS = 4
+_WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at most 5 bytes per node
+
+
+def _node_fields(seed: int, i0: int, j0: int, x: I64, y: I64) -> tuple[F32, B]:
+    """Uncarved elevation and river sources at the nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` (at world
+    cells ``x``, ``y``, arrays (nj, ni)): taken from the recent windows that hold them, the rest
+    evaluated."""
+    nj, ni = x.shape
+    e = np.empty((nj, ni), dtype=np.float32)
+    source = np.zeros((nj, ni), dtype=np.bool_)
+    known = np.zeros((nj, ni), dtype=np.bool_)
+    for w in reversed(tuple(_WINDOWS)):  # the latest first: usually the closest
+        if w.seed != seed:
+            continue
+        wj, wi = w.elevation.shape
+        a0, a1 = max(i0, w.i0), min(i0 + ni, w.i0 + wi)
+        b0, b1 = max(j0, w.j0), min(j0 + nj, w.j0 + wj)
+        if a0 >= a1 or b0 >= b1:
+            continue
+        mine = (slice(b0 - j0, b1 - j0), slice(a0 - i0, a1 - i0))
+        theirs = (slice(b0 - w.j0, b1 - w.j0), slice(a0 - w.i0, a1 - w.i0))
+        new = ~known[mine]
+        np.copyto(e[mine], w.elevation[theirs], where=new)
+        np.copyto(source[mine], w.source[theirs], where=new)
+        known[mine] = True
+    at = np.nonzero(~known)
+    if at[0].size:
+        e[at], source[at] = _evaluate_nodes(seed, x[at], y[at], at[1] + i0, at[0] + j0)
+    if e.size <= _WINDOW_NODES:
+        window = _NodeWindow(seed, i0, j0, e, source)
+        _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
+    return e, source
+
+
+def _evaluate_nodes(seed: int, x: I64, y: I64, gi: I64, gj: I64) -> tuple[F32, B]:
+    """Uncarved elevation and river sources at nodes (node indices ``gi``, ``gj``) at cells ``x``, ``y``.
+
+    A source lies in high, wet land (moisture only matters there: only there is it evaluated), where
+    a hash picks it with SOURCE_CHANCE.
+    """
+    ground = elevation(seed, Points(x, y))
+    e = ground.elevation
+    e64 = e.astype(np.float64)
+    high = (e64 >= SEA_LEVEL) & (e64 >= SOURCE_ELEVATION)
+    at = np.flatnonzero(high)
+    wet = np.zeros(high.shape, dtype=np.bool_)
+    wet[at] = moisture(seed, Points(x[at], y[at]), ground.continent[at]).astype(np.float64) >= SOURCE_MOISTURE
+    key = derive_key(seed, _SALT)
+    chance = unit_float(hash2(derive_key(key, 3), gi, gj)) < SOURCE_CHANCE
+    return e, high & wet & chance
 
 
 def _pieces(seg: tuple[F64, ...]) -> tuple[F64, ...]:
@@ -524,8 +585,12 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     far = (wx - t * vx) ** 2 + (wy - t * vy) ** 2 >= bound * bound
     is_seg.ravel()[sel[far]] = False
     if is_seg.any():
-        pieces = _pieces(net._segment_arrays(node[is_seg]))
+        # Many cells lie near the same few segments: each segment's pieces are made once (the same
+        # values as per cell) and spread to its (cell, segment) pairs.
+        segs, which = np.unique(node[is_seg], return_inverse=True)
         k = PIECES
+        spread = (which[:, None] * k + np.arange(k)).ravel()
+        pieces = tuple(a[spread] for a in _pieces(net._segment_arrays(segs)))
         clearance, cut = _segment_formula(
             np.repeat(px[is_seg], k), np.repeat(py[is_seg], k), np.repeat(ee[is_seg], k), pieces
         )

@@ -121,38 +121,105 @@ _CHUNK = 1 << 16
 _F = np.float32
 
 
+def _scratch(size: int, count: int) -> tuple[F32, ...]:
+    """``count`` float32 work arrays of ``size`` cells, reused from chunk to chunk."""
+    return tuple(np.empty(size, dtype=np.float32) for _ in range(count))
+
+
 def _unit(a: F32) -> F32:
     """Clip to [0, 1] in place (one pass; the same bits as a minimum then a maximum, as there is no NaN)."""
     return np.clip(a, _F(0.0), _F(1.0), out=a)
 
 
-def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
+def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     """Elevation and basins from the land, detail and ridge noise of one chunk: the elevation into ``d``
     and the basins into ``r`` (each overwrites its noise once the noise is used up, so no fresh array's
-    pages are touched).
+    pages are touched). ``scratch``: four float32 arrays at least as long as the chunk, reused from
+    chunk to chunk (fresh temporaries per chunk cost an allocation and page faults each).
 
     Every step is the float32 operation it always was, in the same order: only passes that cannot change
     a bit are merged or dropped (see the comments), so the fields are bit for bit what they were.
     """
     one, zero = _F(1.0), _F(0.0)
-    land = _unit(n * _F(1.0 / LAND_RANGE))
+    land, ridge, t, u = (a[: n.size] for a in scratch)
+    if not np.any(n >= zero):
+        _open_water(n, d, r, sea, t, u)
+        return
+    np.multiply(n, _F(1.0 / LAND_RANGE), out=land)
+    _unit(land)
     # Basins: ridge noise high above its ridges, inland. Only the few cells where the ridge noise
     # exceeds LAKE_NOISE can have one (elsewhere the ramp clips to 0), so only those are computed.
-    lakes = np.flatnonzero(r > _F(LAKE_NOISE))
+    high_lake = np.greater(r, _F(LAKE_NOISE), out=_flags(u))
+    lakes = np.flatnonzero(high_lake) if high_lake.any() else _NONE
     high_r = r[lakes]
-    ridge = np.abs(r)  # the last use of r as noise: it holds the basins from here on
+    # Ridges fade in above INLAND_START: below it they are exact zeros, which leave h as it is (any
+    # zero's sign is lost when SEA_LEVEL is added), so a chunk with no cell above it skips them.
+    inland = bool(np.any(n > _F(INLAND_START)))
+    if inland:
+        np.abs(r, out=ridge)  # the last use of r as noise: it holds the basins from here on
     basin = r
     basin.fill(zero)
     if lakes.size:
         b = high_r - _F(LAKE_NOISE)
         b *= _F(1.0 / LAKE_SOFT)
         _unit(b)
-        inland = n[lakes] - _F(LAKE_INLAND)
-        inland *= _F(1.0 / LAKE_INLAND)
-        b *= _unit(inland)
+        inland_share = n[lakes] - _F(LAKE_INLAND)
+        inland_share *= _F(1.0 / LAKE_INLAND)
+        b *= _unit(inland_share)
         basin[lakes] = b
-    t = np.empty_like(n)
-    # Ridges: 1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast.
+    if inland:
+        _ridges(n, d, land, ridge, t)
+    h = _hermite(land, PLAINS, out=d)  # the last use of d was in _ridges
+    h *= _F(HILL_SHARE)
+    if inland:
+        h += ridge
+    # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
+    high = h > _F(KNEE)
+    if high.any():
+        top = (h[high] - _F(KNEE)) * _F(1.0 / (1.0 - KNEE))
+        h[high] = _F(KNEE) + _F(1.0 - KNEE) * np.tanh(top)
+    _unit(h)
+    h *= _F(1.0 - SEA_LEVEL)
+    h += _F(SEA_LEVEL)
+    # The sea floor: the same curve below the sea level where the sea is (n < 0). Rounding must not
+    # lift a sea cell to the sea level, so it is capped just below. The basins below leave these cells
+    # as they are (their basin is 0). Computed over the whole chunk (elementwise, so the wet cells get
+    # the bits they would get alone) and kept only at the wet cells: cheaper than gathering a third of
+    # the cells and scattering them back.
+    wet = np.less(n, zero, out=_flags(ridge))
+    count = int(np.count_nonzero(wet))
+    if count:
+        np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
+        sea_floor = _hermite(_unit(u), 1.0, out=t)
+        sea_floor *= _F(SEA_LEVEL)
+        floor = np.subtract(h, sea_floor, out=sea_floor)
+        np.minimum(floor, _BELOW_SEA, out=floor)
+        if count == wet.size:
+            h[...] = floor
+        else:
+            np.copyto(h, floor, where=wet)
+        # Water inside a continent (not the open sea) is a lake.
+        inland_water = np.greater(wet, sea, out=wet)  # wet and not sea
+        if inland_water.any():
+            basin[inland_water] = one
+    # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
+    # and min(h, max(h, SEA_LEVEL)) is h), so only the basin cells are computed.
+    if lakes.size:
+        ground = h[lakes]
+        sunk = basin[lakes] * _F(-BASIN_DEPTH)
+        sunk += ground
+        np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
+        h[lakes] = np.minimum(ground, sunk, out=sunk)
+
+
+_NONE = np.zeros(0, dtype=np.intp)
+
+
+def _ridges(n: F32, d: F32, land: F32, ridge: F32, t: F32) -> None:
+    """The mountain ranges' height of one chunk into ``ridge`` (which holds |ridge noise| on entry):
+    1 - |r| / RIDGE_WIDTH, squared, fading in inland and away from the coast, roughened by the detail.
+    """
+    one, zero = _F(1.0), _F(0.0)
     ridge *= _F(-1.0 / RIDGE_WIDTH)
     ridge += one
     np.maximum(ridge, zero, out=ridge)
@@ -168,37 +235,31 @@ def _shape(n: F32, d: F32, r: F32, sea: B) -> None:
     t += one
     ridge *= t
     ridge *= _F(MOUNTAIN_HEIGHT)
-    h = _hermite(land, PLAINS, out=d)  # the last use of d was just above
-    h *= _F(HILL_SHARE)
-    h += ridge
-    # A soft knee instead of a hard clip at 1: peaks stay peaks, not plateaus.
-    high = h > _F(KNEE)
-    if high.any():
-        top = (h[high] - _F(KNEE)) * _F(1.0 / (1.0 - KNEE))
-        h[high] = _F(KNEE) + _F(1.0 - KNEE) * np.tanh(top)
-    _unit(h)
-    h *= _F(1.0 - SEA_LEVEL)
-    h += _F(SEA_LEVEL)
-    # The sea floor: the same curve below the sea level, only where the sea is (n < 0; elsewhere the
-    # curve is 0 and h - 0 is h). Rounding must not lift a sea cell to the sea level, so it is capped
-    # just below. The basins below leave these cells as they are (their basin is 0).
-    wet = np.flatnonzero(n < zero)
-    if wet.size:
-        u = n[wet] * _F(-1.0 / DEPTH_RANGE)
-        sea_floor = _hermite(_unit(u), 1.0)
-        sea_floor *= _F(SEA_LEVEL)
-        floor = h[wet] - sea_floor
-        h[wet] = np.minimum(floor, _BELOW_SEA, out=floor)
-        # Water inside a continent (not the open sea) is a lake.
-        basin[wet[~sea[wet]]] = one
-    # Sunk by the basin, never below the sea level. Where basin is 0 this leaves h as it is (h - 0 is h,
-    # and min(h, max(h, SEA_LEVEL)) is h), so only the basin cells are computed.
-    if lakes.size:
-        ground = h[lakes]
-        sunk = basin[lakes] * _F(-BASIN_DEPTH)
-        sunk += ground
-        np.maximum(sunk, _F(SEA_LEVEL), out=sunk)
-        h[lakes] = np.minimum(ground, sunk, out=sunk)
+
+
+def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
+    """``_shape`` of a chunk where every cell is water (n < 0), in a few passes.
+
+    There the land curve, the ridges (faded out below INLAND_START) and the basins (faded out below
+    LAKE_INLAND) all come out as exact zeros, so the ground before the sea floor is exactly SEA_LEVEL:
+    ``_shape`` computes the same bits the long way (checked by the tests' world digests).
+    """
+    r.fill(_F(0.0))  # no basin can lie in water
+    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
+    sea_floor = _hermite(_unit(u), 1.0, out=t)
+    sea_floor *= _F(SEA_LEVEL)
+    np.subtract(_F(SEA_LEVEL), sea_floor, out=d)
+    np.minimum(d, _BELOW_SEA, out=d)
+    # Water inside a continent (not the open sea) is a lake.
+    inland_water = np.logical_not(sea, out=_flags(u))
+    if inland_water.any():
+        r[inland_water] = _F(1.0)
+
+
+def _flags(a: F32) -> B:
+    """A bool view of a float32 scratch array's first quarter: as many bools as it has floats."""
+    flags: B = a.view(np.bool_)[: a.size]
+    return flags
 
 
 def elevation(seed: int, where: Sampler) -> Ground:
@@ -217,13 +278,14 @@ def elevation(seed: int, where: Sampler) -> Ground:
     sea = np.empty(n.shape, dtype=np.bool_)
     fn, fd, fr = (a.reshape(-1) for a in (n, d, r))
     fs = sea.reshape(-1)
+    scratch = _scratch(min(n.size, _CHUNK), 4)
     # A chunk at a time: a few dozen passes over data that stays in cache. The continent noise becomes
     # the continentalness (land_noise's) in place, the detail noise the elevation, the ridge noise the
     # basins.
     for k in range(0, n.size, _CHUNK):
         c = slice(k, k + _CHUNK)
         _land(fn[c], fd[c], fs[c])
-        _shape(fn[c], fd[c], fr[c], fs[c])
+        _shape(fn[c], fd[c], fr[c], fs[c], scratch)
     return Ground(d, n, r, sea)
 
 
@@ -236,19 +298,21 @@ def climate(seed: int, where: Sampler, elevation: F32, continent: F32) -> tuple[
         ]
     )
     ft, fm, fe, fc = (a.reshape(-1) for a in (t, m, elevation, continent))
+    (scratch,) = _scratch(min(ft.size, _CHUNK), 1)
     # A chunk at a time, in cache.
     for k in range(0, ft.size, _CHUNK):
         c = slice(k, k + _CHUNK)
-        _climate(ft[c], fm[c], fe[c], fc[c])
+        _climate(ft[c], fm[c], fe[c], fc[c], scratch[: fe[c].size])
     return t, m
 
 
-def _climate(t: F32, m: F32, elevation: F32, continent: F32) -> None:
-    """``climate`` of one chunk, in place in the raw noise ``t`` and ``m``."""
+def _climate(t: F32, m: F32, elevation: F32, continent: F32, scratch: F32) -> None:
+    """``climate`` of one chunk, in place in the raw noise ``t`` and ``m`` (``scratch``: a float32
+    array like them, reused from chunk to chunk)."""
     t *= np.float32(TEMPERATURE_GAIN)
     t += np.float32(0.5)
-    above = elevation - np.float32(SEA_LEVEL)
-    np.maximum(above, 0.0, out=above)
+    above = np.subtract(elevation, np.float32(SEA_LEVEL), out=scratch)
+    np.maximum(above, np.float32(0.0), out=above)
     above *= np.float32(LAPSE)
     t -= above
     _unit(t)
