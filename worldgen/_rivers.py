@@ -201,6 +201,7 @@ def _node_fields(seed: int, i0: int, j0: int, x: I64, y: I64) -> tuple[F32, B]:
     if at[0].size:
         e[at], source[at] = _evaluate_nodes(seed, x[at], y[at], at[1] + i0, at[0] + j0)
     if e.size <= _WINDOW_NODES:
+        e.flags.writeable = source.flags.writeable = False  # shared from now on: nobody may change them
         window = _NodeWindow(seed, i0, j0, e, source)
         _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
     return e, source
