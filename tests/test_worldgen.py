@@ -544,6 +544,16 @@ def test_a_step_samples_the_full_resolution_world_bit_for_bit(seed: int, x0: int
     assert np.array_equal(coarse.creatures, full.creatures)
 
 
+@pytest.mark.parametrize("step", [1, 4])
+def test_without_creatures_every_field_is_the_same_and_no_creature_is_placed(step: int) -> None:
+    with_them = generate(9, -700, 4100, 64, 48, step=step)
+    without = generate(9, -700, 4100, 64, 48, step=step, creatures=False)
+    assert with_them.creatures.size > 0
+    assert without.creatures.size == 0 and without.creatures.dtype == CREATURE_DTYPE
+    for f in FIELDS:
+        assert np.array_equal(getattr(without, f), getattr(with_them, f)), f
+
+
 def test_a_step_sees_rivers_the_samples_miss() -> None:
     # A coarse view draws a river where `river < step / 2`: that marks a river's course even where no
     # sample falls on a river cell, and the marks follow the rivers of the full-resolution world.
@@ -571,6 +581,7 @@ def test_a_step_sees_rivers_the_samples_miss() -> None:
         ({"step": -2}, ValueError, "step must be a positive int, got -2"),
         ({"step": 1.5}, TypeError, "step must be an int"),
         ({"step": 2**30}, ValueError, "must lie within"),
+        ({"creatures": 1}, TypeError, "^creatures must be a bool, got int$"),
     ],
 )
 def test_step_is_checked(kwargs: dict[str, object], error: type[Exception], message: str) -> None:

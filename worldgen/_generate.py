@@ -278,6 +278,7 @@ def generate(
     step: int = 1,
     progress: Callable[[float, str], object] | None = None,
     memory_limit: int | None = None,
+    creatures: bool = True,
 ) -> World:
     """Generate ``width`` x ``height`` samples of the world at cells ``(x0 + i * step, y0 + j * step)``.
 
@@ -288,7 +289,12 @@ def generate(
     finish with increasing fractions, ending with 1.0. Raises TypeError/ValueError for bad input,
     including a region that would need more than ``memory_limit`` bytes (default 2 GiB), checked up
     front against an upper bound on its peak memory (about 70 bytes per sample for large regions).
+    ``creatures=False`` places none (``World.creatures`` is then empty, every other field the same): at
+    a step > 1 they are placed over the whole sampled area, most of a coarse chunk's time, so a
+    zoomed-out view that draws no creatures asks for none.
     """
+    if not isinstance(creatures, bool):
+        raise TypeError(f"creatures must be a bool, got {type(creatures).__name__}")
     seed = _checks.as_int("seed", seed)
     step = _checks.positive_int("step", step)
     x0, y0, width, height = _checks.region(x0, y0, width, height, step)
@@ -322,7 +328,8 @@ def generate(
     # last sample: one sea lattice serves the grid's beaches and theirs.
     area_x, area_y = (x_hi, y_hi) if step == 1 else (x0 + width * step - 1, y0 + height * step - 1)
     any_cand = bool(cand.any())
-    lattice = _sea_lattice(seed, grid, sea, area_x, area_y) if any_cand or step > 1 else None
+    need_lattice = any_cand or (step > 1 and creatures)
+    lattice = _sea_lattice(seed, grid, sea, area_x, area_y) if need_lattice else None
     if any_cand and lattice is not None:
         beach = _beach_grid(grid, cand, lattice)
     else:
@@ -333,14 +340,16 @@ def generate(
     biome = classify(carved, temperature, moisture, beach, river, lake)
     del base, beach, cand, sea
     report(0.9, "biomes")
-    if step == 1:
-        creatures = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
+    if not creatures:
+        placed = np.empty(0, dtype=_creatures.CREATURE_DTYPE)
+    elif step == 1:
+        placed = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
     else:
-        creatures = _creatures.place(
+        placed = _creatures.place(
             seed, x0, y0, width * step, height * step, lambda x, y: _biomes_at(seed, x, y, net, lattice)
         )
     report(1.0, "creatures")
-    return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, creatures, step)
+    return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, placed, step)
 
 
 def _ignore(fraction: float, stage: str) -> None:
