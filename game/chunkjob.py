@@ -39,8 +39,9 @@ ChunkKey = tuple[int, int, int]
 MAX_LEVEL = 4
 """The coarsest level of detail: samples 16 cells apart, a view 20,480 cells wide at 1280 pixels.
 
-Measured per chunk here: 15 ms at level 0, 20-22 at 1-2, about 90 at 3-4, 360 at 5 and 1,300 at 6, where
-worldgen's creature placement over the chunk's whole area (not used above level 0) takes most of it."""
+Measured per chunk here (before coarse chunks stopped asking worldgen for creatures, which only level 0
+draws): 15 ms at level 0, 20-22 at 1-2, about 90 at 3-4, 360 at 5 and 1,300 at 6, where the creature
+placement over the chunk's whole area took most of it."""
 
 
 def max_level() -> int:
@@ -91,7 +92,9 @@ OUTSIDE_PIXEL = (10, 10, 14)
 
 def _generated(seed: int) -> Region:
     def region(x0: int, y0: int, cols: int, rows: int, step: int) -> tuple[worldgen.World, None]:
-        return worldgen.generate(seed, x0, y0, cols, rows, step=step), None
+        # Creatures are drawn from the fine chunks only: a coarse one would place them over its whole
+        # area (at a step of 4, a quarter of its time) just to drop them.
+        return worldgen.generate(seed, x0, y0, cols, rows, step=step, creatures=step == 1), None
 
     return region
 
