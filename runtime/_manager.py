@@ -108,6 +108,10 @@ class Manager:
         small ones: the socket's buffer then always has room, so sending never waits for a busy VM)."""
         if not self.queue or len(self.inflight) > self.window // 2:
             return  # refill in bursts, half a window at a time: one system call sends many small jobs
+        self.send_queued(limit)
+
+    def send_queued(self, limit: int | None = None) -> None:
+        """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once)."""
         for attempt in (1, 2):
             batch = self.take_batch(limit)
             if not batch:
@@ -182,7 +186,7 @@ class Manager:
             if job.segments:
                 # The VM has the segments now; they come back when it says so, or when it ends.
                 proc.outstanding.update(job.segments)
-                job.sent_segments, job.segments = job.segments, []
+                job.sent_segments, job.segments = job.segments, ()
 
     def replace_dead_proc(self) -> None:
         """The VM could not be reached: it died while nobody was watching. End it as it ended."""
@@ -205,7 +209,7 @@ class Manager:
         for job in unstarted:
             if proc is not None:
                 proc.outstanding.difference_update(job.sent_segments)
-            job.segments, job.sent_segments = job.sent_segments, []
+            job.segments, job.sent_segments = job.sent_segments, ()
             if job.skip_requested:
                 job.reclaim()
                 job.done = True
@@ -252,8 +256,11 @@ class Manager:
                     proc.eof = True
                     continue
                 if received is not None:
-                    self.on_message(proc, *received)
-                    if not self.inflight and self.proc is proc and not proc.channel.buffered():
+                    # The rest of what that read brought in, without a system call between two messages.
+                    while received is not None:
+                        self.on_message(proc, *received)
+                        received = proc.channel.take_buffered() if self.proc is proc else None
+                    if not self.inflight and self.proc is proc:
                         # Its last job has ended (the VM sends its releases before a reply): save a
                         # system call on the way back to the caller; anything later waits for the next look.
                         return
@@ -265,26 +272,28 @@ class Manager:
                 return
             self.on_exit(code)
 
-    def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
+    def on_message(self, proc: VMProcess, message: Message, fds: tuple[int, ...]) -> None:
         """Handle one message from the VM and the descriptors that came with it."""
+        job = self.inflight[0] if self.inflight else None  # the running job
+        if message.__class__ is Ok and job is not None and message.seq == job.seq:
+            # The usual message first, the running job's value, with no chain of isinstance calls.
+            job.result = self.value_type(message.value, fds, proc.releases.append)
+            self.last_vm_seconds = message.seconds
+            self.end_job(job)
+            return
         if isinstance(message, Release):
             proc.take_back(message.segments)
             return
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
-        job = self.inflight[0] if self.inflight else None  # the running job
         if job is None or message.seq != job.seq:
             payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
             if payload is not None:
                 ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
             return
-        if isinstance(message, Ok):
-            job.result = self.value_type(message.value, fds, proc.releases.append)
-            self.last_vm_seconds = message.seconds
-            self.end_job(job)
-        elif isinstance(message, Skipped):
+        if isinstance(message, Skipped):
             # The VM closed the arguments' descriptors unread: their segments are free again.
             proc.outstanding.difference_update(job.sent_segments)
-            job.segments, job.sent_segments = job.sent_segments, []
+            job.segments, job.sent_segments = job.sent_segments, ()
             job.reclaim()
             text = f"the job was cancelled before it ran (VM {self.vm_index} skipped it)"
             job.fail(JobCancelledError(text), f"JobCancelledError: {text}\n")
@@ -294,6 +303,7 @@ class Manager:
         elif isinstance(message, Exiting):
             job.exit_note = message.note
         else:
+            assert isinstance(message, Err)  # (the running job's Ok took the first branch)
             exception = message.exception
             received = None if exception is None else ReceivedValue(exception, fds, proc.releases.append)
             job.fail(rebuild_exception(received, message.traceback), message.traceback)

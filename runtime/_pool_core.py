@@ -29,6 +29,10 @@ PUMP_LINGER = 0.25  # seconds the pump thread waits for more work before it ends
 DEEP_QUEUE = 64  # queued jobs per VM before a VM keeps more than two in flight
 
 
+def _in_flight(manager: Manager) -> int:
+    return len(manager.inflight)
+
+
 class PoolCore:
     """All VM 0 state of one pool; the registry holds this, never the ComputePool (so GC can close it)."""
 
@@ -52,7 +56,7 @@ class PoolCore:
             manager.window = 2
         self.keep_finished = keep_finished
         self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
-        self.recent: deque[float] = deque()  # when jobs finished, over the last second
+        self.recent: deque[tuple[float, int]] = deque()  # (when, how many jobs ended), the last second
         self.job_seconds = 0.0  # the recent job length (a moving average)
         self.serviced_at = 0.0  # when service() last ran
         self.shutting_down = False
@@ -84,12 +88,14 @@ class PoolCore:
             if self.queue.discard(job):
                 job.reclaim()
 
-    def count_end(self, manager: Manager) -> None:
-        """Note a job's end for the statistics and the window (with the guard held)."""
-        now = time.perf_counter()
-        self.recent.append(now)
-        while self.recent and self.recent[0] < now - 1.0:
-            self.recent.popleft()
+    def count_end(self, manager: Manager, ended: int, now: float) -> None:
+        """Note that ``ended`` jobs of ``manager`` ended by ``now``, for the statistics and the window
+        (with the guard held)."""
+        recent = self.recent
+        recent.append((now, ended))
+        horizon = now - 1.0
+        while recent[0][0] < horizon:
+            recent.popleft()
         seconds = manager.last_vm_seconds
         # Up at once, down slowly: one long job is enough to stop betting on short ones.
         self.job_seconds = seconds if seconds >= self.job_seconds else 0.7 * self.job_seconds + 0.3 * seconds
@@ -108,23 +114,27 @@ class PoolCore:
         if not len(self.queue):
             return
         window = self.window()
+        rooms = []
         for manager in self.managers:
             manager.window = window
-        rooms = [m for m in self.managers if len(m.inflight) <= m.window // 2 and not m.closing]
-        rooms.sort(key=lambda m: len(m.inflight))
+            if len(manager.inflight) <= window // 2 and not manager.closing:
+                rooms.append(manager)
+        if len(rooms) > 1:
+            rooms.sort(key=_in_flight)
         for left, manager in enumerate(rooms):
             share = -(-len(self.queue) // (len(rooms) - left))  # what is left, split over who is left
-            if share:
-                manager.dispatch(share)
+            if not share:
+                return  # the queue is empty
+            manager.send_queued(share)  # (``Manager.dispatch`` without its checks, made above)
 
     def service(self) -> None:
         """Read what every VM has said, end jobs, send more (with the guard held); never blocks."""
-        self.serviced_at = time.perf_counter()
+        now = self.serviced_at = time.perf_counter()
         for manager in self.managers:
             done = manager.jobs_done
             manager.service()
             if manager.jobs_done != done:
-                self.count_end(manager)
+                self.count_end(manager, manager.jobs_done - done, now)
         self.dispatch()
 
     def busy(self) -> bool:
@@ -204,12 +214,15 @@ class PoolCore:
         return fds
 
     def wait_for_news(self, fds: list[int], timeout: float) -> None:
+        """Wait until a descriptor of ``fds`` (``watched()``: the wake pipe's first) is readable, at most
+        ``timeout`` seconds; empty the wake pipe if it was that."""
         poller = select.poll()
         for fd in fds:
             poller.register(fd, READABLE)
-        if poller.poll(max(1, int(timeout * 1000))):
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.read(self.wake_r, 4096)
+        for fd, _events in poller.poll(max(1, int(timeout * 1000))):
+            if fd == fds[0]:
+                with contextlib.suppress(OSError):
+                    os.read(fd, 4096)
 
     def wait_idle(self) -> None:
         """Service the VMs until no job is queued or in flight."""

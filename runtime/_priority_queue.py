@@ -41,7 +41,14 @@ class PriorityQueue:
         return (entry[_JOB] for entry in self._heap if entry[_JOB] is not None)
 
     def push(self, job: Job, priority: float, key: Hashable | None) -> None:
-        self._push(job, priority, key, next(self._order))
+        # ``_push`` written out: this runs once per submit.
+        entry = [-priority, next(self._order), next(self._unique), job, key]
+        job.queue_place = tuple.__new__(QueuePlace, (priority, key))  # (its __new__ is a Python function)
+        job.queue_entry = entry
+        heapq.heappush(self._heap, entry)
+        self._live += 1
+        if key is not None:
+            self._by_key.setdefault(key, []).append(entry)
 
     def _push(self, job: Job, priority: float, key: Hashable | None, order: int) -> None:
         entry = [-priority, order, next(self._unique), job, key]
@@ -65,7 +72,13 @@ class PriorityQueue:
 
     def drop_first(self) -> None:
         entry = heapq.heappop(self._heap)
-        self._forget(entry)
+        job = entry[_JOB]
+        if job is not None and entry[_KEY] is None:  # ``_forget`` written out for a job without a key
+            job.queue_entry = None
+            entry[_JOB] = None
+            self._live -= 1
+        else:
+            self._forget(entry)
 
     def give_back(self, jobs: list[Job]) -> None:
         for job in reversed(jobs):
