@@ -261,9 +261,7 @@ class Manager:
                         self.on_message(proc, *received)
                         received = proc.channel.take_buffered() if self.proc is proc else None
                     if not self.inflight and self.proc is proc:
-                        # Its last job has ended (the VM sends its releases before a reply): save a
-                        # system call on the way back to the caller; anything later waits for the next look.
-                        return
+                        return  # last job done (the VM sends releases before a reply): skip a syscall
                     continue
             # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
             # process the job forked may hold the channel open, so the exit code decides.
@@ -276,8 +274,9 @@ class Manager:
         """Handle one message from the VM and the descriptors that came with it."""
         job = self.inflight[0] if self.inflight else None  # the running job
         if message.__class__ is Ok and job is not None and message.seq == job.seq:
-            # The usual message first, the running job's value, with no chain of isinstance calls.
-            job.result = self.value_type(message.value, fds, proc.releases.append)
+            # The usual message first, the running job's value, with no chain of isinstance calls. (Without
+            # descriptors there is nothing for a dropped value to clean up: no ``__del__`` to run then.)
+            job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.releases.append)
             self.last_vm_seconds = message.seconds
             self.end_job(job)
             return
@@ -302,8 +301,7 @@ class Manager:
             self.progress = job.progress = (message.fraction, message.message)
         elif isinstance(message, Exiting):
             job.exit_note = message.note
-        else:
-            assert isinstance(message, Err)  # (the running job's Ok took the first branch)
+        elif isinstance(message, Err):  # (the running job's Ok took the first branch)
             exception = message.exception
             received = None if exception is None else ReceivedValue(exception, fds, proc.releases.append)
             job.fail(rebuild_exception(received, message.traceback), message.traceback)

@@ -64,6 +64,7 @@ class ComputePool(Executor):
                 core.close_wake_pipe()
             raise
         self._core = core
+        self._forget_cancelled = core.forget_cancelled  # one bound method for every future, made once
         REAPER.start()
         self._finalizer = weakref.finalize(
             self, _registry.collected, core, functools.partial(close_collected, core)
@@ -107,7 +108,7 @@ class ComputePool(Executor):
         internal: bool = False,
     ) -> Job:
         """A job and its future, the arguments pickled now (one that cannot be pickled raises here)."""
-        future = PoolFuture(key, priority, self._core.forget_cancelled, internal=internal)
+        future = PoolFuture(key, priority, self._forget_cancelled, internal=internal)
         job = call_job("future", fn, args, kwargs, future)
         future._job = job
         return job

@@ -33,6 +33,13 @@ def _in_flight(manager: Manager) -> int:
     return len(manager.inflight)
 
 
+def _poller(fds: list[int]) -> select.poll:
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, READABLE)
+    return poller
+
+
 class PoolCore:
     """All VM 0 state of one pool; the registry holds this, never the ComputePool (so GC can close it)."""
 
@@ -54,6 +61,7 @@ class PoolCore:
         ]
         for manager in self.managers:
             manager.window = 2
+        self.deep_queue = DEEP_QUEUE * len(self.managers)  # queued jobs before a window grows beyond two
         self.keep_finished = keep_finished
         self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
         self.recent: deque[tuple[float, int]] = deque()  # (when, how many jobs ended), the last second
@@ -100,27 +108,31 @@ class PoolCore:
         # Up at once, down slowly: one long job is enough to stop betting on short ones.
         self.job_seconds = seconds if seconds >= self.job_seconds else 0.7 * self.job_seconds + 0.3 * seconds
 
-    def window(self) -> int:
-        """How many jobs each VM keeps in flight: two, or, while the queue is long and jobs have been
-        tiny, enough to cover ``WINDOW_SECONDS`` (a deep window cannot be re-prioritised, so it is a
-        bet taken only when there is a lot of tiny work)."""
-        if self.job_seconds <= 0 or len(self.queue) < DEEP_QUEUE * len(self.managers):
+    def window(self, queued: int) -> int:
+        """How many jobs each VM keeps in flight, ``queued`` jobs waiting: two, or, while the queue is
+        long and jobs have been tiny, enough to cover ``WINDOW_SECONDS`` (a deep window cannot be
+        re-prioritised, so it is a bet taken only when there is a lot of tiny work)."""
+        if queued < self.deep_queue or self.job_seconds <= 0:
             return 2
         return max(2, min(MAX_WINDOW, int(WINDOW_SECONDS / self.job_seconds) + 1))
 
     def dispatch(self) -> None:
         """Send queued jobs to the VMs with room, the least loaded first, each at most its share of the
         queue: a burst of long jobs then spreads over every VM instead of filling the first one's window."""
-        if not len(self.queue):
+        queued = len(self.queue)
+        if not queued:
             return
-        window = self.window()
+        window = self.window(queued)
         rooms = []
         for manager in self.managers:
             manager.window = window
             if len(manager.inflight) <= window // 2 and not manager.closing:
                 rooms.append(manager)
-        if len(rooms) > 1:
-            rooms.sort(key=_in_flight)
+        if len(rooms) <= 1:  # the usual cases: no VM has room, or one, whose share is the whole queue
+            if rooms:
+                rooms[0].send_queued(queued)
+            return
+        rooms.sort(key=_in_flight)
         for left, manager in enumerate(rooms):
             share = -(-len(self.queue) // (len(rooms) - left))  # what is left, split over who is left
             if not share:
@@ -181,6 +193,7 @@ class PoolCore:
         wait ``PUMP_LINGER`` for more before ending (a submit loop that keeps the VMs just ahead of it
         started a thread every few jobs: 1,500 in 10,000 tiny jobs)."""
         idle_since: float | None = None
+        watching: tuple[list[int], select.poll] = ([], select.poll())  # kept while the descriptors stay
         while True:
             with self.guard:
                 self.service()
@@ -196,7 +209,9 @@ class PoolCore:
                     finish = self.shutting_down and not self.closed
                     break
                 fds = self.watched()
-            self.wait_for_news(fds, PUMP_INTERVAL)
+            if fds != watching[0]:
+                watching = (fds, _poller(fds))
+            self.wait_for_news(fds, PUMP_INTERVAL, watching[1])
         if finish:
             # shutdown(wait=False): the last job has ended, so let go of everything, indices included.
             self.on_finished(self)
@@ -213,12 +228,11 @@ class PoolCore:
                 fds += manager.proc.watched()
         return fds
 
-    def wait_for_news(self, fds: list[int], timeout: float) -> None:
+    def wait_for_news(self, fds: list[int], timeout: float, poller: select.poll | None = None) -> None:
         """Wait until a descriptor of ``fds`` (``watched()``: the wake pipe's first) is readable, at most
-        ``timeout`` seconds; empty the wake pipe if it was that."""
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, READABLE)
+        ``timeout`` seconds; empty the wake pipe if it was that. ``poller``: one made for ``fds``."""
+        if poller is None:
+            poller = _poller(fds)
         for fd, _events in poller.poll(max(1, int(timeout * 1000))):
             if fd == fds[0]:
                 with contextlib.suppress(OSError):
