@@ -43,12 +43,12 @@ _RECV_SIZE = 64 * 1024
 _COMPACT_AT = 256 * 1024  # drop taken bytes from the buffer's front once there are this many
 
 
-def _fds_in(ancillary: list[tuple[int, int, bytes]]) -> tuple[int, ...]:
+def _fds_in(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
     fds = array.array("i")
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    return tuple(fds)
+    return list(fds)
 
 
 def socket_pair() -> tuple[socket.socket, socket.socket]:
@@ -78,7 +78,7 @@ class Channel:
         self._buffer = bytearray()
         self._pos = 0
         self._base = 0
-        self._fd_marks: deque[tuple[int, tuple[int, ...]]] = deque()
+        self._fd_marks: deque[tuple[int, list[int]]] = deque()
 
     def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
@@ -132,7 +132,7 @@ class Channel:
         if frame:
             self._sock.sendall(frame, _NOSIGNAL)
 
-    def recv(self) -> tuple[Message, tuple[int, ...]]:
+    def recv(self) -> tuple[Message, list[int]]:
         """Receive one message and the descriptors that came with it, waiting as long as it takes.
 
         Raises ``EOFError`` once the peer has gone. The caller owns the descriptors (and must close them).
@@ -143,7 +143,7 @@ class Channel:
                 return received
             self.wait_readable(None)
 
-    def recv_nowait(self) -> tuple[Message, tuple[int, ...]] | None:
+    def recv_nowait(self) -> tuple[Message, list[int]] | None:
         """Receive one message if all of it has arrived, else keep what has and return None; never blocks.
 
         Reads whatever the socket has (up to 64 KiB a call) into a buffer and takes messages from it, so
@@ -181,7 +181,7 @@ class Channel:
         (size,) = _HEADER.unpack_from(self._buffer, self._pos)
         return bool(start + size <= len(self._buffer))
 
-    def take_buffered(self) -> tuple[Message, tuple[int, ...]] | None:
+    def take_buffered(self) -> tuple[Message, list[int]] | None:
         """The next whole message already read into the buffer, if there is one (no system call)."""
         buffer, pos = self._buffer, self._pos
         start = pos + _HEADER_SIZE
@@ -193,7 +193,7 @@ class Channel:
         if end > length:
             return None
         message = from_wire(pickle.loads(memoryview(buffer)[start:end]))
-        fds: tuple[int, ...] = ()  # (the usual case: no descriptors, and no allocation)
+        fds: list[int] = []
         marks = self._fd_marks
         while marks and marks[0][0] < self._base + end:
             fds += marks.popleft()[1]

@@ -31,18 +31,18 @@ class ReceivedValue:
     __slots__ = ("fds", "payload", "release_to")
 
     def __init__(
-        self, payload: _payload.Payload, fds: tuple[int, ...], release_to: Callable[[int], object]
+        self, payload: _payload.Payload, fds: list[int], release_to: Callable[[int], object]
     ) -> None:
         self.payload = payload
         self.fds = fds
         self.release_to = release_to
 
     def decode(self) -> Any:
-        fds, self.fds = self.fds, ()
+        fds, self.fds = self.fds, []
         return _payload.decode(self.payload, iter(fds), self.release_to)
 
     def discard(self) -> None:
-        fds, self.fds = self.fds, ()
+        fds, self.fds = self.fds, []
         if fds:
             _payload.discard(self.payload, iter(fds), self.release_to)
 

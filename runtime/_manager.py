@@ -270,12 +270,11 @@ class Manager:
                 return
             self.on_exit(code)
 
-    def on_message(self, proc: VMProcess, message: Message, fds: tuple[int, ...]) -> None:
+    def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
         """Handle one message from the VM and the descriptors that came with it."""
         job = self.inflight[0] if self.inflight else None  # the running job
         if message.__class__ is Ok and job is not None and message.seq == job.seq:
-            # The usual message first, the running job's value, with no chain of isinstance calls. (Without
-            # descriptors there is nothing for a dropped value to clean up: no ``__del__`` to run then.)
+            # The usual message first (no isinstance chain); a value without descriptors needs no __del__.
             job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.releases.append)
             self.last_vm_seconds = message.seconds
             self.end_job(job)
@@ -336,13 +335,14 @@ class Manager:
 
     def end_job(self, job: Job) -> None:
         """Record how the running ``job`` ended where its taker will look, then send the next jobs."""
-        assert self.inflight and self.inflight[0] is job
-        self.inflight.popleft()
+        inflight = self.inflight
+        assert inflight and inflight[0] is job
+        inflight.popleft()
         job.done = True
         now = time.perf_counter()
         self.last_job_seconds = now - self.started_at
         self.jobs_done += 1
-        if self.inflight:  # the next job starts running in the VM
+        if inflight:  # the next job starts running in the VM
             self.progress = (0.0, "")
             self.started_at = now
         else:

@@ -92,10 +92,10 @@ class ComputePool(Executor):
             priority = _priority(priority)
         if key is not None:
             _check_key(key)
-        job = self._job(fn, args, kwargs, priority, key)
+        future = PoolFuture(key, priority, self._forget_cancelled)  # (``_job`` written out: once a submit)
+        future._job = job = call_job("future", fn, args, kwargs, future)
         self._enqueue((job,), priority, key)
-        assert isinstance(job.future, PoolFuture)
-        return job.future
+        return future
 
     def _job(
         self,

@@ -233,10 +233,10 @@ class _Inbox:
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
-        self._pending: deque[tuple[Message, tuple[int, ...]]] = deque()
+        self._pending: deque[tuple[Message, list[int]]] = deque()
         self._skips: set[int] = set()
 
-    def next(self) -> tuple[Message, tuple[int, ...]]:
+    def next(self) -> tuple[Message, list[int]]:
         """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end.
 
         A job read earlier (it waited behind the running one) gets one more look at the socket before it
@@ -270,7 +270,7 @@ class _Inbox:
         self._skips = {other for other in self._skips if other > seq}  # the older ones ran already
         return skipped
 
-    def _take(self, message: Message, fds: tuple[int, ...]) -> None:
+    def _take(self, message: Message, fds: list[int]) -> None:
         """Keep a job (or Quit) for its turn; act on any other message at once."""
         if isinstance(message, _IN_TURN):
             self._pending.append((message, fds))
