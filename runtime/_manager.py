@@ -106,7 +106,7 @@ class Manager:
     def dispatch(self, limit: int | None = None) -> None:
         """Send queued jobs (at most ``limit``) while fewer than ``window`` are in flight (beyond two, only
         small ones: the socket's buffer then always has room, so sending never waits for a busy VM)."""
-        if not self.queue or len(self.inflight) > self.window // 2:
+        if len(self.inflight) > self.window // 2 or not self.queue:
             return  # refill in bursts, half a window at a time: one system call sends many small jobs
         self.send_queued(limit)
 

@@ -119,10 +119,10 @@ class PoolCore:
     def dispatch(self) -> None:
         """Send queued jobs to the VMs with room, the least loaded first, each at most its share of the
         queue: a burst of long jobs then spreads over every VM instead of filling the first one's window."""
-        queued = len(self.queue)
+        queued = self.queue.live
         if not queued:
             return
-        window = self.window(queued)
+        window = 2 if queued < self.deep_queue else self.window(queued)  # (the usual case, without a call)
         rooms = []
         for manager in self.managers:
             manager.window = window
@@ -132,9 +132,13 @@ class PoolCore:
             if rooms:
                 rooms[0].send_queued(queued)
             return
-        rooms.sort(key=_in_flight)
+        if len(rooms) == 2:  # (the sort below for two, without two calls of its key)
+            if len(rooms[1].inflight) < len(rooms[0].inflight):
+                rooms.reverse()
+        else:
+            rooms.sort(key=_in_flight)
         for left, manager in enumerate(rooms):
-            share = -(-len(self.queue) // (len(rooms) - left))  # what is left, split over who is left
+            share = -(-self.queue.live // (len(rooms) - left))  # what is left, split over who is left
             if not share:
                 return  # the queue is empty
             manager.send_queued(share)  # (``Manager.dispatch`` without its checks, made above)
@@ -150,7 +154,7 @@ class PoolCore:
         self.dispatch()
 
     def busy(self) -> bool:
-        return bool(len(self.queue)) or any(manager.inflight for manager in self.managers)
+        return bool(self.queue.live) or any(manager.inflight for manager in self.managers)
 
     @staticmethod
     def cancel_jobs(jobs: list[Job]) -> int:

@@ -26,7 +26,7 @@ class PriorityQueue:
     def __init__(self) -> None:
         self._heap: list[Entry] = []
         self._by_key: dict[Hashable, list[Entry]] = {}
-        self._live = 0
+        self.live = 0  # how many jobs are queued: len(), without a call (read it, never set it)
         self._order = itertools.count()
         # Breaks ties between a dead entry and the live one that replaced it (same priority and order),
         # so that comparing entries never reaches the job.
@@ -35,7 +35,7 @@ class PriorityQueue:
         self._front = itertools.count(-1, -1)
 
     def __len__(self) -> int:
-        return self._live
+        return self.live
 
     def __iter__(self) -> Iterator[Job]:
         return (entry[_JOB] for entry in self._heap if entry[_JOB] is not None)
@@ -46,7 +46,7 @@ class PriorityQueue:
         job.queue_place = tuple.__new__(QueuePlace, (priority, key))  # (its __new__ is a Python function)
         job.queue_entry = entry
         heapq.heappush(self._heap, entry)
-        self._live += 1
+        self.live += 1
         if key is not None:
             self._by_key.setdefault(key, []).append(entry)
 
@@ -55,7 +55,7 @@ class PriorityQueue:
         job.queue_place = QueuePlace(priority, key)
         job.queue_entry = entry
         heapq.heappush(self._heap, entry)
-        self._live += 1
+        self.live += 1
         if key is not None:
             self._by_key.setdefault(key, []).append(entry)
 
@@ -76,7 +76,7 @@ class PriorityQueue:
         if job is not None and entry[_KEY] is None:  # ``_forget`` written out for a job without a key
             job.queue_entry = None
             entry[_JOB] = None
-            self._live -= 1
+            self.live -= 1
         else:
             self._forget(entry)
 
@@ -95,7 +95,7 @@ class PriorityQueue:
             if job is not None:
                 entry[_JOB] = None
                 job.queue_entry = None
-                self._live -= 1
+                self.live -= 1
                 jobs.append(job)
         self._compact()
         return jobs
@@ -158,7 +158,7 @@ class PriorityQueue:
             return
         job.queue_entry = None
         entry[_JOB] = None
-        self._live -= 1
+        self.live -= 1
         key = entry[_KEY]
         if key is not None:
             entries = self._by_key.get(key)
@@ -169,6 +169,6 @@ class PriorityQueue:
 
     def _compact(self) -> None:
         """Drop dead entries once they outnumber the live ones (keeps the heap O(live))."""
-        if len(self._heap) > 2 * self._live + 64:
+        if len(self._heap) > 2 * self.live + 64:
             self._heap = [entry for entry in self._heap if entry[_JOB] is not None]
             heapq.heapify(self._heap)
