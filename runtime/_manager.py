@@ -145,7 +145,7 @@ class Manager:
         """Move the jobs to send now from the queue to ``inflight``, each with its numbered message."""
         queue, inflight = self.queue, self.inflight
         count = len(inflight)
-        room = self.window if limit is None else min(self.window, count + limit)
+        room = self.window if limit is None or count + limit > self.window else count + limit
         batch: list[tuple[Message, Job]] = []
         while count < room and not self.closing:
             job = queue.first()
@@ -166,8 +166,8 @@ class Manager:
             if count == 1:
                 self.busy_since = self.started_at = time.perf_counter()
                 self.progress = (0.0, "")
-            self.seq += 1
-            batch.append((job.message(self.seq), job))
+            self.seq = seq = self.seq + 1
+            batch.append((job.message(seq), job))
         return batch
 
     def send(self, batch: list[tuple[Message, Job]]) -> None:

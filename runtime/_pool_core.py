@@ -151,7 +151,8 @@ class PoolCore:
             manager.service()
             if manager.jobs_done != done:
                 self.count_end(manager, manager.jobs_done - done, now)
-        self.dispatch()
+        if self.queue.live:  # (usually not: the managers have just sent what their VMs had room for)
+            self.dispatch()
 
     def busy(self) -> bool:
         return bool(self.queue.live) or any(manager.inflight for manager in self.managers)
