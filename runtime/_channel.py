@@ -34,6 +34,7 @@ SEND_BUFFER = 1 << 20
 MAX_FDS = 8  # per message: at most one segment per payload, and a message has at most three
 
 _HEADER = struct.Struct("!Q")
+_HEADER_SIZE = _HEADER.size
 _NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)
 _DONTWAIT = socket.MSG_DONTWAIT
 READABLE = select.POLLIN | select.POLLHUP | select.POLLERR  # poll events that mean "look now"
@@ -83,7 +84,10 @@ class Channel:
         """Send one message (blocks only while the peer's socket buffer is full)."""
         data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
         with self._send_lock:
-            self._send(_HEADER.pack(len(data)) + data, fds)
+            if fds:
+                self._send(_HEADER.pack(len(data)) + data, fds)
+            else:  # the usual case, ``_send`` written out
+                self._sock.sendall(_HEADER.pack(len(data)) + data, _NOSIGNAL)
 
     def send_batch(self, items: Sequence[tuple[Message, Sequence[int]]]) -> None:
         """Send several messages, each with its descriptors, in as few system calls as they allow."""
@@ -180,19 +184,20 @@ class Channel:
     def take_buffered(self) -> tuple[Message, list[int]] | None:
         """The next whole message already read into the buffer, if there is one (no system call)."""
         buffer, pos = self._buffer, self._pos
-        start = pos + _HEADER.size
-        if start > len(buffer):
+        start = pos + _HEADER_SIZE
+        length = len(buffer)
+        if start > length:
             return None
         (size,) = _HEADER.unpack_from(buffer, pos)
         end = start + size
-        if end > len(buffer):
+        if end > length:
             return None
         message = from_wire(pickle.loads(memoryview(buffer)[start:end]))
         fds: list[int] = []
         marks = self._fd_marks
         while marks and marks[0][0] < self._base + end:
             fds += marks.popleft()[1]
-        if end == len(buffer):
+        if end == length:
             buffer.clear()  # the common case: everything read was taken
             self._base += end
             self._pos = 0

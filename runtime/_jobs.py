@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
+from concurrent.futures._base import PENDING as _PENDING
+from concurrent.futures._base import RUNNING as _RUNNING
 from typing import Any, Literal, NamedTuple, Protocol
 
 from . import _payload
 from ._errors import JobError, RemoteTraceback
-from ._protocol import Call, Eval, Exec, make
+from ._protocol import Call, Eval, Exec
 
 # Where a job's outcome goes: "pocketpy" to ``last_error()``/``last_retval()`` (``submit_*``), "blocking"
 # to the caller waiting in ``exec``/``eval``, "future" to a ``concurrent.futures.Future``.
@@ -104,9 +107,10 @@ class Job:
         self.record = record  # the message that carries it, made with its sequence number when sent
         self.fields = fields  # that message's fields after ``seq``
         self.future = future
-        self.fds: list[int] = []  # descriptors of the arguments' segments, to send
-        self.segments: list[int] = []  # their ids in VM 0's segment pool, while VM 0 owns them
-        self.sent_segments: list[int] = []  # the same ids, kept while a VM has them
+        # (Tuples: most jobs have no segment, and an empty tuple costs no allocation.)
+        self.fds: tuple[int, ...] = ()  # descriptors of the arguments' segments, to send
+        self.segments: tuple[int, ...] = ()  # their ids in VM 0's segment pool, while VM 0 owns them
+        self.sent_segments: tuple[int, ...] = ()  # the same ids, kept while a VM has them
         self.seq = 0
         self.small = False  # its message is a few KiB at most (more may then be in flight at once)
         self.done = False
@@ -124,21 +128,23 @@ class Job:
     def message(self, seq: int) -> Exec | Eval | Call:
         """The message that sends this job as number ``seq``."""
         self.seq = seq
-        return make(self.record, seq, self.fields)
+        # tuple.__new__ rather than the record's own __new__ (a Python function), as ``from_wire`` does.
+        message: Exec | Eval | Call = tuple.__new__(self.record, (seq, *self.fields))
+        return message
 
     def attach(self, encoded: _payload.Encoded) -> None:
         """Send ``encoded``'s segment, if it has one, with this job's message."""
         if encoded.fd is not None:
-            self.fds.append(encoded.fd)
+            self.fds += (encoded.fd,)
             segment = _payload.segment_id(encoded.payload)
             assert segment is not None
-            self.segments.append(segment)
+            self.segments += (segment,)
 
     def reclaim(self) -> None:
         """Take back the argument segments: the VM never got them, or died with them mapped."""
         for segment in self.segments:
             _payload.POOL.release(segment)
-        self.segments = []
+        self.segments = ()
 
     def fail(self, error: BaseException, text: str) -> None:
         """End with ``error``; ``text`` is what ``last_error()`` says (a traceback or a one-line reason)."""
@@ -257,9 +263,11 @@ def call_job(
         exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
         raise
     job = Job(kind, Call, (encoded.payload,), future)
-    job.attach(encoded)
-    size = _payload.plain_size(encoded.payload)
-    job.small = size is not None and size <= _SMALL
+    if encoded.fd is not None:
+        job.attach(encoded)  # (a payload with a segment is never small)
+    else:
+        size = _payload.plain_size(encoded.payload)
+        job.small = size is not None and size <= _SMALL
     return job
 
 
@@ -270,10 +278,19 @@ def claim_future(future: Future[Any]) -> bool:
     past the state ``set_running_or_notify_cancel`` expects; this looks at the state under the future's
     own lock (``concurrent.futures`` internals, unchanged since the module began).
     """
-    with future._condition:
-        if future._state == "CANCELLED_AND_NOTIFIED":
+    condition = future._condition
+    condition.acquire()
+    try:
+        state = future._state
+        if state == _PENDING:
+            # The usual case, as ``set_running_or_notify_cancel`` does it, without entering the lock twice.
+            future._state = _RUNNING
+            return True
+        if state == _CANCELLED_AND_NOTIFIED:
             return False
         return future.set_running_or_notify_cancel()
+    finally:
+        condition.release()
 
 
 def resolve_future(job: Job) -> None:

@@ -106,8 +106,12 @@ class Manager:
     def dispatch(self, limit: int | None = None) -> None:
         """Send queued jobs (at most ``limit``) while fewer than ``window`` are in flight (beyond two, only
         small ones: the socket's buffer then always has room, so sending never waits for a busy VM)."""
-        if not self.queue or len(self.inflight) > self.window // 2:
+        if len(self.inflight) > self.window // 2 or not self.queue:
             return  # refill in bursts, half a window at a time: one system call sends many small jobs
+        self.send_queued(limit)
+
+    def send_queued(self, limit: int | None = None) -> None:
+        """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once)."""
         for attempt in (1, 2):
             batch = self.take_batch(limit)
             if not batch:
@@ -141,7 +145,7 @@ class Manager:
         """Move the jobs to send now from the queue to ``inflight``, each with its numbered message."""
         queue, inflight = self.queue, self.inflight
         count = len(inflight)
-        room = self.window if limit is None else min(self.window, count + limit)
+        room = self.window if limit is None or count + limit > self.window else count + limit
         batch: list[tuple[Message, Job]] = []
         while count < room and not self.closing:
             job = queue.first()
@@ -162,8 +166,8 @@ class Manager:
             if count == 1:
                 self.busy_since = self.started_at = time.perf_counter()
                 self.progress = (0.0, "")
-            self.seq += 1
-            batch.append((job.message(self.seq), job))
+            self.seq = seq = self.seq + 1
+            batch.append((job.message(seq), job))
         return batch
 
     def send(self, batch: list[tuple[Message, Job]]) -> None:
@@ -182,7 +186,7 @@ class Manager:
             if job.segments:
                 # The VM has the segments now; they come back when it says so, or when it ends.
                 proc.outstanding.update(job.segments)
-                job.sent_segments, job.segments = job.segments, []
+                job.sent_segments, job.segments = job.segments, ()
 
     def replace_dead_proc(self) -> None:
         """The VM could not be reached: it died while nobody was watching. End it as it ended."""
@@ -205,7 +209,7 @@ class Manager:
         for job in unstarted:
             if proc is not None:
                 proc.outstanding.difference_update(job.sent_segments)
-            job.segments, job.sent_segments = job.sent_segments, []
+            job.segments, job.sent_segments = job.sent_segments, ()
             if job.skip_requested:
                 job.reclaim()
                 job.done = True
@@ -252,11 +256,12 @@ class Manager:
                     proc.eof = True
                     continue
                 if received is not None:
-                    self.on_message(proc, *received)
-                    if not self.inflight and self.proc is proc and not proc.channel.buffered():
-                        # Its last job has ended (the VM sends its releases before a reply): save a
-                        # system call on the way back to the caller; anything later waits for the next look.
-                        return
+                    # The rest of what that read brought in, without a system call between two messages.
+                    while received is not None:
+                        self.on_message(proc, *received)
+                        received = proc.channel.take_buffered() if self.proc is proc else None
+                    if not self.inflight and self.proc is proc:
+                        return  # last job done (the VM sends releases before a reply): skip a syscall
                     continue
             # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
             # process the job forked may hold the channel open, so the exit code decides.
@@ -267,24 +272,26 @@ class Manager:
 
     def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
         """Handle one message from the VM and the descriptors that came with it."""
+        job = self.inflight[0] if self.inflight else None  # the running job
+        if message.__class__ is Ok and job is not None and message.seq == job.seq:
+            # The usual message first (no isinstance chain); a value without descriptors needs no __del__.
+            job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.releases.append)
+            self.last_vm_seconds = message.seconds
+            self.end_job(job)
+            return
         if isinstance(message, Release):
             proc.take_back(message.segments)
             return
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
-        job = self.inflight[0] if self.inflight else None  # the running job
         if job is None or message.seq != job.seq:
             payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
             if payload is not None:
                 ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
             return
-        if isinstance(message, Ok):
-            job.result = self.value_type(message.value, fds, proc.releases.append)
-            self.last_vm_seconds = message.seconds
-            self.end_job(job)
-        elif isinstance(message, Skipped):
+        if isinstance(message, Skipped):
             # The VM closed the arguments' descriptors unread: their segments are free again.
             proc.outstanding.difference_update(job.sent_segments)
-            job.segments, job.sent_segments = job.sent_segments, []
+            job.segments, job.sent_segments = job.sent_segments, ()
             job.reclaim()
             text = f"the job was cancelled before it ran (VM {self.vm_index} skipped it)"
             job.fail(JobCancelledError(text), f"JobCancelledError: {text}\n")
@@ -293,7 +300,7 @@ class Manager:
             self.progress = job.progress = (message.fraction, message.message)
         elif isinstance(message, Exiting):
             job.exit_note = message.note
-        else:
+        elif isinstance(message, Err):  # (the running job's Ok took the first branch)
             exception = message.exception
             received = None if exception is None else ReceivedValue(exception, fds, proc.releases.append)
             job.fail(rebuild_exception(received, message.traceback), message.traceback)
@@ -328,13 +335,14 @@ class Manager:
 
     def end_job(self, job: Job) -> None:
         """Record how the running ``job`` ended where its taker will look, then send the next jobs."""
-        assert self.inflight and self.inflight[0] is job
-        self.inflight.popleft()
+        inflight = self.inflight
+        assert inflight and inflight[0] is job
+        inflight.popleft()
         job.done = True
         now = time.perf_counter()
         self.last_job_seconds = now - self.started_at
         self.jobs_done += 1
-        if self.inflight:  # the next job starts running in the VM
+        if inflight:  # the next job starts running in the VM
             self.progress = (0.0, "")
             self.started_at = now
         else:

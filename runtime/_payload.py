@@ -192,7 +192,9 @@ def encode(value: Any) -> Encoded:
     """
     data, buffers = dumps_with_buffers(value)
     if not buffers and len(data) <= INLINE_LIMIT:
-        return Encoded(("p", data))
+        # Most values: built as a plain tuple (``Encoded``'s own __new__ is a Python function).
+        plain: Encoded = tuple.__new__(Encoded, (("p", data), None))
+        return plain
     raws = [buffer.raw() for buffer in buffers]
     if _shared.active():
         found = [_shared.locate(raw) for raw in raws]

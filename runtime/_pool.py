@@ -23,7 +23,7 @@ import os
 import sys
 import time
 import weakref
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from concurrent.futures import Executor
 from typing import Any, cast
 
@@ -64,6 +64,7 @@ class ComputePool(Executor):
                 core.close_wake_pipe()
             raise
         self._core = core
+        self._forget_cancelled = core.forget_cancelled  # one bound method for every future, made once
         REAPER.start()
         self._finalizer = weakref.finalize(
             self, _registry.collected, core, functools.partial(close_collected, core)
@@ -77,7 +78,7 @@ class ComputePool(Executor):
         fn: Callable[..., Any] | str,
         /,
         *args: Any,
-        priority: float = 0,
+        priority: float = 0.0,
         key: Hashable | None = None,
         **kwargs: Any,
     ) -> PoolFuture:
@@ -87,12 +88,14 @@ class ComputePool(Executor):
         ``cancel(key)`` and ``reprioritize``. The arguments are pickled now: one that cannot be pickled
         raises here, and nothing is queued.
         """
-        priority = _priority(priority)
-        _check_key(key)
-        job = self._job(fn, args, kwargs, priority, key)
-        self._enqueue([job], priority)
-        assert isinstance(job.future, PoolFuture)
-        return job.future
+        if priority.__class__ is not float or priority != priority:  # (a float needs no more checks)
+            priority = _priority(priority)
+        if key is not None:
+            _check_key(key)
+        future = PoolFuture(key, priority, self._forget_cancelled)  # (``_job`` written out: once a submit)
+        future._job = job = call_job("future", fn, args, kwargs, future)
+        self._enqueue((job,), priority, key)
+        return future
 
     def _job(
         self,
@@ -105,12 +108,12 @@ class ComputePool(Executor):
         internal: bool = False,
     ) -> Job:
         """A job and its future, the arguments pickled now (one that cannot be pickled raises here)."""
-        future = PoolFuture(key, priority, self._core.forget_cancelled, internal=internal)
+        future = PoolFuture(key, priority, self._forget_cancelled, internal=internal)
         job = call_job("future", fn, args, kwargs, future)
         future._job = job
         return job
 
-    def _enqueue(self, jobs: list[Job], priority: float) -> None:
+    def _enqueue(self, jobs: Sequence[Job], priority: float, key: Hashable | None) -> None:
         """Queue ``jobs`` (all or none) and send what the VMs have room for."""
         core = self._core
         with core.guard:
@@ -120,16 +123,17 @@ class ComputePool(Executor):
                 raise VMClosedError(
                     "cannot schedule new futures after the ComputePool was shut down or closed"
                 )
+            push = core.queue.push
             for job in jobs:
-                assert isinstance(job.future, PoolFuture)
-                core.queue.push(job, priority, job.future.key)
+                push(job, priority, key)
             # Read the replies that have come now and then, so that a VM never waits for the pump thread
             # while it waits for the GIL that this thread, submitting in a loop, holds for milliseconds.
             if time.perf_counter() - core.serviced_at > SUBMIT_SERVICE_INTERVAL:
                 core.service()
             else:
                 core.dispatch()
-            core.ensure_pump()
+            if core.pump is None:
+                core.ensure_pump()
 
     def map(
         self,
@@ -167,7 +171,7 @@ class ComputePool(Executor):
             for job in jobs:  # none was queued: map() is all or nothing
                 job.reclaim()
             raise
-        self._enqueue(jobs, priority)
+        self._enqueue(jobs, priority, None)
         futures = [job.future for job in jobs]
         return MapResults(cast(list[PoolFuture], futures), [len(batch) for batch in batches], timeout)
 
@@ -254,7 +258,7 @@ class ComputePool(Executor):
                 )
                 for m in core.managers
             )
-            rate = sum(1 for t in core.recent if t >= now - 1.0)
+            rate = sum(ended for t, ended in core.recent if t >= now - 1.0)
             return PoolStats(
                 len(core.queue),
                 sum(len(m.inflight) for m in core.managers),

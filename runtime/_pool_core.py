@@ -29,6 +29,17 @@ PUMP_LINGER = 0.25  # seconds the pump thread waits for more work before it ends
 DEEP_QUEUE = 64  # queued jobs per VM before a VM keeps more than two in flight
 
 
+def _in_flight(manager: Manager) -> int:
+    return len(manager.inflight)
+
+
+def _poller(fds: list[int]) -> select.poll:
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, READABLE)
+    return poller
+
+
 class PoolCore:
     """All VM 0 state of one pool; the registry holds this, never the ComputePool (so GC can close it)."""
 
@@ -50,9 +61,10 @@ class PoolCore:
         ]
         for manager in self.managers:
             manager.window = 2
+        self.deep_queue = DEEP_QUEUE * len(self.managers)  # queued jobs before a window grows beyond two
         self.keep_finished = keep_finished
         self.finished: deque[PoolFuture] = deque()  # for intake(), when keep_finished
-        self.recent: deque[float] = deque()  # when jobs finished, over the last second
+        self.recent: deque[tuple[float, int]] = deque()  # (when, how many jobs ended), the last second
         self.job_seconds = 0.0  # the recent job length (a moving average)
         self.serviced_at = 0.0  # when service() last ran
         self.shutting_down = False
@@ -84,51 +96,66 @@ class PoolCore:
             if self.queue.discard(job):
                 job.reclaim()
 
-    def count_end(self, manager: Manager) -> None:
-        """Note a job's end for the statistics and the window (with the guard held)."""
-        now = time.perf_counter()
-        self.recent.append(now)
-        while self.recent and self.recent[0] < now - 1.0:
-            self.recent.popleft()
+    def count_end(self, manager: Manager, ended: int, now: float) -> None:
+        """Note that ``ended`` jobs of ``manager`` ended by ``now``, for the statistics and the window
+        (with the guard held)."""
+        recent = self.recent
+        recent.append((now, ended))
+        horizon = now - 1.0
+        while recent[0][0] < horizon:
+            recent.popleft()
         seconds = manager.last_vm_seconds
         # Up at once, down slowly: one long job is enough to stop betting on short ones.
         self.job_seconds = seconds if seconds >= self.job_seconds else 0.7 * self.job_seconds + 0.3 * seconds
 
-    def window(self) -> int:
-        """How many jobs each VM keeps in flight: two, or, while the queue is long and jobs have been
-        tiny, enough to cover ``WINDOW_SECONDS`` (a deep window cannot be re-prioritised, so it is a
-        bet taken only when there is a lot of tiny work)."""
-        if self.job_seconds <= 0 or len(self.queue) < DEEP_QUEUE * len(self.managers):
+    def window(self, queued: int) -> int:
+        """How many jobs each VM keeps in flight, ``queued`` jobs waiting: two, or, while the queue is
+        long and jobs have been tiny, enough to cover ``WINDOW_SECONDS`` (a deep window cannot be
+        re-prioritised, so it is a bet taken only when there is a lot of tiny work)."""
+        if queued < self.deep_queue or self.job_seconds <= 0:
             return 2
         return max(2, min(MAX_WINDOW, int(WINDOW_SECONDS / self.job_seconds) + 1))
 
     def dispatch(self) -> None:
         """Send queued jobs to the VMs with room, the least loaded first, each at most its share of the
         queue: a burst of long jobs then spreads over every VM instead of filling the first one's window."""
-        if not len(self.queue):
+        queued = self.queue.live
+        if not queued:
             return
-        window = self.window()
+        window = 2 if queued < self.deep_queue else self.window(queued)  # (the usual case, without a call)
+        rooms = []
         for manager in self.managers:
             manager.window = window
-        rooms = [m for m in self.managers if len(m.inflight) <= m.window // 2 and not m.closing]
-        rooms.sort(key=lambda m: len(m.inflight))
+            if len(manager.inflight) <= window // 2 and not manager.closing:
+                rooms.append(manager)
+        if len(rooms) <= 1:  # the usual cases: no VM has room, or one, whose share is the whole queue
+            if rooms:
+                rooms[0].send_queued(queued)
+            return
+        if len(rooms) == 2:  # (the sort below for two, without two calls of its key)
+            if len(rooms[1].inflight) < len(rooms[0].inflight):
+                rooms.reverse()
+        else:
+            rooms.sort(key=_in_flight)
         for left, manager in enumerate(rooms):
-            share = -(-len(self.queue) // (len(rooms) - left))  # what is left, split over who is left
-            if share:
-                manager.dispatch(share)
+            share = -(-self.queue.live // (len(rooms) - left))  # what is left, split over who is left
+            if not share:
+                return  # the queue is empty
+            manager.send_queued(share)  # (``Manager.dispatch`` without its checks, made above)
 
     def service(self) -> None:
         """Read what every VM has said, end jobs, send more (with the guard held); never blocks."""
-        self.serviced_at = time.perf_counter()
+        now = self.serviced_at = time.perf_counter()
         for manager in self.managers:
             done = manager.jobs_done
             manager.service()
             if manager.jobs_done != done:
-                self.count_end(manager)
-        self.dispatch()
+                self.count_end(manager, manager.jobs_done - done, now)
+        if self.queue.live:  # (usually not: the managers have just sent what their VMs had room for)
+            self.dispatch()
 
     def busy(self) -> bool:
-        return bool(len(self.queue)) or any(manager.inflight for manager in self.managers)
+        return bool(self.queue.live) or any(manager.inflight for manager in self.managers)
 
     @staticmethod
     def cancel_jobs(jobs: list[Job]) -> int:
@@ -171,6 +198,7 @@ class PoolCore:
         wait ``PUMP_LINGER`` for more before ending (a submit loop that keeps the VMs just ahead of it
         started a thread every few jobs: 1,500 in 10,000 tiny jobs)."""
         idle_since: float | None = None
+        watching: tuple[list[int], select.poll] = ([], select.poll())  # kept while the descriptors stay
         while True:
             with self.guard:
                 self.service()
@@ -186,7 +214,9 @@ class PoolCore:
                     finish = self.shutting_down and not self.closed
                     break
                 fds = self.watched()
-            self.wait_for_news(fds, PUMP_INTERVAL)
+            if fds != watching[0]:
+                watching = (fds, _poller(fds))
+            self.wait_for_news(fds, PUMP_INTERVAL, watching[1])
         if finish:
             # shutdown(wait=False): the last job has ended, so let go of everything, indices included.
             self.on_finished(self)
@@ -203,13 +233,15 @@ class PoolCore:
                 fds += manager.proc.watched()
         return fds
 
-    def wait_for_news(self, fds: list[int], timeout: float) -> None:
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, READABLE)
-        if poller.poll(max(1, int(timeout * 1000))):
-            with contextlib.suppress(BlockingIOError, OSError):
-                os.read(self.wake_r, 4096)
+    def wait_for_news(self, fds: list[int], timeout: float, poller: select.poll | None = None) -> None:
+        """Wait until a descriptor of ``fds`` (``watched()``: the wake pipe's first) is readable, at most
+        ``timeout`` seconds; empty the wake pipe if it was that. ``poller``: one made for ``fds``."""
+        if poller is None:
+            poller = _poller(fds)
+        for fd, _events in poller.poll(max(1, int(timeout * 1000))):
+            if fd == fds[0]:
+                with contextlib.suppress(OSError):
+                    os.read(fd, 4096)
 
     def wait_idle(self) -> None:
         """Service the VMs until no job is queued or in flight."""

@@ -27,7 +27,7 @@ class PoolFuture(Future[Any]):
         *,
         internal: bool = False,
     ) -> None:
-        super().__init__()
+        Future.__init__(self)  # (not super(), whose object every submit would pay for)
         self.key = key
         self._priority = priority
         self._job: Job | None = None  # until the job ends

@@ -26,7 +26,7 @@ class PriorityQueue:
     def __init__(self) -> None:
         self._heap: list[Entry] = []
         self._by_key: dict[Hashable, list[Entry]] = {}
-        self._live = 0
+        self.live = 0  # how many jobs are queued: len(), without a call (read it, never set it)
         self._order = itertools.count()
         # Breaks ties between a dead entry and the live one that replaced it (same priority and order),
         # so that comparing entries never reaches the job.
@@ -35,20 +35,27 @@ class PriorityQueue:
         self._front = itertools.count(-1, -1)
 
     def __len__(self) -> int:
-        return self._live
+        return self.live
 
     def __iter__(self) -> Iterator[Job]:
         return (entry[_JOB] for entry in self._heap if entry[_JOB] is not None)
 
     def push(self, job: Job, priority: float, key: Hashable | None) -> None:
-        self._push(job, priority, key, next(self._order))
+        # ``_push`` written out: this runs once per submit.
+        entry = [-priority, next(self._order), next(self._unique), job, key]
+        job.queue_place = tuple.__new__(QueuePlace, (priority, key))  # (its __new__ is a Python function)
+        job.queue_entry = entry
+        heapq.heappush(self._heap, entry)
+        self.live += 1
+        if key is not None:
+            self._by_key.setdefault(key, []).append(entry)
 
     def _push(self, job: Job, priority: float, key: Hashable | None, order: int) -> None:
         entry = [-priority, order, next(self._unique), job, key]
         job.queue_place = QueuePlace(priority, key)
         job.queue_entry = entry
         heapq.heappush(self._heap, entry)
-        self._live += 1
+        self.live += 1
         if key is not None:
             self._by_key.setdefault(key, []).append(entry)
 
@@ -65,7 +72,13 @@ class PriorityQueue:
 
     def drop_first(self) -> None:
         entry = heapq.heappop(self._heap)
-        self._forget(entry)
+        job = entry[_JOB]
+        if job is not None and entry[_KEY] is None:  # ``_forget`` written out for a job without a key
+            job.queue_entry = None
+            entry[_JOB] = None
+            self.live -= 1
+        else:
+            self._forget(entry)
 
     def give_back(self, jobs: list[Job]) -> None:
         for job in reversed(jobs):
@@ -82,7 +95,7 @@ class PriorityQueue:
             if job is not None:
                 entry[_JOB] = None
                 job.queue_entry = None
-                self._live -= 1
+                self.live -= 1
                 jobs.append(job)
         self._compact()
         return jobs
@@ -145,7 +158,7 @@ class PriorityQueue:
             return
         job.queue_entry = None
         entry[_JOB] = None
-        self._live -= 1
+        self.live -= 1
         key = entry[_KEY]
         if key is not None:
             entries = self._by_key.get(key)
@@ -156,6 +169,6 @@ class PriorityQueue:
 
     def _compact(self) -> None:
         """Drop dead entries once they outnumber the live ones (keeps the heap O(live))."""
-        if len(self._heap) > 2 * self._live + 64:
+        if len(self._heap) > 2 * self.live + 64:
             self._heap = [entry for entry in self._heap if entry[_JOB] is not None]
             heapq.heapify(self._heap)

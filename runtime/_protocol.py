@@ -155,12 +155,6 @@ def from_wire(wire: tuple[Any, ...]) -> Message:
     return record
 
 
-def make(record: type[Job], seq: int, fields: tuple[Any, ...]) -> Job:
-    """The job message ``record(seq, *fields)``, built the fast way (as ``from_wire`` does)."""
-    job: Job = tuple.__new__(record, (seq, *fields))
-    return job
-
-
 # -- VM 0 to the template ---------------------------------------------------------------------------------
 
 

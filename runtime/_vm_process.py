@@ -75,7 +75,7 @@ class VMProcess:
 
     def ready(self) -> bool:
         """Whether a message, end-of-file or news of the exit may be waiting (one ``poll`` call)."""
-        return self.channel.buffered() or bool(self._ready.poll(0))
+        return bool(self._ready.poll(0)) or self.channel.buffered()
 
     def wait(self, timeout: float | None, *, spin: bool = True) -> None:
         """Wait until there is something to do: a message, end-of-file, or the exit code."""
