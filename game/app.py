@@ -21,6 +21,7 @@ from game.camera import MAX_ZOOM
 from game.chunksource import ChunkSource
 from game.endless_scene import EndlessScene
 from game.error_scene import ErrorScene
+from game.frame_gc import FrameGC
 from game.generation import Failed, Finished, Generator, Outcome, Request
 from game.hud import Hud
 from game.loading_scene import LoadingScene
@@ -104,6 +105,8 @@ class App:
                 self.hud_stats.add(1000 / settings.fps, 0.0, "game clock")
         self.running = True
         self.frame_no = 0
+        self.gc = FrameGC()
+        """No full garbage collection in the middle of play (see ``game.frame_gc``)."""
         self.script: dict[int, list[pygame.event.Event]] = {}
         self.world_arrived_frame: int | None = None
         """The first frame that showed a world."""
@@ -259,6 +262,7 @@ class App:
         """Loop until quit (or ``max_frames``), capped at ``settings.fps``; returns the frame times."""
         while self.running and (max_frames is None or self.frame_no < max_frames):
             self.frame(self._dt_ms)
+            self.gc.after_frame()
             # The time this frame took, wait included, is what the next frame's update simulates.
             self._dt_ms = float(self.clock.tick(self.settings.fps))
             self._elapsed_ms += TICK * 1000 if self.settings.lockstep else self._dt_ms
@@ -288,9 +292,10 @@ class App:
         self.run(self.frame_no + frames)
 
     def close(self) -> None:
-        """Leave the scene and stop VM 1. Safe to call twice."""
+        """Leave the scene, stop VM 1 (or the pool) and unfreeze the garbage. Safe to call twice."""
         self.running = False
         self.scene.leave()
         self.generator.close()
         if self.streamer is not None:
             self.streamer.close()
+        self.gc.close()

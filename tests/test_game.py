@@ -6,6 +6,7 @@ and scripted events, so every picture is reproducible; VM 1 is real (``VMGenerat
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import random
@@ -368,12 +369,16 @@ def test_quitting_stops_vm_1_and_leaves_no_process(make_app: MakeApp) -> None:
     app = make_app(size=(2048, 2048))  # big enough that VM 1 is still busy when we quit
     app.step(3)
     assert app.generator.busy
+    gc.collect(1)  # as Python does every few thousand allocations: the loop freezes the survivors
+    app.step()
+    assert app.gc.frozen >= 1 and gc.get_freeze_count() > 0
     assert _descendants(os.getpid())
     app.post([pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE)])
     app.step()
     assert not app.running
     app.close()
     app.close()  # idempotent
+    assert gc.get_freeze_count() == 0  # the collector has them all again
     runtime.shutdown()  # the template process too: the game's CLI does this on exit
     deadline = time.monotonic() + 2.0
     while _descendants(os.getpid()) and time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ import worldgen
 from game import palette, terrain
 from game.clock import FrameClock
 from game.failure import advise, smaller_size
+from game.frame_gc import FrameGC
 from game.generation import Request
 from game.stats import FrameStats, percentile, summarise
 from game.worlddata import build_world_data
@@ -98,6 +100,24 @@ def test_frame_clock_keeps_the_cadence_despite_oversleeping() -> None:
     assert clock.tick(60) > 900
     assert clock.tick(60) == pytest.approx(1000 / 60, abs=2.5)
     assert clock.tick(0) < 1  # no cap: no wait
+
+
+def test_the_frame_loop_freezes_what_survived_a_young_collection_and_gives_it_back_at_the_end() -> None:
+    gc.collect()
+    frame_gc = FrameGC()
+    try:
+        frame_gc.after_frame()
+        assert frame_gc.frozen == 0 and gc.get_freeze_count() == 0  # no young collection since: nothing
+        survivors = [[n] for n in range(5000)]  # tracked containers the game keeps (cached chunks, say)
+        gc.collect(1)  # what Python runs every few thousand allocations: promotes them to the old generation
+        frame_gc.after_frame()
+        # Frozen: no full collection will walk them (one took 25 ms with a few thousand chunks cached).
+        assert frame_gc.frozen == 1 and gc.get_freeze_count() >= len(survivors)
+        frame_gc.after_frame()
+        assert frame_gc.frozen == 1  # nothing collected since the last frame: nothing to do
+    finally:
+        frame_gc.close()
+    assert gc.get_freeze_count() == 0  # the game is over: the collector has them again
 
 
 def test_percentiles_and_summary() -> None:
