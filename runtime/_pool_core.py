@@ -238,10 +238,12 @@ class PoolCore:
         ``timeout`` seconds; empty the wake pipe if it was that. ``poller``: one made for ``fds``."""
         if poller is None:
             poller = _poller(fds)
-        for fd, _events in poller.poll(max(1, int(timeout * 1000))):
-            if fd == fds[0]:
+        for fd, events in poller.poll(max(1, int(timeout * 1000))):
+            # The pipe as it is now, not ``fds[0]``: close() in another thread may have closed it while
+            # this waited (then ``wake_r`` is -1), and a new socket taken its number.
+            if fd == self.wake_r and events & select.POLLIN:
                 with contextlib.suppress(OSError):
-                    os.read(fd, 4096)
+                    os.read(self.wake_r, 4096)
 
     def wait_idle(self) -> None:
         """Service the VMs until no job is queued or in flight."""

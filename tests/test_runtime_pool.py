@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import pickle
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -579,3 +580,31 @@ def test_decoded_is_false_until_the_value_is_decoded(one: ComputePool) -> None:
     assert wait([future], 30).not_done == set()
     assert not future.decoded()  # was True: pool values are DroppableValue, a ReceivedValue subclass
     assert future.result() == 16 and future.decoded()
+
+
+def test_a_wait_that_outlives_the_wake_pipe_never_reads_the_descriptor_that_took_its_number() -> None:
+    # shutdown(wait=True) waits with the descriptors it read under the guard; close() in another thread
+    # may close the wake pipe meanwhile, and a new socket take its number (forced here with dup2). The wait
+    # must not read that socket: its bytes belong to someone else (and a read could block for ever).
+    pool = ComputePool(1)
+    core = pool._core
+    try:
+        assert pool.submit("abs", -1).result(30) == 1
+        with core.guard:
+            fds = core.watched()  # the wake pipe's read end first
+        pool.close()
+        assert wait_until(lambda: core.wake_r == -1, 5.0)
+        mine, theirs = socket.socketpair()
+        with mine, theirs:
+            reused = mine.fileno() == fds[0]  # (the lowest free number: often the socket takes it itself)
+            if not reused:
+                os.dup2(mine.fileno(), fds[0])
+            try:
+                theirs.send(b"a reply meant for another reader")
+                core.wait_for_news(fds, 0.05)
+                assert mine.recv(4096, socket.MSG_DONTWAIT) == b"a reply meant for another reader"
+            finally:
+                if not reused:
+                    os.close(fds[0])
+    finally:
+        pool.close()
