@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
@@ -64,9 +65,9 @@ class Manager:
         self.guard = guard
         self.queue = queue
         # A ComputeThread's manager owns its queue: close() ends the queued jobs too, and ``idle`` counts
-        # them. A pool's managers share the pool's queue, which the pool ends itself.
+        # them. A pool's managers share the pool's queue, which the pool ends itself; and a pool's futures
+        # may be dropped unread, so their values clean up after themselves.
         self.owns_queue = owns_queue
-        # A pool's futures may be dropped unread: their values clean up after themselves.
         self.value_type = ReceivedValue if owns_queue else DroppableValue
         self.window = 1
         self.proc: VMProcess | None = None
@@ -284,8 +285,7 @@ class Manager:
             return
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
         if job is None or message.seq != job.seq:
-            payload = message.value if isinstance(message, Ok) else getattr(message, "exception", None)
-            if payload is not None:
+            if (payload := getattr(message, "value", getattr(message, "exception", None))) is not None:
                 ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
             return
         if isinstance(message, Skipped):
@@ -322,9 +322,8 @@ class Manager:
         if self.closing:
             self.fail_as_closed(job)  # close() killed it
         else:
-            text = f"VM {self.vm_index} died during the job: {describe_exit(code)}"
-            if job.exit_note:
-                text += f" ({job.exit_note})"
+            note = f" ({job.exit_note})" if job.exit_note else ""
+            text = f"VM {self.vm_index} died during the job: {describe_exit(code)}{note}"
             job.fail(VMDiedError(text), f"VMDiedError: {text}\n")
         job.reclaim()
         self.end_job(job)
@@ -358,12 +357,13 @@ class Manager:
 
     # -- ending -----------------------------------------------------------------------------------------
 
-    def cancel(self) -> bool:
-        """Kill the VM under the running job, which ends with ``JobCancelledError``; return if one ran."""
+    def cancel(self, only: Callable[[Job], bool] | None = None) -> bool:
+        """Kill the VM under the running job (if it passes ``only``, once the VM's news is read), which
+        ends with ``JobCancelledError``; return if one ran."""
         with self.guard:
             self.service()
             job = self.running
-            if job is None:
+            if job is None or (only is not None and not only(job)):
                 return False
             self.give_back_unstarted()
             self.drop_proc(kill=True)

@@ -191,8 +191,9 @@ class ComputePool(Executor):
                     waiting = [job for job in list(manager.inflight)[1:] if job.queue_place.key == key]
                     manager.skip(waiting)
                     count += len(waiting)
-                    first = manager.running
-                    if first is not None and first.queue_place[1] == key and manager.cancel():
+                    # Checked after the manager reads the VM's news: the job may have just ended,
+                    # and then the one running is another key's.
+                    if manager.cancel(only=lambda job: job.queue_place.key == key):
                         count += 1
                 taken += core.queue.remove(key)  # given back by the VMs just restarted
         return count + core.cancel_jobs(taken)

@@ -608,3 +608,21 @@ def test_a_wait_that_outlives_the_wake_pipe_never_reads_the_descriptor_that_took
                     os.close(fds[0])
     finally:
         pool.close()
+
+
+def test_cancel_running_never_kills_another_keys_job_that_started_as_the_keys_job_ended() -> None:
+    # Job "a" replies at once and "b" starts behind it; nobody has read the reply yet (the guard is held
+    # so the pump cannot). cancel("a", running=True) must see that "a" has ended, and leave "b" running.
+    setup = "import time\ndef slow(x):\n    time.sleep(0.5)\n    return x\n"
+    with ComputePool(1, setup=setup) as pool:
+        assert pool.submit("abs", 0).result(30) == 0  # the VM is up
+        core = pool._core
+        with core.guard:
+            a = pool.submit("abs", -1, key="a")
+            b = pool.submit("slow", 2, key="b")
+            assert wait_until(
+                lambda: len(core.managers[0].proc.channel._sock.recv(64, socket.MSG_PEEK)) > 0, 5
+            )
+            assert pool.cancel("a", running=True) == 0
+        assert a.result(30) == 1
+        assert b.result(30) == 2
