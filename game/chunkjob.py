@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 import worldgen
-from game.worlddata import colour_world
+from game.worlddata import colour_world, rivers_between_samples
 
 CHUNK = 128
 """Samples on a chunk's side."""
@@ -114,7 +114,7 @@ def _baked(path: str) -> Region:
         read = store.read(x0, y0, (cols - 1) * step + 1, (rows - 1) * step + 1)
         fields = {
             name: getattr(read.world, name)[::step, ::step]
-            for name in ("elevation", "moisture", "temperature", "biome", "heights")
+            for name in ("elevation", "moisture", "temperature", "biome", "heights", "river")
         }
         known = read.baked[::step, ::step]
         # No creature's habitat: unknown cells read biome 0, where fish would otherwise swim off the map.
@@ -140,7 +140,9 @@ def colour_region(
     hi_y = min(y0 + (height + HALO) * step, WORLD_LIMIT)
     cols, rows = -(-(hi_x - lo_x) // step), -(-(hi_y - lo_y) // step)
     world, known = (source or _generated(seed))(lo_x, lo_y, cols, rows, step)
-    image = colour_world(world.biome, world.elevation, spacing=step)
+    image = colour_world(
+        rivers_between_samples(world.biome, world.river, step), world.elevation, spacing=step
+    )
     if known is not None:
         image[~known] = (*OUTSIDE_PIXEL, 255)
     left, top = (x0 - lo_x) // step, (y0 - lo_y) // step

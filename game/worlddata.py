@@ -123,6 +123,27 @@ def build_world_data(
     )
 
 
+def rivers_between_samples(
+    biome: npt.NDArray[np.uint8], river: npt.NDArray[np.float32], step: int
+) -> npt.NDArray[np.uint8]:
+    """``biome`` with the land samples that have a river bank within half a step marked as river.
+
+    Sampled every ``step`` cells, a river a few cells wide mostly falls between samples and would be
+    drawn as scattered dots; worldgen's ``river`` field (the distance to the nearest bank, negative on
+    river cells) draws it as the line it is, at every level of detail. ``step`` 1 changes nothing.
+    """
+    if step <= 1:
+        return biome
+    land = ~_WATER_LUT[biome]
+    marked = np.less(river, np.float32(step / 2))
+    marked &= land
+    return np.where(marked, np.uint8(worldgen.BIOMES.index("river")), biome)
+
+
+_WATER_LUT = np.zeros(256, dtype=np.bool_)
+_WATER_LUT[sorted(worldgen.WATER_BIOMES)] = True
+
+
 def colour_world(
     biome: npt.NDArray[np.uint8], elevation: npt.NDArray[np.float32], *, spacing: float = 1.0
 ) -> terrain.Image:

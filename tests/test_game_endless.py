@@ -461,3 +461,24 @@ def test_zoomed_in_chunks_meet_exactly_and_show_their_cells_as_squares(
     whole, _ = colour_region(seed, 120, -7, cells, cells)
     expected = np.repeat(np.repeat(whole[..., :3], zoom, axis=0), zoom, axis=1)
     assert np.array_equal(streamed, expected)
+
+
+@pytest.mark.parametrize(
+    ("step", "x0", "y0", "more"),
+    [(4, 1_499_998_976, -900_000_000, 1.5), (16, 1_500_000_000 - 1024, -900_000_000 - 1024, 3.0)],
+)
+def test_coarse_chunks_draw_rivers_as_lines_not_dots(step: int, x0: int, y0: int, more: float) -> None:
+    import worldgen
+    from game.terrain import RIVER_MARK
+
+    image, world = colour_region(7, x0, y0, CHUNK, CHUNK, step)
+    inner = (slice(1, 1 + CHUNK), slice(1, 1 + CHUNK))  # the halo cropped, as colour_region does
+    biome, river = world.biome[inner], world.river[inner]
+    land = ~np.isin(biome, sorted(worldgen.WATER_BIOMES))
+    drawn = image[..., 3] == RIVER_MARK
+    # A land sample is drawn as river exactly where a river bank lies within half a step of it.
+    assert np.array_equal(drawn & land, (river < step / 2) & land)
+    on_river = biome == worldgen.BIOMES.index("river")
+    assert drawn[on_river].all()
+    # The samples that fall on a river cell are scattered dots; the drawn rivers are several times more.
+    assert drawn.sum() > more * on_river.sum() > 0
