@@ -554,6 +554,19 @@ def test_without_creatures_every_field_is_the_same_and_no_creature_is_placed(ste
         assert np.array_equal(getattr(without, f), getattr(with_them, f)), f
 
 
+@pytest.mark.parametrize("step", [256, 4096])
+def test_steps_coarser_than_every_lattice_sample_the_world_too(step: int) -> None:
+    # At a step of 256 every noise octave is sampled sparsely (it used to fail inside numpy), and at
+    # 4096 the creatures stand far beyond the last sample (the river network now reaches them).
+    coarse = generate(3, -1000, 500, 3, 2, step=step)
+    for x in range(3):
+        for y in range(2):
+            cell = generate(3, -1000 + x * step, 500 + y * step, 1, 1)
+            for f in FIELDS:
+                assert getattr(coarse, f)[y, x] == getattr(cell, f)[0, 0], (f, x, y)
+    assert coarse.creatures.size > 0
+
+
 def test_a_step_sees_rivers_the_samples_miss() -> None:
     # A coarse view draws a river where `river < step / 2`: that marks a river's course even where no
     # sample falls on a river cell, and the marks follow the rivers of the full-resolution world.
@@ -582,6 +595,13 @@ def test_a_step_sees_rivers_the_samples_miss() -> None:
         ({"step": 1.5}, TypeError, "step must be an int"),
         ({"step": 2**30}, ValueError, "must lie within"),
         ({"creatures": 1}, TypeError, "^creatures must be a bool, got int$"),
+        # The creatures and the river network grow with the sampled area: refused up front, not OOM-killed.
+        (
+            {"step": 65536},
+            ValueError,
+            r"^a 10x10 region sampled every 65536 cells with its creatures \(creatures=False places none\) "
+            r"would need about \d+ MiB, more than the memory limit",
+        ),
     ],
 )
 def test_step_is_checked(kwargs: dict[str, object], error: type[Exception], message: str) -> None:

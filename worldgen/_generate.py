@@ -12,7 +12,7 @@ import numpy.typing as npt
 from . import _checks, _creatures
 from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify
 from ._noise import peak_bytes as noise_peak_bytes
-from ._rivers import _BATCH, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
+from ._rivers import _BATCH, NODE, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
 from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
 
@@ -34,6 +34,26 @@ I64 = npt.NDArray[np.int64]
 _OBJECT_BYTES = 3 << 20  # also the node network (a few thousand nodes) and its noise
 _ALLOCATOR_SLACK = 5
 _START_UP_BYTES = 2 << 20
+# At a step > 1 two costs grow with the sampled area, not with the samples: the river network over it
+# (measured 490-570 bytes of peak per node) and the creatures placed over all of it (1,450-1,480 bytes
+# per 16x16 square they may stand in: each is looked up at its own cell).
+_NODE_BYTES = 640
+_SQUARE_BYTES = 1536
+_NODE_PADDING = 60  # nodes a network adds around its area, both sides together (27 each, and some)
+
+
+def area_bytes(width: int, height: int, step: int, creatures: bool) -> int:
+    """Peak bytes beyond ``estimated_bytes`` that a region sampled every ``step`` cells needs."""
+    if step == 1:
+        return 0  # (within estimated_bytes: it was measured with the network and creatures included)
+    cells_x, cells_y = width * step, height * step
+    total = (cells_x // NODE + _NODE_PADDING) * (cells_y // NODE + _NODE_PADDING) * _NODE_BYTES
+    if creatures:
+        c = _creatures.CREATURE_CELL
+        total += (cells_x // c + 2) * (cells_y // c + 2) * _SQUARE_BYTES
+    return total
+
+
 _BYTES_PER_CELL = 48  # float32 fields and temporaries of the terrain, water and classification stages
 _BYTES_PER_PAIR = 200  # float64 temporaries of the river formula per (cell, segment) pair
 _PAIRS_PER_CELL = 12
@@ -298,7 +318,11 @@ def generate(
     seed = _checks.as_int("seed", seed)
     step = _checks.positive_int("step", step)
     x0, y0, width, height = _checks.region(x0, y0, width, height, step)
-    _checks.memory(estimated_bytes(width, height), memory_limit, f"a {width}x{height} region")
+    what = f"a {width}x{height} region" + (f" sampled every {step} cells" if step > 1 else "")
+    if step > 1 and creatures:
+        what += " with its creatures (creatures=False places none)"
+    needed = estimated_bytes(width, height) + area_bytes(width, height, step, creatures)
+    _checks.memory(needed, memory_limit, what)
     report = progress if progress is not None else _ignore
     report(0.0, "start")  # at once, so a progress bar appears before the first stage ends
 
@@ -309,7 +333,11 @@ def generate(
     report(0.35, "elevation")
     temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
-    net = network(seed, x0 - r, y0 - r, x_hi + r, y_hi + r)
+    # At a step > 1 the creatures stand anywhere in the sampled area, up to step - 1 cells beyond the
+    # last sample: the network must reach their cells too.
+    area_x, area_y = (x_hi, y_hi) if step == 1 else (x0 + width * step - 1, y0 + height * step - 1)
+    reach_x, reach_y = (area_x, area_y) if creatures else (x_hi, y_hi)
+    net = network(seed, x0 - r, y0 - r, reach_x + r, reach_y + r)
     # The basins and the continentalness are needed from here on only as masks: their arrays then take
     # the water fields, so no fresh float32 array's pages must be faulted in (costly on a VM).
     lake = np.greater(basin, np.float32(0.0))
@@ -324,9 +352,7 @@ def generate(
     del water
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
-    # At a step > 1 the creatures stand anywhere in the sampled area, up to step - 1 cells beyond the
-    # last sample: one sea lattice serves the grid's beaches and theirs.
-    area_x, area_y = (x_hi, y_hi) if step == 1 else (x0 + width * step - 1, y0 + height * step - 1)
+    # One sea lattice serves the grid's beaches and the creatures' (over their whole area).
     any_cand = bool(cand.any())
     need_lattice = any_cand or (step > 1 and creatures)
     lattice = _sea_lattice(seed, grid, sea, area_x, area_y) if need_lattice else None

@@ -283,6 +283,8 @@ def _coefficients(dense: list[_Octave], g0: int, g1: int) -> tuple[F64, list[lis
     returned array, zero-padded on the right to the widest band's width.
     """
     starts = np.arange(g0, g1, _BAND_ROWS)
+    if not dense:  # every octave sparse (a step of 256 or more): no matrix product, no coefficients
+        return np.zeros((g1 - g0, 0), dtype=np.float64), [[] for _ in range(starts.size)]
     ends = np.minimum(starts + _BAND_ROWS, g1) - 1
     band = (np.arange(g0, g1) - g0) // _BAND_ROWS
     j0s = [o.row[starts] for o in dense]
