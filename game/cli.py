@@ -459,7 +459,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "chunk_latency_frames": streamer.latency_summary(),
                 "first_full_frame": streamer.first_full_frame,
                 "first_whole_frame": streamer.first_whole_frame,
-                "flight_latency_frames": streamer.latency_summary(streamer.flight_latencies()),
+                # None when no frame was ever full: then there was no flight to time, not a flight of 0.
+                "flight_latency_frames": None
+                if streamer.first_full_frame is None
+                else streamer.latency_summary(streamer.flight_latencies()),
                 "placeholder_frames": streamer.placeholder_frames,
                 "vm_busy": scene.vm_busy(),
                 "cache_mib_peak": round(streamer.peak_bytes / 2**20, 1),

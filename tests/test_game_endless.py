@@ -482,3 +482,11 @@ def test_coarse_chunks_draw_rivers_as_lines_not_dots(step: int, x0: int, y0: int
     assert drawn[on_river].all()
     # The samples that fall on a river cell are scattered dots; the drawn rivers are several times more.
     assert drawn.sum() > more * on_river.sum() > 0
+
+
+def test_a_headless_run_whose_screen_never_filled_has_no_flight_latency(tmp_path: Path) -> None:
+    # One frame: no chunk has come yet, so no frame was full and there was no flight to time.
+    summary = headless_summary("--frames", "1", "--seed", "4", "--vms", "1", cwd=tmp_path)
+    assert summary["first_full_frame"] is None
+    assert summary["flight_latency_frames"] is None
+
