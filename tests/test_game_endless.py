@@ -489,4 +489,3 @@ def test_a_headless_run_whose_screen_never_filled_has_no_flight_latency(tmp_path
     summary = headless_summary("--frames", "1", "--seed", "4", "--vms", "1", cwd=tmp_path)
     assert summary["first_full_frame"] is None
     assert summary["flight_latency_frames"] is None
-
