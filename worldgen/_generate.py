@@ -127,7 +127,9 @@ def _near_sea_points(seed: int, x: I64, y: I64) -> npt.NDArray[np.bool_]:
     span = np.int64(1 << 30)  # lattice indices lie within +-2**29 (cells within +-2**31): no overflow
     code = (lx // s + span) * (2 * span) + (ly // s + span)
     distinct, which = np.unique(code, return_inverse=True)
-    px, py = (distinct // (2 * span) - span) * s, (distinct % (2 * span) - span) * s
+    # (int64 already: the casts only tell numpy 2.5's stubs, which lose the dtype, and cost no copy)
+    px = ((distinct // (2 * span) - span) * s).astype(np.int64, copy=False)
+    py = ((distinct % (2 * span) - span) * s).astype(np.int64, copy=False)
     _, sea, _ = land_noise(seed, Points(px, py))
     near: npt.NDArray[np.bool_] = np.any(sea[which.reshape(lx.shape)] & valid, axis=1)
     return near
