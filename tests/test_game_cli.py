@@ -171,17 +171,7 @@ def test_a_screenshot_that_cannot_be_written_is_refused(
 def test_with_no_display_the_windowed_game_exits_at_once_naming_headless(tmp_path: Path) -> None:
     # No X, no Wayland, no driver asked for: SDL falls back to drawing off screen, and the game used to
     # run there unseen until killed. It must stop before starting VM 1 and say what to do instead.
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "game", "--size", "64x64"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    run = start_game("--size", "64x64", cwd=tmp_path, new_session=True, no_display=True)
     try:
         out, err = run.communicate(timeout=30)
     except subprocess.TimeoutExpired:

@@ -121,10 +121,17 @@ def run_python(
 
 
 def start_game(
-    *argv: str, cwd: Path, code: str | None = None, new_session: bool = False
+    *argv: str, cwd: Path, code: str | None = None, new_session: bool = False, no_display: bool = False
 ) -> subprocess.Popen[str]:
-    """``python -m game argv`` (or ``python -c code``) outside the repository, importing this checkout."""
-    env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
+    """``python -m game argv`` (or ``python -c code``) outside the repository, importing this checkout.
+
+    SDL draws with its dummy driver; ``no_display``: with no X, no Wayland and no driver asked for instead.
+    """
+    if no_display:
+        hidden = ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")
+        env = {k: v for k, v in os.environ.items() if k not in hidden}
+    else:
+        env = dict(os.environ, SDL_VIDEODRIVER="dummy", SDL_AUDIODRIVER="dummy")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
     command = [sys.executable, "-c", code, *argv] if code else [sys.executable, "-m", "game", *argv]
     return subprocess.Popen(
