@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
+from vmtools import undocumented_fields
 
 import runtime
 from game import palette
@@ -448,6 +449,7 @@ def test_headless_cli_prints_one_json_line_and_saves_the_screenshot(tmp_path: Pa
     assert summary["total_frames"] == summary["world_frame"] + 90
     assert summary["after"]["frames"] == 90
     assert summary["generating"]["frames"] == summary["world_frame"]
+    assert undocumented_fields(summary) == []  # every field of the line is explained in the README
 
     # A size VM 1 refuses (over worldgen's memory limit): the error, in the JSON line and on stderr.
     bad = subprocess.run([*cmd[:-1], "100000x100000"], capture_output=True, text=True, timeout=60, cwd=ROOT)

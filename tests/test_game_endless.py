@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
-from vmtools import headless_summary
+from vmtools import headless_summary, undocumented_fields
 
 from game.app import App, Settings
 from game.chunkjob import CHUNK, ChunkKey, build_chunk, colour_region, max_level, span
@@ -342,6 +342,7 @@ def test_a_headless_flight_prints_the_streaming_figures(tmp_path: Path) -> None:
     )
     assert sum(summary["vm_busy"].values()) > 0
     assert 0 < summary["cache_mib_peak"] <= 256
+    assert undocumented_fields(summary) == []  # every field of the line is explained in the README
 
 
 def test_zoomed_out_a_wide_view_costs_about_as_many_chunk_jobs_as_a_close_one() -> None:

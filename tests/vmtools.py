@@ -157,3 +157,14 @@ def headless_summary(*argv: str, cwd: Path, timeout: float = 120) -> dict[str, A
     assert run.returncode == 0, err
     summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return summary
+
+
+def undocumented_fields(summary: dict[str, Any]) -> list[str]:
+    """The headless JSON line's keys (nested ones too) that README.md does not name in backquotes."""
+    readme = (ROOT / "README.md").read_text()
+    keys: list[str] = []
+    for key, value in summary.items():
+        keys.append(key)
+        if isinstance(value, dict) and key != "vm_busy":  # vm_busy's keys are the VMs' names
+            keys += list(value)
+    return sorted({key for key in keys if f"`{key}`" not in readme})
