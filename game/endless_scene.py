@@ -229,8 +229,9 @@ class EndlessScene(Scene):
         camera = self.camera
         recent = [float(v) for v in self.streamer.recent_latencies]
         latency = f"p95 {percentile(recent, 95):.0f} frames" if recent else "-"
+        # Fields are two spaces apart, and never hold two spaces themselves: a narrow panel wraps there.
         lines = [
-            f"FPS {hud_stats.fps():5.1f}   frame {last:5.1f} ms{clock}",
+            f"FPS {hud_stats.fps():.1f}  frame {last:.1f} ms{clock}",
             f"x {math.floor(camera.x)}  y {math.floor(camera.y)}",
             f"seed {self.streamer.seed}  zoom {camera.zoom:.3g}  detail 1:{1 << camera.level}",
             f"queue {stats.queued}  in flight {stats.in_flight}  latency {latency}",
@@ -241,26 +242,39 @@ class EndlessScene(Scene):
 
     def hud_rect(self, screen: pygame.Surface) -> pygame.Rect | None:
         """Where the HUD goes (top left), or None when it is hidden or the window has no room for it."""
-        if not self.host.hud_visible:
+        layout_ = self._hud_layout(screen)
+        return None if layout_ is None else layout_[0]
+
+    def _hud_layout(
+        self, screen: pygame.Surface
+    ) -> tuple[pygame.Rect, list[tuple[str, tuple[int, int, int]]]] | None:
+        """The HUD's rectangle and its text rows, a line that does not fit wrapped between its fields."""
+        if not self.host.hud_visible or not self.rates:
             return None
-        workers = len(self.rates[-1][1].workers) if self.rates else 0
-        height = 22 * (5 if self.streamer.failed else 4) + 18 * workers + 12
-        rect = pygame.Rect(layout.GAP, layout.GAP, min(HUD_W, screen.get_width() // 2), height)
-        return None if rect.bottom > screen.get_height() - layout.STRIP_H - layout.GAP else rect
+        stats = self.rates[-1][1]
+        width = min(HUD_W, screen.get_width() // 2)
+        colours = (palette.TEXT, palette.TEXT, palette.TEXT_DIM, palette.TEXT_DIM, palette.BAD)
+        rows = [
+            (part, colour)
+            for line, colour in zip(self.hud_lines(stats), colours, strict=False)
+            for part in _wrap_fields(self.host.text, line, 18, width - 20)
+        ]
+        height = 22 * len(rows) + 18 * len(stats.workers) + 12
+        rect = pygame.Rect(layout.GAP, layout.GAP, width, height)
+        return None if rect.bottom > screen.get_height() - layout.STRIP_H - layout.GAP else (rect, rows)
 
     def _hud(self, screen: pygame.Surface) -> None:
         text = self.host.text
-        stats = self.rates[-1][1]
-        rows = self.worker_rows(stats)
-        rect = self.hud_rect(screen)
-        if rect is None:
+        hud = self._hud_layout(screen)
+        if hud is None:
             return
+        rect, lines = hud
+        rows = self.worker_rows(self.rates[-1][1])
         ui.panel(screen, rect)
         x, y = rect.x + 10, rect.y + 8
         inner = rect.width - 20
-        colours = (palette.TEXT, palette.TEXT, palette.TEXT_DIM, palette.TEXT_DIM, palette.BAD)
-        for line, colour in zip(self.hud_lines(stats), colours, strict=False):
-            screen.blit(text.render(text.fit(line, 18, inner), 18, colour), (x, y))
+        for line, colour in lines:
+            screen.blit(text.render(line, 18, colour), (x, y))
             y += 22
         label_w = 44
         for name, busy, share, rate in rows:
@@ -280,3 +294,19 @@ class EndlessScene(Scene):
     def leave(self) -> None:
         self.held.clear()
         self.dragging = False
+
+
+def _wrap_fields(text: ui.Text, line: str, size: int, width: int) -> list[str]:
+    """``line`` as rows at most ``width`` pixels wide, broken only between fields (two spaces apart);
+    a field wider than the row on its own is cut to fit."""
+    rows: list[str] = []
+    for field in line.split("  "):
+        field = field.strip()
+        if not field:
+            continue
+        joined = f"{rows[-1]}  {field}" if rows else field
+        if rows and text.font(size).size(joined)[0] <= width:
+            rows[-1] = joined
+        else:
+            rows.append(text.fit(field, size, width))
+    return rows

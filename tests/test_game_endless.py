@@ -16,6 +16,7 @@ import pygame
 import pytest
 from vmtools import headless_summary, undocumented_fields
 
+from game import layout
 from game.app import App, Settings
 from game.chunkjob import CHUNK, ChunkKey, build_chunk, colour_region, max_level, span
 from game.chunksource import Arrival, InlineSource, NewPriority, PoolSource, SourceStats
@@ -24,6 +25,7 @@ from game.endless_creatures import EndlessCreatures
 from game.endless_scene import EndlessScene
 from game.generation import NoGenerator
 from game.streamer import ChunkStreamer
+from game.ui import ELLIPSIS
 
 
 class StepClock:
@@ -298,6 +300,30 @@ def test_the_jump_key_and_at_go_far_and_the_hud_says_where(screen: pygame.Surfac
         assert scene.jumps == 1
         assert abs(scene.camera.x - (2**31 - 10)) + abs(scene.camera.y + 2**31) > 2**20
         assert f"x {int(np.floor(scene.camera.x))}" in " ".join(scene.hud_lines())
+    finally:
+        app.close()
+
+
+def test_in_a_small_window_the_hud_wraps_between_fields_instead_of_cutting_them(
+    screen: pygame.Surface,
+) -> None:
+    small = pygame.Surface((400, 260))
+    app = endless_app(small, at=(-2_000_000_000, 1_500_000_000))
+    try:
+        scene = app.scene
+        assert isinstance(scene, EndlessScene)
+        app.step(3)
+        hud = scene._hud_layout(small)
+        assert hud is not None
+        rect, rows = hud
+        texts = [text for text, _ in rows]
+        text = app.text
+        assert all(text.font(18).size(row)[0] <= rect.width - 20 for row in texts)
+        assert not any(row.endswith(ELLIPSIS) for row in texts), texts  # nothing cut
+        # Every field of every line is there, in order (the latency used to be cut off at this size).
+        assert "  ".join(texts).split("  ") == "  ".join(scene.hud_lines()).split("  ")
+        assert any(row.startswith("latency") for row in texts) and len(rows) > 4
+        assert rect.bottom <= 260 - layout.STRIP_H  # and the panel still fits above the help strip
     finally:
         app.close()
 
