@@ -48,6 +48,10 @@ def area_bytes(width: int, height: int, step: int, creatures: bool) -> int:
         return 0  # (within estimated_bytes: it was measured with the network and creatures included)
     cells_x, cells_y = width * step, height * step
     total = (cells_x // NODE + _NODE_PADDING) * (cells_y // NODE + _NODE_PADDING) * _NODE_BYTES
+    # The beach lattice over the area, if it is small enough to be built (see _lattice_limit).
+    nx, ny = (cells_x + 2 * BEACH_REACH) // _LATTICE + 2, (cells_y + 2 * BEACH_REACH) // _LATTICE + 2
+    if nx * ny <= _lattice_limit(width, height, width * height):
+        total += noise_peak_bytes(nx, ny, CONTINENT_OCTAVES + DETAIL_OCTAVES) + 6 * nx * ny
     if creatures:
         c = _creatures.CREATURE_CELL
         total += (cells_x // c + 2) * (cells_y // c + 2) * _SQUARE_BYTES
@@ -143,16 +147,35 @@ class SeaLattice(NamedTuple):
     sea: B
 
 
-def _sea_lattice(seed: int, grid: Grid, sea: B, x_hi: int, y_hi: int) -> SeaLattice | None:
-    """The sea lattice around the cells from the grid's first sample to ``(x_hi, y_hi)`` (within
-    BEACH_REACH of them), or None if it is too large (a coarse step: cheaper to look around the few
-    beach candidates only). ``sea`` is the grid's open sea (see ``_lattice_sea``)."""
+def _lattice_box(grid: Grid, x_hi: int, y_hi: int) -> tuple[int, int, int, int]:
+    """``(lx0, ly0, nx, ny)``: the beach lattice points within BEACH_REACH of the cells from the grid's
+    first sample to ``(x_hi, y_hi)``, ``(lx0 + i, ly0 + j) * _LATTICE`` for ``i < nx``, ``j < ny``."""
     s, r = _LATTICE, BEACH_REACH
     lx0, ly0 = (grid.x0 - r) // s, (grid.y0 - r) // s
-    nx, ny = (x_hi + r) // s - lx0 + 1, (y_hi + r) // s - ly0 + 1
-    if nx * ny > 2 * grid.width * grid.height + 4096:
+    return lx0, ly0, (x_hi + r) // s - lx0 + 1, (y_hi + r) // s - ly0 + 1
+
+
+def _sea_lattice(seed: int, grid: Grid, sea: B, x_hi: int, y_hi: int, candidates: int) -> SeaLattice | None:
+    """The sea lattice around the cells from the grid's first sample to ``(x_hi, y_hi)`` (within
+    BEACH_REACH of them), or None if looking around the ``candidates`` beach candidates alone is cheaper
+    (a coarse step with few of them). ``sea`` is the grid's open sea (see ``_lattice_sea``)."""
+    lx0, ly0, nx, ny = _lattice_box(grid, x_hi, y_hi)
+    if nx * ny > _lattice_limit(grid.width, grid.height, candidates):
         return None
     return SeaLattice(lx0, ly0, _lattice_sea(seed, grid, sea, lx0, ly0, nx, ny))
+
+
+# A lattice point costs about 32 ns on a grid, a beach candidate looked at alone about 15 us (its 25
+# points each on their own, shared with its neighbours only at fine steps): the lattice is built while
+# it has fewer than _POINTS_PER_CANDIDATE points per candidate (half the break-even), and never more
+# than _MAX_LATTICE points beyond twice the grid (its memory: area_bytes counts them).
+_POINTS_PER_CANDIDATE = 256
+_MAX_LATTICE = 1 << 19
+
+
+def _lattice_limit(width: int, height: int, candidates: int) -> int:
+    """The most lattice points ``_sea_lattice`` builds for a grid with this many beach candidates."""
+    return 2 * width * height + 4096 + min(_POINTS_PER_CANDIDATE * candidates, _MAX_LATTICE)
 
 
 def _near_sea_lattice(lattice: SeaLattice, x: I64, y: I64) -> B:
@@ -355,9 +378,10 @@ def generate(
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
     # One sea lattice serves the grid's beaches and the creatures' (over their whole area).
-    any_cand = bool(cand.any())
+    candidates = int(np.count_nonzero(cand))
+    any_cand = candidates > 0
     need_lattice = any_cand or (step > 1 and creatures)
-    lattice = _sea_lattice(seed, grid, sea, area_x, area_y) if need_lattice else None
+    lattice = _sea_lattice(seed, grid, sea, area_x, area_y, candidates) if need_lattice else None
     if any_cand and lattice is not None:
         beach = _beach_grid(grid, cand, lattice)
     else:
