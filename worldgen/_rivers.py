@@ -67,7 +67,7 @@ class Network:
     x: I64
     y: I64
     elevation: F64
-    down: I64  # flat index of the downstream node, -1 for none
+    down: I64  # flat index of the downstream node, -1 for none, _UNKNOWN if not worked out
     sources: npt.NDArray[np.int32]  # sources within HOPS upstream (0: no river)
 
     def segments(self, box: tuple[float, float, float, float] | None = None) -> tuple[F64, ...]:
@@ -112,14 +112,21 @@ class Network:
 
     def lakes(self) -> tuple[F64, ...]:
         """(x, y, level, radius, phase a, phase b) of every lake (a land node that drains nowhere)."""
-        n = np.flatnonzero((self.down.ravel() < 0) & (self.elevation.ravel() >= SEA_LEVEL))
+        n = np.flatnonzero((self.down.ravel() == -1) & (self.elevation.ravel() >= SEA_LEVEL))
         return _lakes_at(self, n)
 
     key: int = 0
 
 
 def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
-    """The drainage of the nodes that can touch cells in [x_lo, x_hi] x [y_lo, y_hi] (inclusive)."""
+    """The drainage of the nodes that can touch cells in [x_lo, x_hi] x [y_lo, y_hi] (inclusive).
+
+    Those are the nodes within ``_NEAR`` of the region's own (the *core*); a node farther away can
+    reach none of its cells (see ``segments``). The window reaches HOPS + 1 nodes beyond them, as their
+    flow needs, but only the nodes that drain into the core within HOPS hops (few: drainage paths are
+    short) and their neighbours are evaluated; the others keep a NaN elevation and an unknown (-2)
+    drainage, which no river or lake of the region reads.
+    """
     pad = _NEAR + HOPS + 1
     i0, i1 = x_lo // NODE - pad, x_hi // NODE + pad + 1
     j0, j1 = y_lo // NODE - pad, y_hi // NODE + pad + 1
@@ -129,22 +136,28 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     span = NODE // 2
     x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
     y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
-    e32, source_at = _node_fields(seed, i0, j0, x, y)
-    e = e32.astype(np.float64)
-    nj, ni = e.shape
-    # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
-    padded = np.full((nj + 2, ni + 2), np.inf)
-    padded[1:-1, 1:-1] = e
-    best = e.copy()
-    down = np.full((nj, ni), -1, dtype=np.int64)
-    flat = np.arange(nj * ni, dtype=np.int64).reshape(nj, ni)
-    for dx, dy in _OFFSETS:
-        ne = padded[1 + dy : 1 + dy + nj, 1 + dx : 1 + dx + ni]
-        lower = ne < best
-        best = np.where(lower, ne, best)
-        down = np.where(lower, flat + dy * ni + dx, down)
-    down[e < SEA_LEVEL] = -1
-    source = source_at.astype(np.int32).ravel()
+    nodes = _Nodes(seed, i0, j0, x, y)
+    nj, ni = x.shape
+    core = np.zeros((nj, ni), dtype=np.bool_)
+    core[pad - _NEAR : nj - pad + _NEAR, pad - _NEAR : ni - pad + _NEAR] = True
+    # Upstream, a level at a time: the nodes around the last level's that drain into one of them.
+    nodes.drain(core)
+    need, frontier = core, core
+    for _ in range(HOPS):
+        around = _dilate(frontier) & ~need
+        nodes.drain(around)
+        at = np.flatnonzero(around)
+        d = nodes.down.reshape(-1)[at]
+        into = d >= 0
+        into[into] = frontier.reshape(-1)[d[into]]
+        if not into.any():
+            break
+        frontier = np.zeros((nj, ni), dtype=np.bool_)
+        frontier.reshape(-1)[at[into]] = True
+        need = need | frontier
+    nodes.keep()
+    down = nodes.down
+    source = nodes.source.astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)
     targets = down.ravel()[has]
     flow = source.copy()
@@ -152,18 +165,118 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         nxt = source.copy()
         np.add.at(nxt, targets, flow[has])
         flow = nxt
-    return Network(i0, j0, x, y, e, down, flow.reshape(nj, ni), key)
+    return Network(i0, j0, x, y, nodes.elevation.astype(np.float64), down, flow.reshape(nj, ni), key)
+
+
+_UNKNOWN = -2  # the drainage of a node that was not evaluated
+_PREFETCH = 3  # nodes around those whose drainage is asked for that are evaluated at once
+
+
+def _dilate(mask: B, by: int = 1) -> B:
+    """``mask`` grown by ``by`` nodes in every direction (8-neighbourhood), within its shape."""
+    out = mask.copy()
+    for _ in range(by):
+        grown = out.copy()
+        grown[1:, :] |= out[:-1, :]
+        grown[:-1, :] |= out[1:, :]
+        row = grown.copy()
+        grown[:, 1:] |= row[:, :-1]
+        grown[:, :-1] |= row[:, 1:]
+        out = grown
+    return out
+
+
+class _Nodes:
+    """The node window of one network, evaluated as it is asked for: elevation (NaN until known),
+    river sources and drainage (``_UNKNOWN`` until worked out)."""
+
+    def __init__(self, seed: int, i0: int, j0: int, x: I64, y: I64) -> None:
+        self.seed, self.i0, self.j0, self.x, self.y = seed, i0, j0, x, y
+        self.nj, self.ni = x.shape
+        shape = (self.nj, self.ni)
+        self.elevation: F32 = np.full(shape, np.nan, dtype=np.float32)
+        self.source: B = np.zeros(shape, dtype=np.bool_)
+        self.known: B = np.zeros(shape, dtype=np.bool_)
+        self.down: I64 = np.full(shape, _UNKNOWN, dtype=np.int64)
+        self._recalled = False
+
+    def drain(self, mask: B) -> None:
+        """Work out the drainage of the nodes in ``mask`` (the lowest lower neighbour, -1 for none, as a
+        flat index; beyond the window's edge there is none)."""
+        todo = mask & (self.down == _UNKNOWN)
+        if not todo.any():
+            return
+        if not self.known[_dilate(todo)].all():
+            self._evaluate(_dilate(todo, _PREFETCH) & ~self.known)
+        nj, ni = self.nj, self.ni
+        padded = np.full((nj + 2, ni + 2), np.inf)
+        padded[1:-1, 1:-1] = self.elevation
+        at = np.flatnonzero(todo)
+        row, col = np.divmod(at, ni)
+        e = padded[row + 1, col + 1]
+        best = e.copy()
+        down = np.full(at.shape, -1, dtype=np.int64)
+        for dx, dy in _OFFSETS:
+            ne = padded[row + 1 + dy, col + 1 + dx]
+            lower = ne < best
+            best = np.where(lower, ne, best)
+            down = np.where(lower, at + dy * ni + dx, down)
+        down[e < SEA_LEVEL] = -1
+        self.down.reshape(-1)[at] = down
+
+    def _evaluate(self, mask: B) -> None:
+        """Elevation and sources of the nodes in ``mask``: from the recent windows that hold them, the
+        rest evaluated."""
+        if not self._recalled:
+            self._recall()
+            mask = mask & ~self.known
+        at = np.nonzero(mask)
+        if at[0].size:
+            self.elevation[at], self.source[at] = _evaluate_nodes(
+                self.seed, self.x[at], self.y[at], at[1] + self.i0, at[0] + self.j0
+            )
+            self.known[at] = True
+
+    def _recall(self) -> None:
+        """Take what the recent windows know of this one's nodes."""
+        self._recalled = True
+        nj, ni = self.nj, self.ni
+        for w in reversed(tuple(_WINDOWS)):  # the latest first: usually the closest
+            if w.seed != self.seed:
+                continue
+            wj, wi = w.elevation.shape
+            a0, a1 = max(self.i0, w.i0), min(self.i0 + ni, w.i0 + wi)
+            b0, b1 = max(self.j0, w.j0), min(self.j0 + nj, w.j0 + wj)
+            if a0 >= a1 or b0 >= b1:
+                continue
+            mine = (slice(b0 - self.j0, b1 - self.j0), slice(a0 - self.i0, a1 - self.i0))
+            theirs = (slice(b0 - w.j0, b1 - w.j0), slice(a0 - w.i0, a1 - w.i0))
+            new = w.known[theirs] & ~self.known[mine]
+            np.copyto(self.elevation[mine], w.elevation[theirs], where=new)
+            np.copyto(self.source[mine], w.source[theirs], where=new)
+            self.known[mine] |= new
+
+    def keep(self) -> None:
+        """Keep what this window knows for later networks (see _WINDOWS)."""
+        if self.known.size > _WINDOW_NODES:
+            return
+        e, source, known = self.elevation.copy(), self.source.copy(), self.known.copy()
+        e.flags.writeable = source.flags.writeable = known.flags.writeable = False
+        window = _NodeWindow(self.seed, self.i0, self.j0, e, source, known)
+        _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
 
 
 @dataclass(frozen=True, eq=False)
 class _NodeWindow:
-    """The per-node fields of nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` of one seed, arrays (nj, ni)."""
+    """The per-node fields of nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` of one seed, arrays (nj, ni),
+    where ``known``."""
 
     seed: int
     i0: int
     j0: int
     elevation: F32  # uncarved elevation at the node
     source: B  # whether a river rises there
+    known: B
 
 
 # The node windows of the last few networks. A node's fields are a pure function of (seed, node), and
@@ -172,39 +285,7 @@ class _NodeWindow:
 # Entries are immutable and replaced whole, so threads can share them.
 _WINDOWS: list[_NodeWindow] = []
 _KEEP_WINDOWS = 4
-_WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at most 5 bytes per node
-
-
-def _node_fields(seed: int, i0: int, j0: int, x: I64, y: I64) -> tuple[F32, B]:
-    """Uncarved elevation and river sources at the nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` (at world
-    cells ``x``, ``y``, arrays (nj, ni)): taken from the recent windows that hold them, the rest
-    evaluated."""
-    nj, ni = x.shape
-    e = np.empty((nj, ni), dtype=np.float32)
-    source = np.zeros((nj, ni), dtype=np.bool_)
-    known = np.zeros((nj, ni), dtype=np.bool_)
-    for w in reversed(tuple(_WINDOWS)):  # the latest first: usually the closest
-        if w.seed != seed:
-            continue
-        wj, wi = w.elevation.shape
-        a0, a1 = max(i0, w.i0), min(i0 + ni, w.i0 + wi)
-        b0, b1 = max(j0, w.j0), min(j0 + nj, w.j0 + wj)
-        if a0 >= a1 or b0 >= b1:
-            continue
-        mine = (slice(b0 - j0, b1 - j0), slice(a0 - i0, a1 - i0))
-        theirs = (slice(b0 - w.j0, b1 - w.j0), slice(a0 - w.i0, a1 - w.i0))
-        new = ~known[mine]
-        np.copyto(e[mine], w.elevation[theirs], where=new)
-        np.copyto(source[mine], w.source[theirs], where=new)
-        known[mine] = True
-    at = np.nonzero(~known)
-    if at[0].size:
-        e[at], source[at] = _evaluate_nodes(seed, x[at], y[at], at[1] + i0, at[0] + j0)
-    if e.size <= _WINDOW_NODES:
-        e.flags.writeable = source.flags.writeable = False  # shared from now on: nobody may change them
-        window = _NodeWindow(seed, i0, j0, e, source)
-        _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
-    return e, source
+_WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at most 6 bytes per node
 
 
 def _evaluate_nodes(seed: int, x: I64, y: I64, gi: I64, gj: I64) -> tuple[F32, B]:
@@ -599,7 +680,7 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
         carved[is_seg] = cut.reshape(-1, k).min(axis=1)
     lake = np.full(node.shape, np.inf, dtype=np.float32)
     carved_l = ee.copy()
-    is_lake = (flat_down[node] < 0) & (net.elevation.ravel()[node] >= SEA_LEVEL)
+    is_lake = (flat_down[node] == -1) & (net.elevation.ravel()[node] >= SEA_LEVEL)
     sel = np.flatnonzero(is_lake)
     bound = MAX_LAKE_RADIUS * _WOBBLE + VALLEY + 2.0
     dx = px.ravel()[sel] - net.x.ravel()[node.ravel()[sel]]
