@@ -240,16 +240,25 @@ def test_nodes_kept_from_earlier_regions_give_the_same_bits(monkeypatch: pytest.
     for seed, x, y, w, h, step in regions:
         monkeypatch.setattr(_rivers, "_WINDOWS", [])
         cold.append(digest(generate(seed, x, y, w, h, step=step)))
-    first_region_nodes, cold_nodes = evaluated[0], sum(evaluated)
+        if len(cold) == 1:
+            first_region_nodes = sum(evaluated)
+    cold_nodes = sum(evaluated)
     evaluated.clear()
     monkeypatch.setattr(_rivers, "_WINDOWS", [])
     warm = [digest(generate(seed, x, y, w, h, step=step)) for seed, x, y, w, h, step in regions]
     assert warm == cold
     assert sum(evaluated) < cold_nodes / 3  # the later regions took most nodes from the earlier ones
-    # Another seed shares no node with them: all its nodes are evaluated.
+    # Another seed shares no node with them: all its nodes are evaluated, as many as from a cold start.
     evaluated.clear()
     generate(6, 9000, -4000, 130, 130)
-    assert evaluated == [first_region_nodes]
+    beside_others = sum(evaluated)
+    evaluated.clear()
+    monkeypatch.setattr(_rivers, "_WINDOWS", [])
+    generate(6, 9000, -4000, 130, 130)
+    assert beside_others == sum(evaluated) > 0
+    # Only the nodes that drain into the region's within HOPS hops, and their neighbours, are evaluated:
+    # a small share of the window (57x57 nodes around a chunk).
+    assert first_region_nodes < 57 * 57 / 5
 
 
 @pytest.mark.parametrize(
