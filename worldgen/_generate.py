@@ -198,6 +198,13 @@ def _near_sea_lattice(lattice: SeaLattice, x: I64, y: I64) -> B:
 def _beach_grid(grid: Grid, cand: B, lattice: SeaLattice) -> B:
     """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
     lattice around the grid (``_near_sea_points`` for every candidate)."""
+    if grid.step == 1:
+        # Whether sea lies within reach of every cell, a lattice column and row at a time: cheaper
+        # than looking around each candidate when they are many (whole worlds at full resolution).
+        rows = _reach_any(lattice.sea.T, lattice.ly0, grid.y0, grid.height).T
+        near = _reach_any(rows, lattice.lx0, grid.x0, grid.width)
+        beach: B = np.logical_and(cand, near)
+        return beach
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
     lx0, ly0 = lattice.lx0, lattice.ly0
@@ -218,6 +225,33 @@ def _beach_grid(grid: Grid, cand: B, lattice: SeaLattice) -> B:
     count = np.take(across, base + ihi[col]) - np.take(across, base + ilo[col])
     beach.reshape(-1)[flat] = count > 0
     return beach
+
+
+_REACH_POINTS = BEACH_REACH // _LATTICE  # lattice points within BEACH_REACH on either side of one
+assert BEACH_REACH % _LATTICE == 0  # (_reach_any relies on it)
+
+
+def _reach_any(mask: B, lo: int, first: int, count: int) -> B:
+    """For the ``count`` consecutive cells from ``first`` along the last axis: whether ``mask`` is set
+    at a lattice point within BEACH_REACH of the cell (``mask[..., i]`` is lattice point ``lo + i``,
+    covering BEACH_REACH around the cells). Shaped like ``mask`` but for the last axis.
+
+    A cell on a lattice point sees the 2 R + 1 points around its own (R = _REACH_POINTS), any other
+    cell the 2 R points from R - 1 below its lattice cell to R above: two window ORs over the lattice,
+    then each cell takes its window's.
+    """
+    s, reach = _LATTICE, _REACH_POINTS
+    l0 = first // s - lo  # the first cell's lattice cell, as an index into mask
+    n = (first + count - 1) // s - lo - l0 + 1
+    between = mask[..., l0 - reach + 1 : l0 - reach + 1 + n].copy()
+    for k in range(-reach + 2, reach + 1):
+        between |= mask[..., l0 + k : l0 + k + n]
+    out = np.empty((*mask.shape[:-1], n, s), dtype=np.bool_)
+    np.logical_or(between, mask[..., l0 - reach : l0 - reach + n], out=out[..., 0])
+    out[..., 1:] = between[..., None]
+    start = first - (l0 + lo) * s
+    cells: B = out.reshape(*mask.shape[:-1], n * s)[..., start : start + count]
+    return cells
 
 
 def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny: int) -> B:
