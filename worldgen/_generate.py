@@ -243,15 +243,24 @@ def _reach_any(mask: B, lo: int, first: int, count: int) -> B:
     s, reach = _LATTICE, _REACH_POINTS
     l0 = first // s - lo  # the first cell's lattice cell, as an index into mask
     n = (first + count - 1) // s - lo - l0 + 1
+    mask = np.ascontiguousarray(mask)
     between = mask[..., l0 - reach + 1 : l0 - reach + 1 + n].copy()
     for k in range(-reach + 2, reach + 1):
         between |= mask[..., l0 + k : l0 + k + n]
-    out = np.empty((*mask.shape[:-1], n, s), dtype=np.bool_)
-    np.logical_or(between, mask[..., l0 - reach : l0 - reach + n], out=out[..., 0])
-    out[..., 1:] = between[..., None]
+    on_point = mask[..., l0 - reach : l0 - reach + n] | between
+    # The s cells of each lattice cell as the s bytes of one integer (little-endian: the byte of the
+    # cell on the lattice point first), so spreading the windows to the cells takes two passes.
+    spread = _SPREAD[s]
+    out = np.multiply(between, spread[1], dtype=spread[0])
+    out |= on_point
     start = first - (l0 + lo) * s
-    cells: B = out.reshape(*mask.shape[:-1], n * s)[..., start : start + count]
+    cells: B = out.view(np.bool_)[..., start : start + count]
     return cells
+
+
+# For _LATTICE cells a lattice cell: the integer type of that many bytes, and the value whose bytes are
+# 0, 1, 1, ... in memory order (little-endian).
+_SPREAD = {4: (np.dtype("<u4"), np.uint32(0x01010100))}
 
 
 def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny: int) -> B:
