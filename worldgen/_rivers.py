@@ -465,31 +465,26 @@ def _boxes(grid: Grid, cx0: F64, cy0: F64, cx1: F64, cy1: F64) -> tuple[I64, I64
     return rows * grid.width + cols, owner
 
 
-class Band(NamedTuple):
-    """The (sample, segment) pairs of ``_band``: flat sample index and world x, y of each pair, and the
-    sample lines they come in (pairs are grouped by line, in line order): each line's segment and count.
-    """
+class Lines(NamedTuple):
+    """Sample lines across river pieces (of one orientation, see ``_lines``): each line's piece, its
+    index and world coordinate along the piece's longer axis, and its first sample and count across."""
 
-    idx: I64
-    px: F64
-    py: F64
-    line_owner: I64
-    line_count: I64
-
-    def per_pair(self, values: F64) -> F64:
-        """A per-segment array spread to the pairs."""
-        return np.repeat(values[self.line_owner], self.line_count)
+    flip: bool  # True: lines are rows (the piece runs along y), else columns
+    owner: I64
+    along: I64
+    u: F64
+    lo: I64
+    samples: I64
 
 
-def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
-    """Samples within ``reach`` of each segment (a superset), as (sample, segment) pairs.
+def _lines(grid: Grid, seg: tuple[F64, ...], reach: F64) -> list[Lines]:
+    """Samples within ``reach`` of each piece (a superset), as lines of consecutive samples.
 
-    Along a segment's longer axis, each sample line crossing the segment (or within ``reach`` beyond an
-    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it: a
-    run of consecutive samples, worked out per line and only then spread to its samples.
+    Along a piece's longer axis, each sample line crossing the piece (or within ``reach`` beyond an end)
+    gets the samples within ``reach * sqrt(1 + slope**2)`` of the piece's centre line across it.
     """
     ax, ay, bx, by = seg[:4]
-    parts: list[tuple[I64, F64, F64, I64, I64]] = []
+    out: list[Lines] = []
     along_x = np.abs(bx - ax) >= np.abs(by - ay)
     st = grid.step
     for flip in (False, True):
@@ -509,7 +504,7 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
         slope = (bv - av) / (bu - au)
         half = r * np.sqrt(1.0 + slope * slope)
         n_rows = (np.floor(2.0 * half / st) + 2).astype(np.int64)
-        # One entry per (segment, sample line across it).
+        # One entry per (piece, sample line across it).
         lines = np.maximum(c1 - c0, 0)
         owner = np.repeat(np.arange(which.size, dtype=np.int64), lines)
         col = c0[owner] + (np.arange(int(lines.sum()), dtype=np.int64) - (np.cumsum(lines) - lines)[owner])
@@ -518,23 +513,103 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
         centre = av[owner] + t * (bv[owner] - av[owner])
         row0 = np.ceil((centre - half[owner] - v0) / st).astype(np.int64)
         lo = np.maximum(row0, 0)
-        hi = np.minimum(row0 + n_rows[owner], n_v)
-        count = np.maximum(hi - lo, 0)
-        # Spread to the samples of each line: rows lo, lo + 1, ... (the rows of the line inside the grid).
-        j = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        row = np.repeat(lo, count) + j
-        v = (v0 + row * st).astype(np.float64)
-        uu = np.repeat(u, count)
-        colr = np.repeat(col, count)
-        if flip:
-            parts.append((colr * grid.width + row, v, uu, which[owner], count))
+        count = np.minimum(row0 + n_rows[owner], n_v) - lo
+        keep = np.flatnonzero(count > 0)
+        out.append(Lines(flip, which[owner[keep]], col[keep], u[keep], lo[keep], count[keep]))
+    return out
+
+
+_SHORTER = 0.75
+
+
+def _rasterise_lines(
+    grid: Grid, lines: Lines, terms: tuple[F64, ...], e_flat: F32, river: F32, carved: F32
+) -> None:
+    """The river formula at every sample of the lines, kept as minima in ``river`` and ``carved``.
+
+    Lines are taken longest first, in blocks of lines of about one length (at most _BATCH samples) as
+    a (longest, lines) array: the per-piece and per-line terms broadcast over a line's samples, and a
+    line shorter than the block's longest repeats its last sample (an evaluation twice changes no
+    minimum).
+    """
+    order = np.argsort(-lines.samples, kind="stable")
+    count = lines.samples[order]
+    size = max(min(_BATCH, int(count[0]) * order.size), int(count[0])) if order.size else 0
+    scratch = [np.empty(size, dtype=np.float64) for _ in range(5)]
+    low = [np.empty(size, dtype=np.float32) for _ in range(2)]
+    st = grid.step
+    start = 0
+    while start < order.size:
+        longest = int(count[start])
+        # Lines at least _SHORTER as long as the longest: little padding.
+        short = int(np.searchsorted(-count, -int(longest * _SHORTER), side="right"))
+        stop = min(short, start + max(1, _BATCH // longest))
+        sel = order[start:stop]
+        owner = lines.owner[sel]
+        # (samples, lines): numpy's inner loops then run along the lines, which are many.
+        lo = lines.lo[sel]
+        across = np.minimum(lo + np.arange(longest, dtype=np.int64)[:, None], lo + (count[start:stop] - 1))
+        v = ((grid.x0 if lines.flip else grid.y0) + across * st).astype(np.float64)
+        u = lines.u[sel][None, :]
+        along = lines.along[sel][None, :]
+        if lines.flip:
+            idx = along * grid.width + across
+            px, py = v, u
         else:
-            parts.append((row * grid.width + colr, uu, v, which[owner], count))
-    if not parts:
-        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        return Band(empty_i, empty_f, empty_f, empty_i, empty_i)
-    idx, px, py, line_owner, line_count = (np.concatenate(k) for k in zip(*parts, strict=True))
-    return Band(idx, px, py, line_owner, line_count)
+            idx = across * grid.width + along
+            px, py = u, v
+        idx = idx.reshape(-1)
+        per_line = tuple(a[owner][None, :] for a in terms)
+        e = np.take(e_flat, idx, out=low[0][: idx.size])
+        gap, cut = _segment_lines(px, py, e.reshape(v.shape), per_line, scratch)
+        # (rounded to float32 first, as the minima are kept in float32)
+        for values, field, out in ((gap, river, low[0]), (cut, carved, low[1])):
+            rounded = out[: idx.size]
+            np.copyto(rounded, values.reshape(-1), casting="same_kind")
+            np.minimum.at(field, idx, rounded)
+        start = stop
+
+
+def _segment_lines(px: F64, py: F64, e: F32, terms: tuple[F64, ...], scratch: list[F64]) -> tuple[F64, F64]:
+    """``_segment_core`` for (samples, lines) arrays, one of ``px``, ``py`` and the ``_segment_setup``
+    terms per line (shape (1, lines)): the same operations in the same order, so the same bits, in
+    five float64 ``scratch`` arrays of at least that many elements (no fresh arrays to fault in).
+    Returns the clearance and the carved elevation as float64 views of the scratch."""
+    ax, ay, vx, vy, vv, la, lb, half = terms
+    b0, b1, b2, b3, b4 = (a[: e.size].reshape(e.shape) for a in scratch)
+    wx = np.subtract(px, ax, out=b0)
+    wy = np.subtract(py, ay, out=b1)
+    t = np.multiply(wx, vx, out=b2)
+    t += np.multiply(wy, vy, out=b3)
+    t /= vv
+    np.clip(t, 0.0, 1.0, out=t)
+    wx -= np.multiply(vx, t, out=b3)  # dx
+    wy -= np.multiply(vy, t, out=b3)  # dy
+    wx *= wx
+    wy *= wy
+    wx += wy
+    gap = np.sqrt(wx, out=wx)
+    gap -= half
+    level = np.multiply(lb, t, out=b3)
+    level += la
+    side = np.maximum(gap, 0.0, out=b2)
+    en = b1
+    np.copyto(en, e)
+    cut = np.multiply(side, VALLEY_SLOPE, out=b4)
+    cut += level
+    np.minimum(en, cut, out=cut)
+    fade = np.multiply(side, 1.0 / VALLEY, out=b3)
+    np.clip(fade, 0.0, 1.0, out=fade)
+    # fade * fade * (3 - 2 fade), then 1 - that, in the order the formula always used.
+    smooth = np.multiply(fade, -2.0, out=b2)
+    smooth += 3.0
+    fade *= fade
+    fade *= smooth
+    np.subtract(1.0, fade, out=fade)
+    np.subtract(en, cut, out=cut)
+    cut *= fade
+    np.subtract(en, cut, out=cut)
+    return gap, cut
 
 
 def water_grid(
@@ -570,19 +645,9 @@ def water_grid(
     )
     seg = tuple(a[hit] for a in seg)
     reach = reach[hit]
-    length = np.hypot(seg[2] - seg[0], seg[3] - seg[1])
-    cost = np.cumsum((length + 2 * reach + grid.step) * (2.9 * reach + 2 * grid.step) / grid.step**2)
-    start = 0
-    while start < cost.size:
-        stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
-        part = tuple(a[start:stop] for a in seg)
-        band = _band(grid, part, reach[start:stop])
-        idx = band.idx
-        terms = tuple(band.per_pair(a) for a in _segment_setup(part))
-        clearance, cut = _segment_core(band.px, band.py, e_flat[idx], terms)
-        np.minimum.at(river, idx, clearance)
-        np.minimum.at(carved, idx, cut)
-        start = stop
+    terms = _segment_setup(seg)
+    for lines in _lines(grid, seg, reach):
+        _rasterise_lines(grid, lines, terms, e_flat, river, carved)
     lk = net.lakes()
     lx, ly = lk[:2]
     reach = lk[3] * _WOBBLE + VALLEY + 1.0
