@@ -156,7 +156,7 @@ def _classify(
     m_band = (moisture >= DRY).view(np.uint8) + (moisture >= WET).view(np.uint8)
     t_band *= 3
     t_band += m_band
-    np.take(_LAND, t_band, out=biome)
+    np.take(_LAND, t_band, out=biome, mode="clip")  # (always in range: no bounds check to pay for)
     swamp = moisture >= SWAMP_MOISTURE
     swamp &= elevation < SWAMP_LEVEL
     swamp &= not_cold
