@@ -197,13 +197,13 @@ def _near_sea_lattice(lattice: SeaLattice, x: I64, y: I64) -> B:
 
 def _beach_grid(grid: Grid, cand: B, lattice: SeaLattice) -> B:
     """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
-    lattice around the grid (``_near_sea_points`` for every candidate)."""
+    lattice around the grid (``_near_sea_points`` for every candidate). May overwrite ``cand``."""
     if grid.step == 1:
         # Whether sea lies within reach of every cell, a lattice column and row at a time: cheaper
         # than looking around each candidate when they are many (whole worlds at full resolution).
         rows = _reach_any(lattice.sea.T, lattice.ly0, grid.y0, grid.height).T
         near = _reach_any(rows, lattice.lx0, grid.x0, grid.width)
-        beach: B = np.logical_and(cand, near)
+        beach: B = np.logical_and(cand, near, out=cand)  # (cand is not needed after this)
         return beach
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()

@@ -520,6 +520,9 @@ def _lines(grid: Grid, seg: tuple[F64, ...], reach: F64) -> list[Lines]:
 
 
 _SHORTER = 0.75
+# Samples of river lines evaluated at once: their float64 scratch (five arrays) stays small enough to
+# be reused from the allocator's free memory, call after call, rather than fresh pages to fault in.
+_LINE_BATCH = 1 << 14
 
 
 def _rasterise_lines(
@@ -527,14 +530,14 @@ def _rasterise_lines(
 ) -> None:
     """The river formula at every sample of the lines, kept as minima in ``river`` and ``carved``.
 
-    Lines are taken longest first, in blocks of lines of about one length (at most _BATCH samples) as
+    Lines are taken longest first, in blocks of lines of about one length (at most _LINE_BATCH samples) as
     a (longest, lines) array: the per-piece and per-line terms broadcast over a line's samples, and a
     line shorter than the block's longest repeats its last sample (an evaluation twice changes no
     minimum).
     """
     order = np.argsort(-lines.samples, kind="stable")
     count = lines.samples[order]
-    size = max(min(_BATCH, int(count[0]) * order.size), int(count[0])) if order.size else 0
+    size = max(min(_LINE_BATCH, int(count[0]) * order.size), int(count[0])) if order.size else 0
     scratch = [np.empty(size, dtype=np.float64) for _ in range(5)]
     low = [np.empty(size, dtype=np.float32) for _ in range(2)]
     st = grid.step
@@ -543,7 +546,7 @@ def _rasterise_lines(
         longest = int(count[start])
         # Lines at least _SHORTER as long as the longest: little padding.
         short = int(np.searchsorted(-count, -int(longest * _SHORTER), side="right"))
-        stop = min(short, start + max(1, _BATCH // longest))
+        stop = min(short, start + max(1, _LINE_BATCH // longest))
         sel = order[start:stop]
         owner = lines.owner[sel]
         # (samples, lines): numpy's inner loops then run along the lines, which are many.
