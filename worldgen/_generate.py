@@ -12,7 +12,7 @@ import numpy.typing as npt
 from . import _checks, _creatures
 from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify
 from ._noise import peak_bytes as noise_peak_bytes
-from ._rivers import _BATCH, NODE, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
+from ._rivers import _BATCH, NODE, Network, cut_channels, network, water_grid, water_points
 from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
 
@@ -320,9 +320,9 @@ def _carve(
     lake: B,
     cand: B,
 ) -> None:
-    """The river, lake and beach candidate masks, lakes and channels carved into ``carved``, the river
-    field capped at RIVER_FAR in place and the heights 1..10 of the carved elevation (into ``heights``),
-    a chunk of cells at a time (in cache).
+    """The river, lake and beach candidate masks, lakes and channels carved into ``carved`` and the
+    heights 1..10 of the carved elevation (into ``heights``), a chunk of cells at a time (in cache).
+    ``water_river`` comes capped at RIVER_FAR (see ``water_grid``).
 
     ``lake`` comes in holding the lake basins of the terrain and ``cand`` the coastal land (continentalness
     below BEACH_NOISE); both are completed in place.
@@ -345,7 +345,6 @@ def _carve(
         bed = cut[channel]
         cut_channels(bed, np.ones(bed.shape, dtype=np.bool_))
         cut[channel] = bed
-        np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
         coast &= cut >= np.float32(SEA_LEVEL)
         coast[in_lake] = False
         coast[channel] = False

@@ -45,6 +45,7 @@ HALF_WIDTH, WIDTH_GAIN, MAX_HALF_WIDTH = 1.0, 0.8, 6.0  # half width = 1 + 0.8 s
 MEANDER = (0.16, 0.07, 0.04)  # sideways swings of a segment (1, 2, 3 half waves), shares of its length
 PIECES = 8  # straight pieces per segment
 RIVER_FAR = 8.0  # the river field's cap: distances beyond this are stored as this
+assert MAX_HALF_WIDTH < RIVER_FAR  # (water_grid relies on it: no clearance below -RIVER_FAR)
 VALLEY = 8.0  # cells beyond the banks over which the valley fades out
 VALLEY_SLOPE = 0.006  # elevation per cell of a valley's sides
 RIVER_DEPTH = 0.004  # water level below the line between the two nodes' elevations
@@ -625,6 +626,7 @@ def water_grid(
     carved_out: F32 | None = None,
 ) -> Water:
     """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved).
+    The river field is capped at RIVER_FAR.
 
     ``river_out`` and ``carved_out``, if given (contiguous float32 arrays of the grid's shape, not
     ``elevation``), receive the river field and the carved elevation instead of new arrays.
@@ -632,7 +634,9 @@ def water_grid(
     e_flat = elevation.ravel()
     size = e_flat.size
     river = np.empty(size, dtype=np.float32) if river_out is None else river_out.reshape(-1)
-    river.fill(np.inf)
+    # Filled with the cap: a clearance is never below -MAX_HALF_WIDTH > -RIVER_FAR, so the field comes
+    # out capped on both sides without a clip.
+    river.fill(RIVER_FAR)
     lake = np.zeros(size, dtype=np.bool_)
     carved = np.empty_like(e_flat) if carved_out is None else carved_out.reshape(-1)
     np.copyto(carved, e_flat)
