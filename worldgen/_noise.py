@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ._hash import derive_key, hash2, hash2_grid
+from ._hash import derive_key, hash2, hash2_grid_top
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -397,10 +397,9 @@ def fbm_points_many(
         weights *= w
         np.rint(weights, out=weights)
         acc = np.zeros(fx.shape, dtype=np.float64)
-        hashes = hash2_grid(keys, [cx, cx + 1], [cy, cy + 1])
-        for (h0, h1), (wp, wq) in zip(hashes, ((0, 1), (2, 3)), strict=True):
-            g0 = (h0 >> np.uint64(60)).astype(np.intp)
-            g1 = (h1 >> np.uint64(60)).astype(np.intp)
+        # The gradient index is a hash's top 4 bits (as in _Octave).
+        grads = hash2_grid_top(keys, [cx, cx + 1], [cy, cy + 1], 4)
+        for (g0, g1), (wp, wq) in zip(grads, ((0, 1), (2, 3)), strict=True):
             p = _GRAD_X[g0] * fx
             p *= one_sx
             t = _GRAD_X[g1] * fx_1

@@ -596,7 +596,7 @@ def _segment_lines(px: F64, py: F64, e: F32, terms: tuple[F64, ...], scratch: li
     gap -= half
     level = np.multiply(lb, t, out=b3)
     level += la
-    side = np.maximum(gap, 0.0, out=b2)
+    side = np.clip(gap, 0.0, np.inf, out=b2)  # (as maximum, faster; a difference is never -0.0)
     en = b1
     np.copyto(en, e)
     cut = np.multiply(side, VALLEY_SLOPE, out=b4)

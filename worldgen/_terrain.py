@@ -195,7 +195,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
         sea_floor = _hermite(_unit(u), 1.0, out=t)
         sea_floor *= _F(SEA_LEVEL)
         floor = np.subtract(h, sea_floor, out=sea_floor)
-        np.minimum(floor, _BELOW_SEA, out=floor)
+        np.clip(floor, -_INF, _BELOW_SEA, out=floor)  # (as minimum, faster; a difference is never -0.0)
         if count == wet.size:
             h[...] = floor
         else:
@@ -230,7 +230,7 @@ def _ridges(n: F32, d: F32, land: F32, ridge: F32, t: F32) -> None:
     t *= _F(1.0 / INLAND_RANGE)
     ridge *= _unit(t)
     np.multiply(land, _F(4.0), out=t)
-    np.minimum(t, one, out=t)
+    np.clip(t, -_INF, one, out=t)  # (as minimum, faster; t is never -0.0)
     ridge *= t
     # The detail roughens the crests and flanks, so ranges have peaks and passes.
     np.multiply(d, _F(ROUGHNESS), out=t)
@@ -251,7 +251,7 @@ def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
     sea_floor = _hermite(_unit(u), 1.0, out=t)
     sea_floor *= _F(SEA_LEVEL)
     np.subtract(_F(SEA_LEVEL), sea_floor, out=d)
-    np.minimum(d, _BELOW_SEA, out=d)
+    np.clip(d, -_INF, _BELOW_SEA, out=d)  # (as in _shape)
     # Water inside a continent (not the open sea) is a lake.
     inland_water = np.logical_not(sea, out=_flags(u))
     if inland_water.any():
