@@ -170,7 +170,8 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
 
 
 _UNKNOWN = -2  # the drainage of a node that was not evaluated
-_PREFETCH = 3  # nodes around those whose drainage is asked for that are evaluated at once
+_PREFETCH = 4  # nodes around those whose drainage is asked for that are evaluated at once (one call
+# costs about as much as 450 nodes: 4 needs 1.3 calls a chunk, 3 needs 1.7, 2 needs 2.4)
 
 
 def _dilate(mask: B, by: int = 1) -> B:
