@@ -6,8 +6,8 @@ Run: python benchmarks/bench_worldgen.py [--runs N] [--numba-python /path/to/pyt
 
 --baseline DIR times another version's generate() (the worldgen package in DIR, e.g. an old commit
 exported with `git archive COMMIT worldgen | tar -x -C DIR`) interleaved with this one at 1024x1024
-and for the game's chunks, call by call in one process, so that a loaded machine slows both alike:
-the ratio is what to compare.
+(both cold) and for the game's chunks, call by call in one process, so that a loaded machine slows both
+alike: the ratio is what to compare.
 
 generate() keeps the river network's nodes of its last few regions and the noise's axes of chunk-sized
 regions (neighbouring regions share most of them): whole worlds are timed cold (those kept nodes
@@ -59,11 +59,14 @@ CHUNK_CASES = ((1, True), (2, True), (4, True), (4, False), (16, False))
 NONE = {True: "", False: " no creatures"}
 
 
-def cold(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with the river nodes generate() keeps from earlier regions dropped before each call."""
+def cold(fn: Callable[[], object], rivers: object = _rivers) -> Callable[[], object]:
+    """``fn`` with the river nodes that generate() keeps from earlier regions (``rivers._WINDOWS``, of
+    this worldgen or a baseline's, if it keeps any) dropped before each call."""
+    kept = getattr(rivers, "_WINDOWS", None)
 
     def run() -> object:
-        _rivers._WINDOWS.clear()
+        if kept is not None:
+            kept.clear()
         return fn()
 
     return run
@@ -272,7 +275,11 @@ def main() -> None:
     if args.baseline:
         other = baseline_generate(args.baseline)
         base_ms, ours_ms = interleaved_ms(
-            [lambda: other(SEED, 0, 0, N, N), cold(lambda: generate(SEED, 0, 0, N, N))], 3 * runs
+            [
+                cold(lambda: other(SEED, 0, 0, N, N), sys.modules.get("worldgen_baseline._rivers")),
+                cold(lambda: generate(SEED, 0, 0, N, N)),
+            ],
+            3 * runs,
         )
         rows.append((f"baseline generate() ({args.baseline}), interleaved", f"{N}x{N}", base_ms, "1.00x"))
         rows.append(
