@@ -261,6 +261,7 @@ def _reach_any(mask: B, lo: int, first: int, count: int) -> B:
 # For _LATTICE cells a lattice cell: the integer type of that many bytes, and the value whose bytes are
 # 0, 1, 1, ... in memory order (little-endian).
 _SPREAD = {4: (np.dtype("<u4"), np.uint32(0x01010100))}
+assert _LATTICE in _SPREAD
 
 
 def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny: int) -> B:
