@@ -71,7 +71,8 @@ class _Axis:
         self._weights: F64 | None = None
         coords = start - offset + np.arange(count, dtype=np.int64) * step
         self.cell = coords // spacing  # floor division: negative coordinates work
-        self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
+        self.phase = coords - self.cell * spacing  # the position in the lattice cell, 0..spacing-1
+        self.frac = self.phase.astype(np.float64) / spacing  # exact (dyadic)
         self.fade = _fade(self.frac)
         if step <= spacing:
             # Consecutive samples share a cell or move to the next one: the points are a plain range.
@@ -115,7 +116,7 @@ _SHARED_AXES = 512
 @functools.lru_cache(maxsize=_SHARED_AXES)
 def _shared_axis(start: int, count: int, spacing: int, offset: int, step: int) -> _Axis:
     axis = _Axis(start, count, spacing, offset, step)
-    for a in (axis.cell, axis.frac, axis.fade, axis.lattice, axis.index):
+    for a in (axis.cell, axis.phase, axis.frac, axis.fade, axis.lattice, axis.index):
         a.flags.writeable = False  # shared: a write would change other calls' noise
     return axis
 
@@ -143,6 +144,12 @@ class _Octave:
         xa = _axis(x0, width, spacing, ox, step)
         ya = _axis(y0, height, spacing, oy, step)
         grad = (hash2(key, xa.lattice[None, :], ya.lattice[:, None]) >> np.uint64(60)).astype(np.intp)
+        self.weights = ya.row_weights()
+        self.row = ya.index  # local lattice row of each output row
+        self.sparse = step >= spacing
+        if step == 1 and _TABLE_CELLS * spacing < grad.shape[0] * width // 2:
+            self.p, self.q = _basis_from_tables(grad, xa, spacing, amplitude)
+            return
         gx, gy = _GRAD_X[grad], _GRAD_Y[grad]
         col = xa.index
         col1 = col + 1
@@ -169,9 +176,37 @@ class _Octave:
             np.rint(basis, out=basis)
             basis *= 1.0 / (1 << _BASIS_BITS)
         self.p, self.q = p, q
-        self.weights = ya.row_weights()
-        self.row = ya.index  # local lattice row of each output row
-        self.sparse = step >= spacing
+
+
+# A fine octave's P and Q at a step of 1 take one of 16 x 16 x spacing values (the gradients at the two
+# lattice points, the position in the lattice cell): a table of them, computed by the same operations,
+# then gathered, is cheaper than the arithmetic over every lattice row when it is much smaller.
+_TABLE_CELLS = 2 * 16 * 16
+
+
+def _basis_from_tables(
+    grad: npt.NDArray[np.intp], xa: _Axis, spacing: int, amplitude: float
+) -> tuple[F64, F64]:
+    """``_Octave``'s rounded P and Q tables at a step of 1, gathered from the values of every pair of
+    gradients at every position in a lattice cell (the same operations on the same values: the same
+    bits)."""
+    frac = np.arange(spacing, dtype=np.float64) / spacing  # as _Axis computes it, phase by phase
+    fx, sx = frac[None, None, :], _fade(frac)[None, None, :]
+    gx0, gx1 = _GRAD_X[:, None, None], _GRAD_X[None, :, None]
+    gy0, gy1 = _GRAD_Y[:, None, None], _GRAD_Y[None, :, None]
+    p_values = (gx0 * fx) * (1.0 - sx) + (gx1 * (fx - 1.0)) * sx
+    q_values = gy0 * (1.0 - sx) + gy1 * sx
+    scale = amplitude * float(1 << _BASIS_BITS)
+    for values in (p_values, q_values):
+        values *= scale
+        np.rint(values, out=values)
+        values *= 1.0 / (1 << _BASIS_BITS)
+    # Each lattice cell's gradient pair, then each column's entry in the tables.
+    pair = grad[:, :-1] * 16 + grad[:, 1:]
+    at = pair[:, xa.index]
+    at *= spacing
+    at += xa.phase[None, :]
+    return np.take(p_values.reshape(-1), at), np.take(q_values.reshape(-1), at)
 
 
 def peak_bytes(width: int, height: int, spacings: Sequence[int]) -> int:
