@@ -6,15 +6,15 @@ Run: python benchmarks/bench_worldgen.py [--runs N] [--numba-python /path/to/pyt
 
 --baseline DIR times another version's generate() (the worldgen package in DIR, e.g. an old commit
 exported with `git archive COMMIT worldgen | tar -x -C DIR`) interleaved with this one at 1024x1024
-and for the game's chunks, call by call in one process, so that a loaded machine slows both alike:
-the ratio is what to compare.
+(both cold) and for the game's chunks, call by call in one process, so that a loaded machine slows both
+alike: the ratio is what to compare.
 
 generate() keeps the river network's nodes of its last few regions and the noise's axes of chunk-sized
 regions (neighbouring regions share most of them): whole worlds are timed cold (those kept nodes
 dropped before each call, as a world is generated once; their axes are too long to be kept); the game's
-chunks (130x130: 128 and a halo, at a far offset, steps 1, 2 and 4) both cold (each in a new column and
-row, as after a jump) and warm (a 5x5 block of neighbouring chunks, nearest first, as the game's pool
-hands them out).
+chunks (130x130: 128 and a halo, at a far offset, steps 1, 2 and 4 with creatures, 4 and 16 without, as
+the game's coarse levels ask) both cold (each in a new column and row, as after a jump) and warm (a 5x5
+block of neighbouring chunks, nearest first, as the game's pool hands them out).
 
 opensimplex's array API is very slow without numba, so by default it runs on a smaller grid and the
 time is scaled up to 1024x1024 (marked "est."). --numba-python adds a row timed in another interpreter
@@ -53,20 +53,30 @@ OCTAVES = len(ELEVATION_OCTAVES)
 
 CHUNK = 130  # the game's 128x128 chunks with a one-cell halo
 FAR = 123456 * 128  # an arbitrary far offset
+# (step, creatures) of the chunks timed: the game's levels 0, 1, 2 and 4 (the coarse ones ask for no
+# creatures), and step 4 with creatures as before.
+CHUNK_CASES = ((1, True), (2, True), (4, True), (4, False), (16, False))
+NONE = {True: "", False: " no creatures"}
 
 
-def cold(fn: Callable[[], object]) -> Callable[[], object]:
-    """``fn`` with the river nodes generate() keeps from earlier regions dropped before each call."""
+def cold(fn: Callable[[], object], rivers: object = _rivers) -> Callable[[], object]:
+    """``fn`` with the river nodes that generate() keeps from earlier regions (``rivers._WINDOWS``, of
+    this worldgen or a baseline's, if it keeps any) dropped before each call."""
+    kept = getattr(rivers, "_WINDOWS", None)
 
     def run() -> object:
-        _rivers._WINDOWS.clear()
+        if kept is not None:
+            kept.clear()
         return fn()
 
     return run
 
 
-def chunk_calls(gen: Callable[..., object], step: int, warm: bool) -> Callable[[], object]:
-    """One chunk per call: far apart (cold, as after a jump) or a 5x5 view of neighbours, nearest first."""
+def chunk_calls(
+    gen: Callable[..., object], step: int, warm: bool, creatures: bool = True
+) -> Callable[[], object]:
+    """One chunk per call: far apart (cold, as after a jump) or a 5x5 view of neighbours, nearest first.
+    ``creatures=False`` asks for none, as the game's coarse levels do."""
     cells = sorted(((i, j) for i in range(-2, 3) for j in range(-2, 3)), key=lambda c: c[0] ** 2 + c[1] ** 2)
     calls = iter(range(1 << 30))
 
@@ -80,6 +90,8 @@ def chunk_calls(gen: Callable[..., object], step: int, warm: bool) -> Callable[[
             x, y = FAR + k * 64 * span, FAR + k * 64 * span
         if step == 1:  # without the keyword: an old baseline may have no step
             return gen(SEED, x - 1, y - 1, CHUNK, CHUNK)
+        if not creatures:
+            return gen(SEED, x - step, y - step, CHUNK, CHUNK, step=step, creatures=False)
         return gen(SEED, x - step, y - step, CHUNK, CHUNK, step=step)
 
     return run
@@ -252,38 +264,44 @@ def main() -> None:
         verdict = "meets" if ms <= target else "MISSES"
         name = f"whole world generate() (target <= {target:.0f} ms: {verdict})"
         rows.append((name, f"{size}x{size}", ms, "-"))
-    for step in (1, 2, 4):
+    for step, creatures in CHUNK_CASES:
         for warm in (False, True):
-            ms = median_ms(chunk_calls(generate, step, warm), 5 * runs)
+            ms = median_ms(chunk_calls(generate, step, warm, creatures), 5 * runs)
             how = "a 5x5 view of neighbours, warm" if warm else "far apart, cold"
-            rows.append((f"chunk generate(), step {step}, {how}", f"{CHUNK}x{CHUNK}", ms, "-"))
+            rows.append(
+                (f"chunk generate(), step {step}{NONE[creatures]}, {how}", f"{CHUNK}x{CHUNK}", ms, "-")
+            )
 
     if args.baseline:
         other = baseline_generate(args.baseline)
         base_ms, ours_ms = interleaved_ms(
-            [lambda: other(SEED, 0, 0, N, N), cold(lambda: generate(SEED, 0, 0, N, N))], 3 * runs
+            [
+                cold(lambda: other(SEED, 0, 0, N, N), sys.modules.get("worldgen_baseline._rivers")),
+                cold(lambda: generate(SEED, 0, 0, N, N)),
+            ],
+            3 * runs,
         )
         rows.append((f"baseline generate() ({args.baseline}), interleaved", f"{N}x{N}", base_ms, "1.00x"))
         rows.append(
             ("this generate() (cold), interleaved with it", f"{N}x{N}", ours_ms, f"{ours_ms / base_ms:.2f}x")
         )
-        steps = (1, 2, 4) if "step" in inspect.signature(other).parameters else (1,)
-        for step in steps:
+        params = inspect.signature(other).parameters
+        cases = [
+            (st, cr)
+            for st, cr in CHUNK_CASES
+            if (st == 1 or "step" in params) and (cr or "creatures" in params)
+        ]
+        for step, creatures in cases:
             for warm in (False, True):
                 how = "5x5 view" if warm else "far apart"
-                fns = [chunk_calls(other, step, warm), chunk_calls(generate, step, warm)]
+                fns = [
+                    chunk_calls(other, step, warm, creatures),
+                    chunk_calls(generate, step, warm, creatures),
+                ]
                 base_ms, ours_ms = interleaved_ms(fns, 10 * runs)
-                rows.append(
-                    (f"baseline chunk, step {step}, {how}, interleaved", f"{CHUNK}x{CHUNK}", base_ms, "1.00x")
-                )
-                rows.append(
-                    (
-                        f"this chunk, step {step}, {how}",
-                        f"{CHUNK}x{CHUNK}",
-                        ours_ms,
-                        f"{ours_ms / base_ms:.2f}x",
-                    )
-                )
+                what = f"step {step}{NONE[creatures]}, {how}"
+                rows.append((f"baseline chunk, {what}, interleaved", f"{CHUNK}x{CHUNK}", base_ms, "1.00x"))
+                rows.append((f"this chunk, {what}", f"{CHUNK}x{CHUNK}", ours_ms, f"{ours_ms / base_ms:.2f}x"))
 
     tracemalloc.start()
     generate(SEED, 0, 0, 4096, 4096)

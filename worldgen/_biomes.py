@@ -77,15 +77,11 @@ DRY, WET = 0.38, 0.6
 SWAMP_MOISTURE = 0.66
 SNOW_TEMPERATURE = 0.4  # snow only this cold (below HOT, so never beside hot biomes)
 
-# Land table indexed [temperature band, moisture band]: cold/temperate/hot x dry/medium/wet.
-_LAND = np.array(
-    [
-        [TUNDRA, TAIGA, TAIGA],
-        [GRASSLAND, FOREST, FOREST],
-        [DESERT, SAVANNA, RAINFOREST],
-    ],
-    dtype=np.uint8,
-).reshape(-1)
+# The land, by temperature band (rows: below COLD, temperate, HOT and above) and moisture band (columns:
+# below DRY, medium, WET and above), as _classify assigns it:
+#     cold         TUNDRA     TAIGA    TAIGA
+#     temperate    GRASSLAND  FOREST   FOREST
+#     hot          DESERT     SAVANNA  RAINFOREST
 
 # For gen_world's smaller worlds: each biome's stand-in among the lower ids (always a smaller id, so
 # following the chain ends inside the first k biomes for any k >= 1).
@@ -151,15 +147,21 @@ def _classify(
     biome: npt.NDArray[np.uint8],
 ) -> None:
     """``classify`` of one chunk of cells, into ``biome``."""
-    not_cold = temperature >= COLD
-    t_band = not_cold.view(np.uint8) + (temperature >= HOT).view(np.uint8)
-    m_band = (moisture >= DRY).view(np.uint8) + (moisture >= WET).view(np.uint8)
-    t_band *= 3
-    t_band += m_band
-    np.take(_LAND, t_band, out=biome)
+    # The land table (see above), rule by rule (a later rule wins): masked copies are cheaper than a
+    # lookup through an index array.
+    cold = temperature < COLD
+    hot = temperature >= HOT
+    dry = moisture < DRY
+    biome.fill(FOREST)
+    np.copyto(biome, GRASSLAND, where=dry)
+    np.copyto(biome, TAIGA, where=cold)
+    np.copyto(biome, TUNDRA, where=cold & dry)
+    np.copyto(biome, SAVANNA, where=hot)
+    np.copyto(biome, DESERT, where=hot & dry)
+    np.copyto(biome, RAINFOREST, where=hot & (moisture >= WET))
     swamp = moisture >= SWAMP_MOISTURE
     swamp &= elevation < SWAMP_LEVEL
-    swamp &= not_cold
+    np.greater(swamp, cold, out=swamp)  # and not cold
     # Later rules win; copyto(where=) is the fastest masked assignment over many cells.
     np.copyto(biome, SWAMP, where=swamp)
     # Mountains (and the snow on them) cover few cells: they are assigned by index.

@@ -12,7 +12,7 @@ import numpy.typing as npt
 from . import _checks, _creatures
 from ._biomes import BEACH_NOISE, BEACH_REACH, SEA_LEVEL, classify
 from ._noise import peak_bytes as noise_peak_bytes
-from ._rivers import _BATCH, NODE, RIVER_FAR, Network, cut_channels, network, water_grid, water_points
+from ._rivers import _BATCH, NODE, Network, cut_channels, network, water_grid, water_points
 from ._sampling import Grid, Points
 from ._terrain import CONTINENT_OCTAVES, DETAIL_OCTAVES, RIDGE_OCTAVES, climate, elevation, land_noise
 
@@ -48,6 +48,10 @@ def area_bytes(width: int, height: int, step: int, creatures: bool) -> int:
         return 0  # (within estimated_bytes: it was measured with the network and creatures included)
     cells_x, cells_y = width * step, height * step
     total = (cells_x // NODE + _NODE_PADDING) * (cells_y // NODE + _NODE_PADDING) * _NODE_BYTES
+    # The beach lattice over the area, if it is small enough to be built (see _lattice_limit).
+    nx, ny = (cells_x + 2 * BEACH_REACH) // _LATTICE + 2, (cells_y + 2 * BEACH_REACH) // _LATTICE + 2
+    if nx * ny <= _lattice_limit(width, height, width * height):
+        total += noise_peak_bytes(nx, ny, CONTINENT_OCTAVES + DETAIL_OCTAVES) + 6 * nx * ny
     if creatures:
         c = _creatures.CREATURE_CELL
         total += (cells_x // c + 2) * (cells_y // c + 2) * _SQUARE_BYTES
@@ -143,16 +147,35 @@ class SeaLattice(NamedTuple):
     sea: B
 
 
-def _sea_lattice(seed: int, grid: Grid, sea: B, x_hi: int, y_hi: int) -> SeaLattice | None:
-    """The sea lattice around the cells from the grid's first sample to ``(x_hi, y_hi)`` (within
-    BEACH_REACH of them), or None if it is too large (a coarse step: cheaper to look around the few
-    beach candidates only). ``sea`` is the grid's open sea (see ``_lattice_sea``)."""
+def _lattice_box(grid: Grid, x_hi: int, y_hi: int) -> tuple[int, int, int, int]:
+    """``(lx0, ly0, nx, ny)``: the beach lattice points within BEACH_REACH of the cells from the grid's
+    first sample to ``(x_hi, y_hi)``, ``(lx0 + i, ly0 + j) * _LATTICE`` for ``i < nx``, ``j < ny``."""
     s, r = _LATTICE, BEACH_REACH
     lx0, ly0 = (grid.x0 - r) // s, (grid.y0 - r) // s
-    nx, ny = (x_hi + r) // s - lx0 + 1, (y_hi + r) // s - ly0 + 1
-    if nx * ny > 2 * grid.width * grid.height + 4096:
+    return lx0, ly0, (x_hi + r) // s - lx0 + 1, (y_hi + r) // s - ly0 + 1
+
+
+def _sea_lattice(seed: int, grid: Grid, sea: B, x_hi: int, y_hi: int, candidates: int) -> SeaLattice | None:
+    """The sea lattice around the cells from the grid's first sample to ``(x_hi, y_hi)`` (within
+    BEACH_REACH of them), or None if looking around the ``candidates`` beach candidates alone is cheaper
+    (a coarse step with few of them). ``sea`` is the grid's open sea (see ``_lattice_sea``)."""
+    lx0, ly0, nx, ny = _lattice_box(grid, x_hi, y_hi)
+    if nx * ny > _lattice_limit(grid.width, grid.height, candidates):
         return None
     return SeaLattice(lx0, ly0, _lattice_sea(seed, grid, sea, lx0, ly0, nx, ny))
+
+
+# A lattice point costs about 32 ns on a grid, a beach candidate looked at alone about 15 us (its 25
+# points each on their own, shared with its neighbours only at fine steps): the lattice is built while
+# it has fewer than _POINTS_PER_CANDIDATE points per candidate (half the break-even), and never more
+# than _MAX_LATTICE points beyond twice the grid (its memory: area_bytes counts them).
+_POINTS_PER_CANDIDATE = 256
+_MAX_LATTICE = 1 << 19
+
+
+def _lattice_limit(width: int, height: int, candidates: int) -> int:
+    """The most lattice points ``_sea_lattice`` builds for a grid with this many beach candidates."""
+    return 2 * width * height + 4096 + min(_POINTS_PER_CANDIDATE * candidates, _MAX_LATTICE)
 
 
 def _near_sea_lattice(lattice: SeaLattice, x: I64, y: I64) -> B:
@@ -174,7 +197,14 @@ def _near_sea_lattice(lattice: SeaLattice, x: I64, y: I64) -> B:
 
 def _beach_grid(grid: Grid, cand: B, lattice: SeaLattice) -> B:
     """The beach candidates of a grid with a sea cell of the beach lattice within BEACH_REACH, from the
-    lattice around the grid (``_near_sea_points`` for every candidate)."""
+    lattice around the grid (``_near_sea_points`` for every candidate). May overwrite ``cand``."""
+    if grid.step == 1:
+        # Whether sea lies within reach of every cell, a lattice column and row at a time: cheaper
+        # than looking around each candidate when they are many (whole worlds at full resolution).
+        rows = _reach_any(lattice.sea.T, lattice.ly0, grid.y0, grid.height).T
+        near = _reach_any(rows, lattice.lx0, grid.x0, grid.width)
+        beach: B = np.logical_and(cand, near, out=cand)  # (cand is not needed after this)
+        return beach
     s, r = _LATTICE, BEACH_REACH
     x, y = grid.x.ravel(), grid.y.ravel()
     lx0, ly0 = lattice.lx0, lattice.ly0
@@ -195,6 +225,43 @@ def _beach_grid(grid: Grid, cand: B, lattice: SeaLattice) -> B:
     count = np.take(across, base + ihi[col]) - np.take(across, base + ilo[col])
     beach.reshape(-1)[flat] = count > 0
     return beach
+
+
+_REACH_POINTS = BEACH_REACH // _LATTICE  # lattice points within BEACH_REACH on either side of one
+assert BEACH_REACH % _LATTICE == 0  # (_reach_any relies on it)
+
+
+def _reach_any(mask: B, lo: int, first: int, count: int) -> B:
+    """For the ``count`` consecutive cells from ``first`` along the last axis: whether ``mask`` is set
+    at a lattice point within BEACH_REACH of the cell (``mask[..., i]`` is lattice point ``lo + i``,
+    covering BEACH_REACH around the cells). Shaped like ``mask`` but for the last axis.
+
+    A cell on a lattice point sees the 2 R + 1 points around its own (R = _REACH_POINTS), any other
+    cell the 2 R points from R - 1 below its lattice cell to R above: two window ORs over the lattice,
+    then each cell takes its window's.
+    """
+    s, reach = _LATTICE, _REACH_POINTS
+    l0 = first // s - lo  # the first cell's lattice cell, as an index into mask
+    n = (first + count - 1) // s - lo - l0 + 1
+    mask = np.ascontiguousarray(mask)
+    between = mask[..., l0 - reach + 1 : l0 - reach + 1 + n].copy()
+    for k in range(-reach + 2, reach + 1):
+        between |= mask[..., l0 + k : l0 + k + n]
+    on_point = mask[..., l0 - reach : l0 - reach + n] | between
+    # The s cells of each lattice cell as the s bytes of one integer (little-endian: the byte of the
+    # cell on the lattice point first), so spreading the windows to the cells takes two passes.
+    spread = _SPREAD[s]
+    out = np.multiply(between, spread[1], dtype=spread[0])
+    out |= on_point
+    start = first - (l0 + lo) * s
+    cells: B = out.view(np.bool_)[..., start : start + count]
+    return cells
+
+
+# For _LATTICE cells a lattice cell: the integer type of that many bytes, and the value whose bytes are
+# 0, 1, 1, ... in memory order (little-endian).
+_SPREAD = {4: (np.dtype("<u4"), np.uint32(0x01010100))}
+assert _LATTICE in _SPREAD
 
 
 def _lattice_sea(seed: int, grid: Grid, sea: B, lx0: int, ly0: int, nx: int, ny: int) -> B:
@@ -254,9 +321,9 @@ def _carve(
     lake: B,
     cand: B,
 ) -> None:
-    """The river, lake and beach candidate masks, lakes and channels carved into ``carved``, the river
-    field capped at RIVER_FAR in place and the heights 1..10 of the carved elevation (into ``heights``),
-    a chunk of cells at a time (in cache).
+    """The river, lake and beach candidate masks, lakes and channels carved into ``carved`` and the
+    heights 1..10 of the carved elevation (into ``heights``), a chunk of cells at a time (in cache).
+    ``water_river`` comes capped at RIVER_FAR (see ``water_grid``).
 
     ``lake`` comes in holding the lake basins of the terrain and ``cand`` the coastal land (continentalness
     below BEACH_NOISE); both are completed in place.
@@ -279,14 +346,13 @@ def _carve(
         bed = cut[channel]
         cut_channels(bed, np.ones(bed.shape, dtype=np.bool_))
         cut[channel] = bed
-        np.clip(w_river, np.float32(-RIVER_FAR), np.float32(RIVER_FAR), out=w_river)
         coast &= cut >= np.float32(SEA_LEVEL)
         coast[in_lake] = False
         coast[channel] = False
         # Heights: int(10 * elevation) (the cast truncates, as astype does) clipped to 0..9, plus 1.
         level = levels[c]
-        np.copyto(level, cut * np.float32(10.0), casting="unsafe")
-        np.minimum(level, np.uint8(9), out=level)  # unsigned: never below 0
+        np.multiply(cut, np.float32(10.0), out=level, casting="unsafe")
+        np.clip(level, np.uint8(0), np.uint8(9), out=level)  # (uint8 minimum is 4x slower here)
         level += np.uint8(1)
 
 
@@ -355,9 +421,10 @@ def generate(
     report(0.75, "rivers")
     # Beaches: land whose continentalness is barely above the sea's, with sea within BEACH_REACH cells.
     # One sea lattice serves the grid's beaches and the creatures' (over their whole area).
-    any_cand = bool(cand.any())
+    candidates = int(np.count_nonzero(cand))
+    any_cand = candidates > 0
     need_lattice = any_cand or (step > 1 and creatures)
-    lattice = _sea_lattice(seed, grid, sea, area_x, area_y) if need_lattice else None
+    lattice = _sea_lattice(seed, grid, sea, area_x, area_y, candidates) if need_lattice else None
     if any_cand and lattice is not None:
         beach = _beach_grid(grid, cand, lattice)
     else:

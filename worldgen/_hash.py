@@ -73,10 +73,14 @@ def unit_float(h: U64) -> npt.NDArray[np.float64]:
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def hash2_grid(key: int | U64, xs: list[I64], ys: list[I64]) -> list[list[U64]]:
-    """``hash2(key, x, y)`` for every ``y`` in ``ys`` (outer) and ``x`` in ``xs`` (inner), arrays of one
-    shape: the first mixing round of each ``x`` is done once and shared by all the ``y`` (the same bits).
+def hash2_grid_top(key: int | U64, xs: list[I64], ys: list[I64], bits: int) -> list[list[I64]]:
+    """``hash2(key, x, y) >> (64 - bits)`` (a hash's top ``bits`` bits, as int64) for every ``y`` in ``ys``
+    (outer) and ``x`` in ``xs`` (inner), arrays of one shape, for ``bits`` up to 31. The first mixing
+    round of each ``x`` is done once and shared by all the ``y``, and the finaliser's last step,
+    ``h ^ (h >> 31)``, leaves the top 31 bits as they are, so it is skipped: the same bits.
     """
+    if not 1 <= bits <= 31:
+        raise ValueError(f"bits must lie in 1..31, got {bits}")
     k = np.uint64(key) if isinstance(key, int) else key
     rounds = [
         _mix_array(np.ascontiguousarray(x, dtype=np.int64).view(np.uint64) * np.uint64(_CX) ^ k) for x in xs
@@ -84,5 +88,14 @@ def hash2_grid(key: int | U64, xs: list[I64], ys: list[I64]) -> list[list[U64]]:
     out = []
     for y in ys:
         uy = np.ascontiguousarray(y, dtype=np.int64).view(np.uint64) * np.uint64(_CY)
-        out.append([_mix_array(hx ^ uy) for hx in rounds])
+        row = []
+        for hx in rounds:
+            h = hx ^ uy
+            h ^= h >> np.uint64(30)
+            h *= np.uint64(_M1)
+            h ^= h >> np.uint64(27)
+            h *= np.uint64(_M2)
+            h >>= np.uint64(64 - bits)
+            row.append(h.view(np.int64))
+        out.append(row)
     return out

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ._hash import derive_key, hash2, hash2_grid
+from ._hash import derive_key, hash2, hash2_grid_top
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -39,9 +39,13 @@ MAX_OCTAVES = 8
 # the coarse octaves still touch only 2-3 lattice rows per band (measured: 1.3x faster than 32 rows for
 # the detail field's five octaves, 1.5x for the three-octave fields, at 1024x1024).
 _BAND_ROWS = 128
+# At a step > 1 a band spans step times as many cells, so its dense octaves touch step times as many
+# lattice rows: bands of _BAND_ROWS / step rows (at least _MIN_BAND_ROWS) keep the products small and
+# serial (a 130x130 chunk's five fields at a step of 8: 4.0 ms with 128 rows, 1.9 with 32).
+_MIN_BAND_ROWS = 32
 _SERIAL_GEMM = 1 << 18  # OpenBLAS multiplies m*n*k below this on the calling thread alone
 _CHUNK_COLS = 512  # columns computed, shaped and stored at once
-_GROUP_ROWS = 8 * _BAND_ROWS  # rows whose band coefficients are built at once
+_GROUP_BANDS = 8  # bands whose coefficients are built at once
 _PAIRS = 4096  # (octave, point) pairs of scattered points at once (measured: 1.25x faster than 16384)
 
 # 16 unit gradient directions, offset by half a step so that none is axis-aligned.
@@ -67,7 +71,8 @@ class _Axis:
         self._weights: F64 | None = None
         coords = start - offset + np.arange(count, dtype=np.int64) * step
         self.cell = coords // spacing  # floor division: negative coordinates work
-        self.frac = (coords - self.cell * spacing).astype(np.float64) / spacing  # exact (dyadic)
+        self.phase = coords - self.cell * spacing  # the position in the lattice cell, 0..spacing-1
+        self.frac = self.phase.astype(np.float64) / spacing  # exact (dyadic)
         self.fade = _fade(self.frac)
         if step <= spacing:
             # Consecutive samples share a cell or move to the next one: the points are a plain range.
@@ -111,7 +116,7 @@ _SHARED_AXES = 512
 @functools.lru_cache(maxsize=_SHARED_AXES)
 def _shared_axis(start: int, count: int, spacing: int, offset: int, step: int) -> _Axis:
     axis = _Axis(start, count, spacing, offset, step)
-    for a in (axis.cell, axis.frac, axis.fade, axis.lattice, axis.index):
+    for a in (axis.cell, axis.phase, axis.frac, axis.fade, axis.lattice, axis.index):
         a.flags.writeable = False  # shared: a write would change other calls' noise
     return axis
 
@@ -139,6 +144,12 @@ class _Octave:
         xa = _axis(x0, width, spacing, ox, step)
         ya = _axis(y0, height, spacing, oy, step)
         grad = (hash2(key, xa.lattice[None, :], ya.lattice[:, None]) >> np.uint64(60)).astype(np.intp)
+        self.weights = ya.row_weights()
+        self.row = ya.index  # local lattice row of each output row
+        self.sparse = step >= spacing
+        if step == 1 and _TABLE_CELLS * spacing < grad.shape[0] * width // 2:
+            self.p, self.q = _basis_from_tables(grad, xa, spacing, amplitude)
+            return
         gx, gy = _GRAD_X[grad], _GRAD_Y[grad]
         col = xa.index
         col1 = col + 1
@@ -165,9 +176,37 @@ class _Octave:
             np.rint(basis, out=basis)
             basis *= 1.0 / (1 << _BASIS_BITS)
         self.p, self.q = p, q
-        self.weights = ya.row_weights()
-        self.row = ya.index  # local lattice row of each output row
-        self.sparse = step >= spacing
+
+
+# A fine octave's P and Q at a step of 1 take one of 16 x 16 x spacing values (the gradients at the two
+# lattice points, the position in the lattice cell): a table of them, computed by the same operations,
+# then gathered, is cheaper than the arithmetic over every lattice row when it is much smaller.
+_TABLE_CELLS = 2 * 16 * 16
+
+
+def _basis_from_tables(
+    grad: npt.NDArray[np.intp], xa: _Axis, spacing: int, amplitude: float
+) -> tuple[F64, F64]:
+    """``_Octave``'s rounded P and Q tables at a step of 1, gathered from the values of every pair of
+    gradients at every position in a lattice cell (the same operations on the same values: the same
+    bits)."""
+    frac = np.arange(spacing, dtype=np.float64) / spacing  # as _Axis computes it, phase by phase
+    fx, sx = frac[None, None, :], _fade(frac)[None, None, :]
+    gx0, gx1 = _GRAD_X[:, None, None], _GRAD_X[None, :, None]
+    gy0, gy1 = _GRAD_Y[:, None, None], _GRAD_Y[None, :, None]
+    p_values = (gx0 * fx) * (1.0 - sx) + (gx1 * (fx - 1.0)) * sx
+    q_values = gy0 * (1.0 - sx) + gy1 * sx
+    scale = amplitude * float(1 << _BASIS_BITS)
+    for values in (p_values, q_values):
+        values *= scale
+        np.rint(values, out=values)
+        values *= 1.0 / (1 << _BASIS_BITS)
+    # Each lattice cell's gradient pair, then each column's entry in the tables.
+    pair = grad[:, :-1] * 16 + grad[:, 1:]
+    at = pair[:, xa.index]
+    at *= spacing
+    at += xa.phase[None, :]
+    return np.take(p_values.reshape(-1), at), np.take(q_values.reshape(-1), at)
 
 
 def peak_bytes(width: int, height: int, spacings: Sequence[int]) -> int:
@@ -189,8 +228,8 @@ def peak_bytes(width: int, height: int, spacings: Sequence[int]) -> int:
     basis_rows = 2 * sum((band - 1) // s + 3 for s in spacings)
     loop = (
         48 * band * chunk
-        + 8 * basis_rows * (chunk + min(height, _GROUP_ROWS))
-        + 64 * min(height, _GROUP_ROWS)
+        + 8 * basis_rows * (chunk + min(height, _GROUP_BANDS * _BAND_ROWS))
+        + 64 * min(height, _GROUP_BANDS * _BAND_ROWS)
     )
     return 4 * width * height + tables + per_row + building + loop
 
@@ -226,17 +265,19 @@ def fbm(
     out = np.empty((height, width), dtype=np.float32)
     # Scratch for one band x chunk of float64 results: its size (and that of the basis block and of
     # shape()'s temporaries) does not grow with the region, so a long strip needs no strip-long buffers.
-    scratch = np.empty((min(_BAND_ROWS, height), min(_CHUNK_COLS, width)), dtype=np.float64)
+    band_rows = _band_rows(step)
+    group_rows = _GROUP_BANDS * band_rows
+    scratch = np.empty((min(band_rows, height), min(_CHUNK_COLS, width)), dtype=np.float64)
     # An octave whose lattice is not finer than the sampling step touches two lattice rows per output
     # row: a matrix product would be mostly zeros, so it is summed elementwise instead ("sparse"). Both
     # ways give the same bits, as every product and partial sum is exact (see the module docstring).
     dense = [o for o in octaves if not o.sparse]
     sparse = [o for o in octaves if o.sparse]
-    for g0 in range(0, height, _GROUP_ROWS):
-        g1 = min(g0 + _GROUP_ROWS, height)
-        coefs, spans = _coefficients(dense, g0, g1)
-        for b, r0 in enumerate(range(g0, g1, _BAND_ROWS)):
-            r1 = min(r0 + _BAND_ROWS, g1)
+    for g0 in range(0, height, group_rows):
+        g1 = min(g0 + group_rows, height)
+        coefs, spans = _coefficients(dense, g0, g1, band_rows)
+        for b, r0 in enumerate(range(g0, g1, band_rows)):
+            r1 = min(r0 + band_rows, g1)
             n = r1 - r0
             rows_used = [
                 (o.p[j0 : j0 + nl], o.q[j0 : j0 + nl]) for o, (j0, nl) in zip(dense, spans[b], strict=True)
@@ -275,18 +316,26 @@ def fbm(
     return out
 
 
-def _coefficients(dense: list[_Octave], g0: int, g1: int) -> tuple[F64, list[list[tuple[int, int]]]]:
-    """Coefficient rows of every band of rows ``[g0, g1)``, built at once, and each band's lattice spans.
+def _band_rows(step: int) -> int:
+    """Rows of a band at this step: _BAND_ROWS at a step of 1, fewer for coarser steps."""
+    return max(_MIN_BAND_ROWS, _BAND_ROWS // step)
 
-    Band ``b`` (rows ``g0 + b * _BAND_ROWS`` on) multiplies the basis rows ``P[j0 : j0 + nl]`` then
+
+def _coefficients(
+    dense: list[_Octave], g0: int, g1: int, band_rows: int
+) -> tuple[F64, list[list[tuple[int, int]]]]:
+    """Coefficient rows of every band of ``band_rows`` rows in ``[g0, g1)``, built at once, and each
+    band's lattice spans.
+
+    Band ``b`` (rows ``g0 + b * band_rows`` on) multiplies the basis rows ``P[j0 : j0 + nl]`` then
     ``Q[j0 : j0 + nl]`` of each octave in turn (``spans[b]`` holds the ``(j0, nl)``) by its rows of the
     returned array, zero-padded on the right to the widest band's width.
     """
-    starts = np.arange(g0, g1, _BAND_ROWS)
+    starts = np.arange(g0, g1, band_rows)
     if not dense:  # every octave sparse (a step of 256 or more): no matrix product, no coefficients
         return np.zeros((g1 - g0, 0), dtype=np.float64), [[] for _ in range(starts.size)]
-    ends = np.minimum(starts + _BAND_ROWS, g1) - 1
-    band = (np.arange(g0, g1) - g0) // _BAND_ROWS
+    ends = np.minimum(starts + band_rows, g1) - 1
+    band = (np.arange(g0, g1) - g0) // band_rows
     j0s = [o.row[starts] for o in dense]
     nls = [o.row[ends] - j0 + 2 for o, j0 in zip(dense, j0s, strict=True)]  # lattice rows incl. j + 1
     widths = 2 * np.array(nls, dtype=np.int64).reshape(len(dense), -1)
@@ -383,10 +432,9 @@ def fbm_points_many(
         weights *= w
         np.rint(weights, out=weights)
         acc = np.zeros(fx.shape, dtype=np.float64)
-        hashes = hash2_grid(keys, [cx, cx + 1], [cy, cy + 1])
-        for (h0, h1), (wp, wq) in zip(hashes, ((0, 1), (2, 3)), strict=True):
-            g0 = (h0 >> np.uint64(60)).astype(np.intp)
-            g1 = (h1 >> np.uint64(60)).astype(np.intp)
+        # The gradient index is a hash's top 4 bits (as in _Octave).
+        grads = hash2_grid_top(keys, [cx, cx + 1], [cy, cy + 1], 4)
+        for (g0, g1), (wp, wq) in zip(grads, ((0, 1), (2, 3)), strict=True):
             p = _GRAD_X[g0] * fx
             p *= one_sx
             t = _GRAD_X[g1] * fx_1

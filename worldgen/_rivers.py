@@ -45,6 +45,7 @@ HALF_WIDTH, WIDTH_GAIN, MAX_HALF_WIDTH = 1.0, 0.8, 6.0  # half width = 1 + 0.8 s
 MEANDER = (0.16, 0.07, 0.04)  # sideways swings of a segment (1, 2, 3 half waves), shares of its length
 PIECES = 8  # straight pieces per segment
 RIVER_FAR = 8.0  # the river field's cap: distances beyond this are stored as this
+assert MAX_HALF_WIDTH < RIVER_FAR  # (water_grid relies on it: no clearance below -RIVER_FAR)
 VALLEY = 8.0  # cells beyond the banks over which the valley fades out
 VALLEY_SLOPE = 0.006  # elevation per cell of a valley's sides
 RIVER_DEPTH = 0.004  # water level below the line between the two nodes' elevations
@@ -67,7 +68,7 @@ class Network:
     x: I64
     y: I64
     elevation: F64
-    down: I64  # flat index of the downstream node, -1 for none
+    down: I64  # flat index of the downstream node, -1 for none, _UNKNOWN if not worked out
     sources: npt.NDArray[np.int32]  # sources within HOPS upstream (0: no river)
 
     def segments(self, box: tuple[float, float, float, float] | None = None) -> tuple[F64, ...]:
@@ -112,14 +113,21 @@ class Network:
 
     def lakes(self) -> tuple[F64, ...]:
         """(x, y, level, radius, phase a, phase b) of every lake (a land node that drains nowhere)."""
-        n = np.flatnonzero((self.down.ravel() < 0) & (self.elevation.ravel() >= SEA_LEVEL))
+        n = np.flatnonzero((self.down.ravel() == -1) & (self.elevation.ravel() >= SEA_LEVEL))
         return _lakes_at(self, n)
 
     key: int = 0
 
 
 def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
-    """The drainage of the nodes that can touch cells in [x_lo, x_hi] x [y_lo, y_hi] (inclusive)."""
+    """The drainage of the nodes that can touch cells in [x_lo, x_hi] x [y_lo, y_hi] (inclusive).
+
+    Those are the nodes within ``_NEAR`` of the region's own (the *core*); a node farther away can
+    reach none of its cells (see ``segments``). The window reaches HOPS + 1 nodes beyond them, as their
+    flow needs, but only the nodes that drain into the core within HOPS hops (few: drainage paths are
+    short) and their neighbours are evaluated; the others keep a NaN elevation and an unknown (-2)
+    drainage, which no river or lake of the region reads.
+    """
     pad = _NEAR + HOPS + 1
     i0, i1 = x_lo // NODE - pad, x_hi // NODE + pad + 1
     j0, j1 = y_lo // NODE - pad, y_hi // NODE + pad + 1
@@ -129,22 +137,28 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
     span = NODE // 2
     x = gi * NODE + NODE // 4 + (hash2(derive_key(key, 1), gi, gj) % np.uint64(span)).astype(np.int64)
     y = gj * NODE + NODE // 4 + (hash2(derive_key(key, 2), gi, gj) % np.uint64(span)).astype(np.int64)
-    e32, source_at = _node_fields(seed, i0, j0, x, y)
-    e = e32.astype(np.float64)
-    nj, ni = e.shape
-    # The lowest lower neighbour; none at the edge of the node grid (those nodes are only padding).
-    padded = np.full((nj + 2, ni + 2), np.inf)
-    padded[1:-1, 1:-1] = e
-    best = e.copy()
-    down = np.full((nj, ni), -1, dtype=np.int64)
-    flat = np.arange(nj * ni, dtype=np.int64).reshape(nj, ni)
-    for dx, dy in _OFFSETS:
-        ne = padded[1 + dy : 1 + dy + nj, 1 + dx : 1 + dx + ni]
-        lower = ne < best
-        best = np.where(lower, ne, best)
-        down = np.where(lower, flat + dy * ni + dx, down)
-    down[e < SEA_LEVEL] = -1
-    source = source_at.astype(np.int32).ravel()
+    nodes = _Nodes(seed, i0, j0, x, y)
+    nj, ni = x.shape
+    core = np.zeros((nj, ni), dtype=np.bool_)
+    core[pad - _NEAR : nj - pad + _NEAR, pad - _NEAR : ni - pad + _NEAR] = True
+    # Upstream, a level at a time: the nodes around the last level's that drain into one of them.
+    nodes.drain(core)
+    need, frontier = core, core
+    for _ in range(HOPS):
+        around = _dilate(frontier) & ~need
+        nodes.drain(around)
+        at = np.flatnonzero(around)
+        d = nodes.down.reshape(-1)[at]
+        into = d >= 0
+        into[into] = frontier.reshape(-1)[d[into]]
+        if not into.any():
+            break
+        frontier = np.zeros((nj, ni), dtype=np.bool_)
+        frontier.reshape(-1)[at[into]] = True
+        need = need | frontier
+    nodes.keep()
+    down = nodes.down
+    source = nodes.source.astype(np.int32).ravel()
     has = np.flatnonzero(down.ravel() >= 0)
     targets = down.ravel()[has]
     flow = source.copy()
@@ -152,18 +166,119 @@ def network(seed: int, x_lo: int, y_lo: int, x_hi: int, y_hi: int) -> Network:
         nxt = source.copy()
         np.add.at(nxt, targets, flow[has])
         flow = nxt
-    return Network(i0, j0, x, y, e, down, flow.reshape(nj, ni), key)
+    return Network(i0, j0, x, y, nodes.elevation.astype(np.float64), down, flow.reshape(nj, ni), key)
+
+
+_UNKNOWN = -2  # the drainage of a node that was not evaluated
+_PREFETCH = 4  # nodes around those whose drainage is asked for that are evaluated at once (one call
+# costs about as much as 450 nodes: 4 needs 1.3 calls a chunk, 3 needs 1.7, 2 needs 2.4)
+
+
+def _dilate(mask: B, by: int = 1) -> B:
+    """``mask`` grown by ``by`` nodes in every direction (8-neighbourhood), within its shape."""
+    out = mask.copy()
+    for _ in range(by):
+        grown = out.copy()
+        grown[1:, :] |= out[:-1, :]
+        grown[:-1, :] |= out[1:, :]
+        row = grown.copy()
+        grown[:, 1:] |= row[:, :-1]
+        grown[:, :-1] |= row[:, 1:]
+        out = grown
+    return out
+
+
+class _Nodes:
+    """The node window of one network, evaluated as it is asked for: elevation (NaN until known),
+    river sources and drainage (``_UNKNOWN`` until worked out)."""
+
+    def __init__(self, seed: int, i0: int, j0: int, x: I64, y: I64) -> None:
+        self.seed, self.i0, self.j0, self.x, self.y = seed, i0, j0, x, y
+        self.nj, self.ni = x.shape
+        shape = (self.nj, self.ni)
+        self.elevation: F32 = np.full(shape, np.nan, dtype=np.float32)
+        self.source: B = np.zeros(shape, dtype=np.bool_)
+        self.known: B = np.zeros(shape, dtype=np.bool_)
+        self.down: I64 = np.full(shape, _UNKNOWN, dtype=np.int64)
+        self._recalled = False
+
+    def drain(self, mask: B) -> None:
+        """Work out the drainage of the nodes in ``mask`` (the lowest lower neighbour, -1 for none, as a
+        flat index; beyond the window's edge there is none)."""
+        todo = mask & (self.down == _UNKNOWN)
+        if not todo.any():
+            return
+        if not self.known[_dilate(todo)].all():
+            self._evaluate(_dilate(todo, _PREFETCH) & ~self.known)
+        nj, ni = self.nj, self.ni
+        padded = np.full((nj + 2, ni + 2), np.inf)
+        padded[1:-1, 1:-1] = self.elevation
+        at = np.flatnonzero(todo)
+        row, col = np.divmod(at, ni)
+        e = padded[row + 1, col + 1]
+        best = e.copy()
+        down = np.full(at.shape, -1, dtype=np.int64)
+        for dx, dy in _OFFSETS:
+            ne = padded[row + 1 + dy, col + 1 + dx]
+            lower = ne < best
+            best = np.where(lower, ne, best)
+            down = np.where(lower, at + dy * ni + dx, down)
+        down[e < SEA_LEVEL] = -1
+        self.down.reshape(-1)[at] = down
+
+    def _evaluate(self, mask: B) -> None:
+        """Elevation and sources of the nodes in ``mask``: from the recent windows that hold them, the
+        rest evaluated."""
+        if not self._recalled:
+            self._recall()
+            mask = mask & ~self.known
+        at = np.nonzero(mask)
+        if at[0].size:
+            self.elevation[at], self.source[at] = _evaluate_nodes(
+                self.seed, self.x[at], self.y[at], at[1] + self.i0, at[0] + self.j0
+            )
+            self.known[at] = True
+
+    def _recall(self) -> None:
+        """Take what the recent windows know of this one's nodes."""
+        self._recalled = True
+        nj, ni = self.nj, self.ni
+        for w in reversed(tuple(_WINDOWS)):  # the latest first: usually the closest
+            if w.seed != self.seed:
+                continue
+            wj, wi = w.elevation.shape
+            a0, a1 = max(self.i0, w.i0), min(self.i0 + ni, w.i0 + wi)
+            b0, b1 = max(self.j0, w.j0), min(self.j0 + nj, w.j0 + wj)
+            if a0 >= a1 or b0 >= b1:
+                continue
+            mine = (slice(b0 - self.j0, b1 - self.j0), slice(a0 - self.i0, a1 - self.i0))
+            theirs = (slice(b0 - w.j0, b1 - w.j0), slice(a0 - w.i0, a1 - w.i0))
+            new = w.known[theirs] & ~self.known[mine]
+            np.copyto(self.elevation[mine], w.elevation[theirs], where=new)
+            np.copyto(self.source[mine], w.source[theirs], where=new)
+            self.known[mine] |= new
+
+    def keep(self) -> None:
+        """Keep what this window knows for later networks (see _WINDOWS)."""
+        if self.known.size > _WINDOW_NODES:
+            return
+        e, source, known = self.elevation.copy(), self.source.copy(), self.known.copy()
+        e.flags.writeable = source.flags.writeable = known.flags.writeable = False
+        window = _NodeWindow(self.seed, self.i0, self.j0, e, source, known)
+        _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
 
 
 @dataclass(frozen=True, eq=False)
 class _NodeWindow:
-    """The per-node fields of nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` of one seed, arrays (nj, ni)."""
+    """The per-node fields of nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` of one seed, arrays (nj, ni),
+    where ``known``."""
 
     seed: int
     i0: int
     j0: int
     elevation: F32  # uncarved elevation at the node
     source: B  # whether a river rises there
+    known: B
 
 
 # The node windows of the last few networks. A node's fields are a pure function of (seed, node), and
@@ -172,39 +287,7 @@ class _NodeWindow:
 # Entries are immutable and replaced whole, so threads can share them.
 _WINDOWS: list[_NodeWindow] = []
 _KEEP_WINDOWS = 4
-_WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at most 5 bytes per node
-
-
-def _node_fields(seed: int, i0: int, j0: int, x: I64, y: I64) -> tuple[F32, B]:
-    """Uncarved elevation and river sources at the nodes ``[i0, i0 + ni) x [j0, j0 + nj)`` (at world
-    cells ``x``, ``y``, arrays (nj, ni)): taken from the recent windows that hold them, the rest
-    evaluated."""
-    nj, ni = x.shape
-    e = np.empty((nj, ni), dtype=np.float32)
-    source = np.zeros((nj, ni), dtype=np.bool_)
-    known = np.zeros((nj, ni), dtype=np.bool_)
-    for w in reversed(tuple(_WINDOWS)):  # the latest first: usually the closest
-        if w.seed != seed:
-            continue
-        wj, wi = w.elevation.shape
-        a0, a1 = max(i0, w.i0), min(i0 + ni, w.i0 + wi)
-        b0, b1 = max(j0, w.j0), min(j0 + nj, w.j0 + wj)
-        if a0 >= a1 or b0 >= b1:
-            continue
-        mine = (slice(b0 - j0, b1 - j0), slice(a0 - i0, a1 - i0))
-        theirs = (slice(b0 - w.j0, b1 - w.j0), slice(a0 - w.i0, a1 - w.i0))
-        new = ~known[mine]
-        np.copyto(e[mine], w.elevation[theirs], where=new)
-        np.copyto(source[mine], w.source[theirs], where=new)
-        known[mine] = True
-    at = np.nonzero(~known)
-    if at[0].size:
-        e[at], source[at] = _evaluate_nodes(seed, x[at], y[at], at[1] + i0, at[0] + j0)
-    if e.size <= _WINDOW_NODES:
-        e.flags.writeable = source.flags.writeable = False  # shared from now on: nobody may change them
-        window = _NodeWindow(seed, i0, j0, e, source)
-        _WINDOWS[:] = [*_WINDOWS[-(_KEEP_WINDOWS - 1) :], window]
-    return e, source
+_WINDOW_NODES = 1 << 16  # larger windows (very long strips) are not kept: at most 6 bytes per node
 
 
 def _evaluate_nodes(seed: int, x: I64, y: I64, gi: I64, gj: I64) -> tuple[F32, B]:
@@ -384,31 +467,26 @@ def _boxes(grid: Grid, cx0: F64, cy0: F64, cx1: F64, cy1: F64) -> tuple[I64, I64
     return rows * grid.width + cols, owner
 
 
-class Band(NamedTuple):
-    """The (sample, segment) pairs of ``_band``: flat sample index and world x, y of each pair, and the
-    sample lines they come in (pairs are grouped by line, in line order): each line's segment and count.
-    """
+class Lines(NamedTuple):
+    """Sample lines across river pieces (of one orientation, see ``_lines``): each line's piece, its
+    index and world coordinate along the piece's longer axis, and its first sample and count across."""
 
-    idx: I64
-    px: F64
-    py: F64
-    line_owner: I64
-    line_count: I64
-
-    def per_pair(self, values: F64) -> F64:
-        """A per-segment array spread to the pairs."""
-        return np.repeat(values[self.line_owner], self.line_count)
+    flip: bool  # True: lines are rows (the piece runs along y), else columns
+    owner: I64
+    along: I64
+    u: F64
+    lo: I64
+    samples: I64
 
 
-def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
-    """Samples within ``reach`` of each segment (a superset), as (sample, segment) pairs.
+def _lines(grid: Grid, seg: tuple[F64, ...], reach: F64) -> list[Lines]:
+    """Samples within ``reach`` of each piece (a superset), as lines of consecutive samples.
 
-    Along a segment's longer axis, each sample line crossing the segment (or within ``reach`` beyond an
-    end) gets the samples within ``reach * sqrt(1 + slope**2)`` of the segment's centre across it: a
-    run of consecutive samples, worked out per line and only then spread to its samples.
+    Along a piece's longer axis, each sample line crossing the piece (or within ``reach`` beyond an end)
+    gets the samples within ``reach * sqrt(1 + slope**2)`` of the piece's centre line across it.
     """
     ax, ay, bx, by = seg[:4]
-    parts: list[tuple[I64, F64, F64, I64, I64]] = []
+    out: list[Lines] = []
     along_x = np.abs(bx - ax) >= np.abs(by - ay)
     st = grid.step
     for flip in (False, True):
@@ -428,7 +506,7 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
         slope = (bv - av) / (bu - au)
         half = r * np.sqrt(1.0 + slope * slope)
         n_rows = (np.floor(2.0 * half / st) + 2).astype(np.int64)
-        # One entry per (segment, sample line across it).
+        # One entry per (piece, sample line across it).
         lines = np.maximum(c1 - c0, 0)
         owner = np.repeat(np.arange(which.size, dtype=np.int64), lines)
         col = c0[owner] + (np.arange(int(lines.sum()), dtype=np.int64) - (np.cumsum(lines) - lines)[owner])
@@ -437,23 +515,106 @@ def _band(grid: Grid, seg: tuple[F64, ...], reach: F64) -> Band:
         centre = av[owner] + t * (bv[owner] - av[owner])
         row0 = np.ceil((centre - half[owner] - v0) / st).astype(np.int64)
         lo = np.maximum(row0, 0)
-        hi = np.minimum(row0 + n_rows[owner], n_v)
-        count = np.maximum(hi - lo, 0)
-        # Spread to the samples of each line: rows lo, lo + 1, ... (the rows of the line inside the grid).
-        j = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        row = np.repeat(lo, count) + j
-        v = (v0 + row * st).astype(np.float64)
-        uu = np.repeat(u, count)
-        colr = np.repeat(col, count)
-        if flip:
-            parts.append((colr * grid.width + row, v, uu, which[owner], count))
+        count = np.minimum(row0 + n_rows[owner], n_v) - lo
+        keep = np.flatnonzero(count > 0)
+        out.append(Lines(flip, which[owner[keep]], col[keep], u[keep], lo[keep], count[keep]))
+    return out
+
+
+_SHORTER = 0.75
+# Samples of river lines evaluated at once: their float64 scratch (five arrays) stays small enough to
+# be reused from the allocator's free memory, call after call, rather than fresh pages to fault in.
+_LINE_BATCH = 1 << 14
+
+
+def _rasterise_lines(
+    grid: Grid, lines: Lines, terms: tuple[F64, ...], e_flat: F32, river: F32, carved: F32
+) -> None:
+    """The river formula at every sample of the lines, kept as minima in ``river`` and ``carved``.
+
+    Lines are taken longest first, in blocks of lines of about one length (at most _LINE_BATCH samples) as
+    a (longest, lines) array: the per-piece and per-line terms broadcast over a line's samples, and a
+    line shorter than the block's longest repeats its last sample (an evaluation twice changes no
+    minimum).
+    """
+    order = np.argsort(-lines.samples, kind="stable")
+    count = lines.samples[order]
+    size = max(min(_LINE_BATCH, int(count[0]) * order.size), int(count[0])) if order.size else 0
+    scratch = [np.empty(size, dtype=np.float64) for _ in range(5)]
+    low = [np.empty(size, dtype=np.float32) for _ in range(2)]
+    st = grid.step
+    start = 0
+    while start < order.size:
+        longest = int(count[start])
+        # Lines at least _SHORTER as long as the longest: little padding.
+        short = int(np.searchsorted(-count, -int(longest * _SHORTER), side="right"))
+        stop = min(short, start + max(1, _LINE_BATCH // longest))
+        sel = order[start:stop]
+        owner = lines.owner[sel]
+        # (samples, lines): numpy's inner loops then run along the lines, which are many.
+        lo = lines.lo[sel]
+        across = np.minimum(lo + np.arange(longest, dtype=np.int64)[:, None], lo + (count[start:stop] - 1))
+        v = ((grid.x0 if lines.flip else grid.y0) + across * st).astype(np.float64)
+        u = lines.u[sel][None, :]
+        along = lines.along[sel][None, :]
+        if lines.flip:
+            idx = along * grid.width + across
+            px, py = v, u
         else:
-            parts.append((row * grid.width + colr, uu, v, which[owner], count))
-    if not parts:
-        empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-        return Band(empty_i, empty_f, empty_f, empty_i, empty_i)
-    idx, px, py, line_owner, line_count = (np.concatenate(k) for k in zip(*parts, strict=True))
-    return Band(idx, px, py, line_owner, line_count)
+            idx = across * grid.width + along
+            px, py = u, v
+        idx = idx.reshape(-1)
+        per_line = tuple(a[owner][None, :] for a in terms)
+        e = np.take(e_flat, idx, out=low[0][: idx.size])
+        gap, cut = _segment_lines(px, py, e.reshape(v.shape), per_line, scratch)
+        # (rounded to float32 first, as the minima are kept in float32)
+        for values, field, out in ((gap, river, low[0]), (cut, carved, low[1])):
+            rounded = out[: idx.size]
+            np.copyto(rounded, values.reshape(-1), casting="same_kind")
+            np.minimum.at(field, idx, rounded)
+        start = stop
+
+
+def _segment_lines(px: F64, py: F64, e: F32, terms: tuple[F64, ...], scratch: list[F64]) -> tuple[F64, F64]:
+    """``_segment_core`` for (samples, lines) arrays, one of ``px``, ``py`` and the ``_segment_setup``
+    terms per line (shape (1, lines)): the same operations in the same order, so the same bits, in
+    five float64 ``scratch`` arrays of at least that many elements (no fresh arrays to fault in).
+    Returns the clearance and the carved elevation as float64 views of the scratch."""
+    ax, ay, vx, vy, vv, la, lb, half = terms
+    b0, b1, b2, b3, b4 = (a[: e.size].reshape(e.shape) for a in scratch)
+    wx = np.subtract(px, ax, out=b0)
+    wy = np.subtract(py, ay, out=b1)
+    t = np.multiply(wx, vx, out=b2)
+    t += np.multiply(wy, vy, out=b3)
+    t /= vv
+    np.clip(t, 0.0, 1.0, out=t)
+    wx -= np.multiply(vx, t, out=b3)  # dx
+    wy -= np.multiply(vy, t, out=b3)  # dy
+    wx *= wx
+    wy *= wy
+    wx += wy
+    gap = np.sqrt(wx, out=wx)
+    gap -= half
+    level = np.multiply(lb, t, out=b3)
+    level += la
+    side = np.clip(gap, 0.0, np.inf, out=b2)  # (as maximum, faster; a difference is never -0.0)
+    en = b1
+    np.copyto(en, e)
+    cut = np.multiply(side, VALLEY_SLOPE, out=b4)
+    cut += level
+    np.minimum(en, cut, out=cut)
+    fade = np.multiply(side, 1.0 / VALLEY, out=b3)
+    np.clip(fade, 0.0, 1.0, out=fade)
+    # fade * fade * (3 - 2 fade), then 1 - that, in the order the formula always used.
+    smooth = np.multiply(fade, -2.0, out=b2)
+    smooth += 3.0
+    fade *= fade
+    fade *= smooth
+    np.subtract(1.0, fade, out=fade)
+    np.subtract(en, cut, out=cut)
+    cut *= fade
+    np.subtract(en, cut, out=cut)
+    return gap, cut
 
 
 def water_grid(
@@ -466,6 +627,7 @@ def water_grid(
     carved_out: F32 | None = None,
 ) -> Water:
     """River and lake fields on a grid, and the elevation carved by them (``elevation``: uncarved).
+    The river field is capped at RIVER_FAR.
 
     ``river_out`` and ``carved_out``, if given (contiguous float32 arrays of the grid's shape, not
     ``elevation``), receive the river field and the carved elevation instead of new arrays.
@@ -473,7 +635,9 @@ def water_grid(
     e_flat = elevation.ravel()
     size = e_flat.size
     river = np.empty(size, dtype=np.float32) if river_out is None else river_out.reshape(-1)
-    river.fill(np.inf)
+    # Filled with the cap: a clearance is never below -MAX_HALF_WIDTH > -RIVER_FAR, so the field comes
+    # out capped on both sides without a clip.
+    river.fill(RIVER_FAR)
     lake = np.zeros(size, dtype=np.bool_)
     carved = np.empty_like(e_flat) if carved_out is None else carved_out.reshape(-1)
     np.copyto(carved, e_flat)
@@ -489,19 +653,9 @@ def water_grid(
     )
     seg = tuple(a[hit] for a in seg)
     reach = reach[hit]
-    length = np.hypot(seg[2] - seg[0], seg[3] - seg[1])
-    cost = np.cumsum((length + 2 * reach + grid.step) * (2.9 * reach + 2 * grid.step) / grid.step**2)
-    start = 0
-    while start < cost.size:
-        stop = max(start + 1, int(np.searchsorted(cost, cost[start] + _BATCH)))
-        part = tuple(a[start:stop] for a in seg)
-        band = _band(grid, part, reach[start:stop])
-        idx = band.idx
-        terms = tuple(band.per_pair(a) for a in _segment_setup(part))
-        clearance, cut = _segment_core(band.px, band.py, e_flat[idx], terms)
-        np.minimum.at(river, idx, clearance)
-        np.minimum.at(carved, idx, cut)
-        start = stop
+    terms = _segment_setup(seg)
+    for lines in _lines(grid, seg, reach):
+        _rasterise_lines(grid, lines, terms, e_flat, river, carved)
     lk = net.lakes()
     lx, ly = lk[:2]
     reach = lk[3] * _WOBBLE + VALLEY + 1.0
@@ -599,7 +753,7 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
         carved[is_seg] = cut.reshape(-1, k).min(axis=1)
     lake = np.full(node.shape, np.inf, dtype=np.float32)
     carved_l = ee.copy()
-    is_lake = (flat_down[node] < 0) & (net.elevation.ravel()[node] >= SEA_LEVEL)
+    is_lake = (flat_down[node] == -1) & (net.elevation.ravel()[node] >= SEA_LEVEL)
     sel = np.flatnonzero(is_lake)
     bound = MAX_LAKE_RADIUS * _WOBBLE + VALLEY + 2.0
     dx = px.ravel()[sel] - net.x.ravel()[node.ravel()[sel]]

@@ -119,6 +119,7 @@ class Ground(NamedTuple):
 
 _CHUNK = 1 << 16
 _F = np.float32
+_INF = _F(np.inf)
 
 
 def _scratch(size: int, count: int) -> tuple[F32, ...]:
@@ -142,7 +143,8 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     """
     one, zero = _F(1.0), _F(0.0)
     land, ridge, t, u = (a[: n.size] for a in scratch)
-    if not np.any(n >= zero):
+    top = n.max()  # (one reduction answers both questions below)
+    if not top >= zero:
         _open_water(n, d, r, sea, t, u)
         return
     np.multiply(n, _F(1.0 / LAND_RANGE), out=land)
@@ -154,7 +156,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     high_r = r[lakes]
     # Ridges fade in above INLAND_START: below it they are exact zeros, which leave h as it is (any
     # zero's sign is lost when SEA_LEVEL is added), so a chunk with no cell above it skips them.
-    inland = bool(np.any(n > _F(INLAND_START)))
+    inland = bool(top > _F(INLAND_START))
     if inland:
         np.abs(r, out=ridge)  # the last use of r as noise: it holds the basins from here on
     basin = r
@@ -193,7 +195,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
         sea_floor = _hermite(_unit(u), 1.0, out=t)
         sea_floor *= _F(SEA_LEVEL)
         floor = np.subtract(h, sea_floor, out=sea_floor)
-        np.minimum(floor, _BELOW_SEA, out=floor)
+        np.clip(floor, -_INF, _BELOW_SEA, out=floor)  # (as minimum, faster; a difference is never -0.0)
         if count == wet.size:
             h[...] = floor
         else:
@@ -222,13 +224,13 @@ def _ridges(n: F32, d: F32, land: F32, ridge: F32, t: F32) -> None:
     one, zero = _F(1.0), _F(0.0)
     ridge *= _F(-1.0 / RIDGE_WIDTH)
     ridge += one
-    np.maximum(ridge, zero, out=ridge)
+    np.clip(ridge, zero, _INF, out=ridge)  # (faster than maximum; squared next, so any zero's sign goes)
     ridge *= ridge
     np.subtract(n, _F(INLAND_START), out=t)
     t *= _F(1.0 / INLAND_RANGE)
     ridge *= _unit(t)
     np.multiply(land, _F(4.0), out=t)
-    np.minimum(t, one, out=t)
+    np.clip(t, -_INF, one, out=t)  # (as minimum, faster; t is never -0.0)
     ridge *= t
     # The detail roughens the crests and flanks, so ranges have peaks and passes.
     np.multiply(d, _F(ROUGHNESS), out=t)
@@ -249,7 +251,7 @@ def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
     sea_floor = _hermite(_unit(u), 1.0, out=t)
     sea_floor *= _F(SEA_LEVEL)
     np.subtract(_F(SEA_LEVEL), sea_floor, out=d)
-    np.minimum(d, _BELOW_SEA, out=d)
+    np.clip(d, -_INF, _BELOW_SEA, out=d)  # (as in _shape)
     # Water inside a continent (not the open sea) is a lake.
     inland_water = np.logical_not(sea, out=_flags(u))
     if inland_water.any():
@@ -312,7 +314,7 @@ def _climate(t: F32, m: F32, elevation: F32, continent: F32, scratch: F32) -> No
     t *= np.float32(TEMPERATURE_GAIN)
     t += np.float32(0.5)
     above = np.subtract(elevation, np.float32(SEA_LEVEL), out=scratch)
-    np.maximum(above, np.float32(0.0), out=above)
+    np.clip(above, _F(0.0), _INF, out=above)  # (faster than maximum; never -0.0, so the same bits)
     above *= np.float32(LAPSE)
     t -= above
     _unit(t)
@@ -323,7 +325,7 @@ def _moisture(m: F32, continent: F32, scratch: F32) -> None:
     """Moisture of one chunk, in place in the raw noise ``m`` (``scratch``: a float32 array like it)."""
     m *= np.float32(MOISTURE_GAIN)
     m += np.float32(0.5)
-    dry = np.maximum(continent, np.float32(0.0), out=scratch)
+    dry = np.clip(continent, _F(0.0), _INF, out=scratch)  # (as in _climate)
     dry *= np.float32(INLAND_DRYING)
     m -= dry
     _unit(m)
