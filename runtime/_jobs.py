@@ -18,6 +18,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from . import _payload
 from ._errors import JobError, RemoteTraceback
+from ._pickling import function_reference
 from ._protocol import Call, Eval, Exec
 
 # Where a job's outcome goes: "pocketpy" to ``last_error()``/``last_retval()`` (``submit_*``), "blocking"
@@ -256,8 +257,10 @@ def call_job(
     """A call job, its arguments (and a callable target) pickled now, in the caller's thread."""
     if not isinstance(target, str) and not callable(target):
         raise TypeError(f"expected a str to evaluate in the VM or a callable, got {type(target).__name__}")
+    # A module's function travels as its pickle, made once (the VM unpickles it: ``_worker._run``).
+    reference = function_reference(target)
     try:
-        encoded = _payload.encode((target, args, kwargs))
+        encoded = _payload.encode((target if reference is None else reference, args, kwargs))
     except Exception as exc:
         culprit = _unpicklable_part(target, args, kwargs)
         exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")

@@ -23,6 +23,7 @@ import itertools
 import linecache
 import multiprocessing.process
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -211,7 +212,9 @@ def _run(
     if isinstance(job, Eval):
         return eval(_compile(_source(job.source, fds, on_release), "eval", vm_index), namespace)
     function, args, kwargs = _payload.decode(job.call, fds, on_release)
-    if isinstance(function, str):  # source that evaluates to the callable
+    if function.__class__ is bytes:  # a module's function, pickled once by VM 0 (``function_reference``)
+        function = pickle.loads(function)
+    elif isinstance(function, str):  # source that evaluates to the callable
         function = eval(_compile(function, "eval", vm_index), namespace)
     return function(*args, **kwargs)
 
