@@ -1,7 +1,7 @@
 """A private, duplex, message-framed pipe between VM 0 and one worker VM.
 
 A Unix socket pair (private: no port is opened anywhere). Each message is a record of ``_protocol``,
-pickled as its plain wire tuple behind an 8-byte length, and may carry file descriptors (the
+framed by ``_protocol.frame`` behind an 8-byte length, and may carry file descriptors (the
 shared-memory segments of big values) as ``SCM_RIGHTS`` ancillary data on its first byte.
 ``multiprocessing.connection.Connection`` frames messages the same way but cannot pass descriptors,
 hence this small class.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import array
 import contextlib
 import os
-import pickle
 import select
 import socket
 import struct
@@ -27,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from ._protocol import Message, from_wire, to_wire
+from ._protocol import Message, frame, unframe
 
 SPIN_SECONDS = 50e-6
 SEND_BUFFER = 1 << 20
@@ -82,7 +81,7 @@ class Channel:
 
     def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
-        data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+        data = frame(message)
         with self._send_lock:
             if fds:
                 self._send(_HEADER.pack(len(data)) + data, fds)
@@ -93,18 +92,18 @@ class Channel:
         """Send several messages, each with its descriptors, in as few system calls as they allow."""
         frames = []
         for message, fds in items:
-            data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+            data = frame(message)
             frames.append((_HEADER.pack(len(data)) + data, fds))
         with self._send_lock:
             plain: list[bytes] = []  # frames without descriptors go out together
-            for frame, fds in frames:
+            for framed, fds in frames:
                 if fds:
                     if plain:
                         self._send(b"".join(plain), ())
                         plain = []
-                    self._send(frame, fds)  # on its own: its descriptors must come with its first byte
+                    self._send(framed, fds)  # on its own: its descriptors must come with its first byte
                 else:
-                    plain.append(frame)
+                    plain.append(framed)
             if plain:
                 self._send(b"".join(plain), ())
 
@@ -117,7 +116,7 @@ class Channel:
             poller.register(self.fd, select.POLLOUT)
             if not poller.poll(0):
                 return False
-            data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+            data = frame(message)
             self._send(_HEADER.pack(len(data)) + data, ())
             return True
         finally:
@@ -192,7 +191,7 @@ class Channel:
         end = start + size
         if end > length:
             return None
-        message = from_wire(pickle.loads(memoryview(buffer)[start:end]))
+        message = unframe(buffer, start, end)
         fds: list[int] = []
         marks = self._fd_marks
         while marks and marks[0][0] < self._base + end:

@@ -108,9 +108,13 @@ def function_reference(target: object) -> bytes | None:
     function = target
     module, name = function.__module__, function.__qualname__
     cached = _references.get(function)
-    if cached is not None and cached[1] == module and cached[2] == name:
-        if getattr(sys.modules.get(module), name, None) is function:
-            return cached[0]  # (the usual case: the same function, where it was)
+    if (
+        cached is not None
+        and cached[1] == module
+        and cached[2] == name
+        and getattr(sys.modules.get(module), name, None) is function
+    ):
+        return cached[0]  # (the usual case: the same function, where it was)
     if module == "__main__" or not isinstance(module, str) or "." in name:
         return None  # __main__ goes by value; a method's dotted name is not worth the walk here
     if getattr(sys.modules.get(module), name, None) is not function:
