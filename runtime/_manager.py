@@ -40,7 +40,7 @@ from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
 from ._jobs import DroppableValue, Job, JobQueue, LastOutcome, ReceivedValue, claim_future, rebuild_exception
 from ._launcher import LAUNCHER
-from ._protocol import Err, Exiting, Message, Ok, Progress, Release, Skip, Skipped
+from ._protocol import Err, Exiting, Message, Ok, Progress, Release, Skipped
 from ._reaper import REAPER
 from ._vm_process import VMProcess, describe_exit
 
@@ -111,10 +111,14 @@ class Manager:
             return  # refill in bursts, half a window at a time: one system call sends many small jobs
         self.send_queued(limit)
 
-    def send_queued(self, limit: int | None = None) -> None:
-        """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once)."""
+    def send_queued(self, limit: int | None = None, fresh: Job | None = None) -> None:
+        """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once). ``fresh``:
+        a job that never queued, sent first (the pool's queue was empty: ``PoolCore.send_fresh``)."""
         for attempt in (1, 2):
-            batch = self.take_batch(limit)
+            batch = self.take_batch(limit, fresh)
+            if fresh is not None and not batch:  # (closing meanwhile: it waits where queued jobs do)
+                self.queue.give_back([fresh])
+            fresh = None  # (not sent, it went to the front of the queue, as a queued one does)
             if not batch:
                 return
             try:
@@ -142,19 +146,20 @@ class Manager:
             self.dispatch()
             return
 
-    def take_batch(self, limit: int | None) -> list[tuple[Message, Job]]:
-        """Move the jobs to send now from the queue to ``inflight``, each with its numbered message."""
+    def take_batch(self, limit: int | None, fresh: Job | None = None) -> list[tuple[Message, Job]]:
+        """Move the jobs to send now from the queue (``fresh`` first) to ``inflight``, each with its
+        numbered message."""
         queue, inflight = self.queue, self.inflight
         count = len(inflight)
         room = self.window if limit is None or count + limit > self.window else count + limit
         batch: list[tuple[Message, Job]] = []
         while count < room and not self.closing:
-            job = queue.first()
+            job = queue.first() if fresh is None else fresh
             if job is None or (count >= 2 and not job.small):
                 break
             if job.future is not None and not job.claimed:
                 if not claim_future(job.future):
-                    queue.drop_first()
+                    queue.drop_first()  # (a fresh future cannot be cancelled: nobody has it yet)
                     job.reclaim()
                     continue  # cancelled while it waited
                 job.claimed = True  # (a job given back keeps its running future)
@@ -162,7 +167,9 @@ class Manager:
                 self.last.clear()
             # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
             inflight.append(job)
-            queue.drop_first()
+            if fresh is None:
+                queue.drop_first()
+            fresh = None
             count += 1
             if count == 1:
                 self.busy_since = self.started_at = time.perf_counter()
@@ -220,19 +227,6 @@ class Manager:
         if unstarted:
             self.queue.give_back(unstarted)
 
-    def skip(self, jobs: list[Job]) -> None:
-        """Ask the VM not to start these jobs, sent and waiting behind the running one (each then ends
-        as cancelled when the VM says ``Skipped``; one that started meanwhile ends as it ends)."""
-        jobs = [job for job in jobs if job in self.inflight and job is not self.running]
-        if not jobs or self.proc is None:
-            return
-        for job in jobs:
-            job.skip_requested = True
-        try:
-            self.proc.channel.send(Skip([job.seq for job in jobs]))
-        except OSError:
-            pass  # the VM is gone: give_back_unstarted() ends them as cancelled
-
     def drop_proc(self, *, kill: bool) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
@@ -257,13 +251,12 @@ class Manager:
                     proc.eof = True
                     continue
                 if received is not None:
-                    # The rest of what that read brought in, without a system call between two messages.
+                    # The rest of what that read brought in, without a system call between two messages;
+                    # what comes after it is for the next look (its descriptor is readable then).
                     while received is not None:
                         self.on_message(proc, *received)
                         received = proc.channel.take_buffered() if self.proc is proc else None
-                    if not self.inflight and self.proc is proc:
-                        return  # last job done (the VM sends releases before a reply): skip a syscall
-                    continue
+                    return
             # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
             # process the job forked may hold the channel open, so the exit code decides.
             code = proc.poll_exit()
@@ -353,7 +346,8 @@ class Manager:
                 job.result.discard()
         elif job.future is not None:
             self.guard.to_resolve.append(job)  # resolved when the lock is released
-        self.dispatch()
+        if len(inflight) <= self.window // 2 and self.queue:  # (``dispatch`` written out: once a job)
+            self.send_queued()
 
     # -- ending -----------------------------------------------------------------------------------------
 
