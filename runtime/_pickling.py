@@ -144,7 +144,8 @@ def dumps_with_buffers(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     except (pickle.PicklingError, TypeError, AttributeError):
         data = _dumps_with_memoryviews(value, buffers)
     # A reference to __main__ would not resolve in the other VM: pickle those objects by value.
-    if data is not None and b"__main__" not in data:
+    # (find, not ``in``: bytes.__contains__ first tries the needle as an int, raising and clearing an error)
+    if data is not None and data.find(b"__main__") < 0:
         return data, buffers
     if _cloud_pickler_class is None:
         _cloud_pickler_class = _cloudpickler()
