@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
+from concurrent.futures._base import FINISHED as _FINISHED
 from concurrent.futures._base import PENDING as _PENDING
 from concurrent.futures._base import RUNNING as _RUNNING
 from typing import Any, Literal, NamedTuple, Protocol
@@ -294,6 +295,29 @@ def claim_future(future: Future[Any]) -> bool:
         return future.set_running_or_notify_cancel()
     finally:
         condition.release()
+
+
+def finish_future(future: Future[Any], result: Any) -> None:
+    """``future.set_result(result)``, entering the future's lock once and notifying its condition only
+    when a thread waits on it (the usual pool future has none yet): the steps of ``set_result``, which
+    have been these since ``concurrent.futures`` began; any other state is left to it (it raises)."""
+    condition = future._condition
+    condition.acquire()
+    try:
+        running = future._state == _RUNNING
+        if running:
+            future._result = result
+            future._state = _FINISHED
+            for waiter in future._waiters:
+                waiter.add_result(future)
+            if condition._waiters:  # type: ignore[attr-defined]
+                condition.notify_all()
+    finally:
+        condition.release()
+    if running:
+        future._invoke_callbacks()  # type: ignore[attr-defined]
+    else:
+        future.set_result(result)  # (raises, unless it was pending)
 
 
 def resolve_future(job: Job) -> None:

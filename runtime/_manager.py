@@ -93,10 +93,6 @@ class Manager:
     def running(self) -> Job | None:
         return self.inflight[0] if self.inflight else None
 
-    def busy_seconds_now(self, now: float) -> float:
-        """Time with a job in flight so far, the current stretch included (a HUD's meter moves)."""
-        return self.busy_seconds + (now - self.busy_since if self.inflight else 0.0)
-
     @property
     def idle(self) -> bool:
         """No job in flight, and (when the queue is its own) none queued."""
@@ -115,9 +111,7 @@ class Manager:
         """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once). ``fresh``:
         a job that never queued, sent first (the pool's queue was empty: ``PoolCore.send_fresh``)."""
         for attempt in (1, 2):
-            batch = self.take_batch(limit, fresh)
-            if fresh is not None and not batch:  # (closing meanwhile: it waits where queued jobs do)
-                self.queue.give_back([fresh])
+            batch = self.take_batch(limit) if fresh is None else self.take_fresh(fresh)
             fresh = None  # (not sent, it went to the front of the queue, as a queued one does)
             if not batch:
                 return
@@ -146,20 +140,19 @@ class Manager:
             self.dispatch()
             return
 
-    def take_batch(self, limit: int | None, fresh: Job | None = None) -> list[tuple[Message, Job]]:
-        """Move the jobs to send now from the queue (``fresh`` first) to ``inflight``, each with its
-        numbered message."""
+    def take_batch(self, limit: int | None) -> list[tuple[Message, Job]]:
+        """Move the jobs to send now from the queue to ``inflight``, each with its numbered message."""
         queue, inflight = self.queue, self.inflight
         count = len(inflight)
         room = self.window if limit is None or count + limit > self.window else count + limit
         batch: list[tuple[Message, Job]] = []
         while count < room and not self.closing:
-            job = queue.first() if fresh is None else fresh
+            job = queue.first()
             if job is None or (count >= 2 and not job.small):
                 break
             if job.future is not None and not job.claimed:
                 if not claim_future(job.future):
-                    queue.drop_first()  # (a fresh future cannot be cancelled: nobody has it yet)
+                    queue.drop_first()
                     job.reclaim()
                     continue  # cancelled while it waited
                 job.claimed = True  # (a job given back keeps its running future)
@@ -167,9 +160,7 @@ class Manager:
                 self.last.clear()
             # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
             inflight.append(job)
-            if fresh is None:
-                queue.drop_first()
-            fresh = None
+            queue.drop_first()
             count += 1
             if count == 1:
                 self.busy_since = self.started_at = time.perf_counter()
@@ -177,6 +168,21 @@ class Manager:
             self.seq = seq = self.seq + 1
             batch.append((job.message(seq), job))
         return batch
+
+    def take_fresh(self, job: Job) -> list[tuple[Message, Job]]:
+        """``take_batch`` for a pool's new job that never queued (its future is fresh, so claiming it
+        cannot fail; ``PoolCore.send_fresh`` saw room): the same steps, without the loop's checks."""
+        if self.closing:  # (closing meanwhile: it waits where queued jobs do, for close() to end)
+            self.queue.give_back([job])
+            return []
+        claim_future(job.future)  # type: ignore[arg-type]
+        job.claimed = True
+        self.inflight.append(job)
+        if len(self.inflight) == 1:
+            self.busy_since = self.started_at = time.perf_counter()
+            self.progress = (0.0, "")
+        self.seq = seq = self.seq + 1
+        return [(job.message(seq), job)]
 
     def send(self, batch: list[tuple[Message, Job]]) -> None:
         """Send the jobs' messages in one go, starting a VM first if there is none."""

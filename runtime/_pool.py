@@ -96,8 +96,12 @@ class ComputePool(Executor):
         future = PoolFuture(key, priority, self._forget_cancelled)  # (``_job`` written out: once a submit)
         future._job = job = call_job("future", fn, args, kwargs, future)
         job.queue_place = tuple.__new__(QueuePlace, (priority, key))  # (its __new__ is a Python function)
+        # ``_enqueue`` for one job, which goes straight to a VM when none is queued (and the guard entered
+        # by its methods: a ``with`` binds two methods each time).
         core = self._core
-        with core.guard:  # (``_enqueue`` for one job, which goes straight to a VM when none is queued)
+        guard = core.guard
+        guard.__enter__()
+        try:
             if core.shutting_down:
                 job.reclaim()
                 raise VMClosedError(_SHUT)
@@ -108,6 +112,8 @@ class ComputePool(Executor):
                 core.dispatch()
             if core.pump is None:
                 core.ensure_pump()
+        finally:
+            guard.__exit__()
         return future
 
     def _job(
@@ -266,7 +272,7 @@ class ComputePool(Executor):
                     m.vm_index,
                     bool(m.inflight),
                     m.jobs_done,
-                    m.busy_seconds_now(now),
+                    m.busy_seconds + (now - m.busy_since if m.inflight else 0.0),  # (the stretch so far too)
                 )
                 for m in core.managers
             )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from ._channel import READABLE
 from ._errors import JobCancelledError, VMClosedError
 from ._guard import Guard
-from ._jobs import Job, claim_future
+from ._jobs import Job, claim_future, finish_future
 from ._manager import CLOSE_TIMEOUT, PUMP_INTERVAL, Manager
 from ._pool_results import PoolFuture
 from ._priority_queue import PriorityQueue
@@ -85,7 +85,7 @@ class PoolCore:
         if job.error is not None:
             future.set_exception(job.error)
         else:
-            future.set_result(job.result)
+            finish_future(future, job.result)
         job.result = None
         if self.keep_finished and not future.internal:
             self.finished.append(future)
