@@ -269,9 +269,9 @@ def call_job(
     job = Job(kind, Call, (encoded.payload,), future)
     if encoded.fd is not None:
         job.attach(encoded)  # (a payload with a segment is never small)
-    else:
-        size = _payload.plain_size(encoded.payload)
-        job.small = size is not None and size <= _SMALL
+    else:  # a plain pickle ("p") of a few KiB at most is a small job
+        payload = encoded.payload
+        job.small = payload[0] == "p" and len(payload[1]) <= _SMALL
     return job
 
 
