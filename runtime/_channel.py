@@ -82,11 +82,15 @@ class Channel:
     def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
         data = frame(message)
-        with self._send_lock:
+        lock = self._send_lock
+        lock.acquire()  # (not ``with``: that binds two methods on every call)
+        try:
             if fds:
                 self._send(_HEADER.pack(len(data)) + data, fds)
             else:  # the usual case, ``_send`` written out
                 self._sock.sendall(_HEADER.pack(len(data)) + data, _NOSIGNAL)
+        finally:
+            lock.release()
 
     def send_batch(self, items: Sequence[tuple[Message, Sequence[int]]]) -> None:
         """Send several messages, each with its descriptors, in as few system calls as they allow."""

@@ -315,7 +315,8 @@ def finish_future(future: Future[Any], result: Any) -> None:
     finally:
         condition.release()
     if running:
-        future._invoke_callbacks()  # type: ignore[attr-defined]
+        if future._done_callbacks:  # type: ignore[attr-defined]
+            future._invoke_callbacks()  # type: ignore[attr-defined]
     else:
         future.set_result(result)  # (raises, unless it was pending)
 

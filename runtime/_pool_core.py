@@ -81,7 +81,9 @@ class PoolCore:
         """Resolve a finished job's future, its value still encoded (decoded by ``result()``)."""
         future = job.future
         assert isinstance(future, PoolFuture)
-        future.let_go_of_job()
+        if future._job is job:  # (``future.let_go_of_job()`` written out: once a job)
+            future._priority, future._progress = job.queue_place.priority, job.progress
+            future._job = None
         if job.error is not None:
             future.set_exception(job.error)
         else:
