@@ -135,7 +135,7 @@ class Channel:
         if frame:
             self._sock.sendall(frame, _NOSIGNAL)
 
-    def recv(self) -> tuple[Message, list[int]]:
+    def recv(self) -> tuple[Message, Sequence[int]]:
         """Receive one message and the descriptors that came with it, waiting as long as it takes.
 
         Raises ``EOFError`` once the peer has gone. The caller owns the descriptors (and must close them).
@@ -146,7 +146,7 @@ class Channel:
                 return received
             self.wait_readable(None)
 
-    def recv_nowait(self) -> tuple[Message, list[int]] | None:
+    def recv_nowait(self) -> tuple[Message, Sequence[int]] | None:
         """Receive one message if all of it has arrived, else keep what has and return None; never blocks.
 
         Reads whatever the socket has (up to 64 KiB a call) into a buffer and takes messages from it, so
@@ -184,7 +184,7 @@ class Channel:
         (size,) = _HEADER.unpack_from(self._buffer, self._pos)
         return bool(start + size <= len(self._buffer))
 
-    def take_buffered(self) -> tuple[Message, list[int]] | None:
+    def take_buffered(self) -> tuple[Message, Sequence[int]] | None:
         """The next whole message already read into the buffer, if there is one (no system call)."""
         buffer, pos = self._buffer, self._pos
         start = pos + _HEADER_SIZE
@@ -196,10 +196,10 @@ class Channel:
         if end > length:
             return None
         message = unframe(buffer, start, end)
-        fds: list[int] = []
+        fds: Sequence[int] = ()  # (most messages carry none: no list to make, nor to keep with a value)
         marks = self._fd_marks
         while marks and marks[0][0] < self._base + end:
-            fds += marks.popleft()[1]
+            fds = [*fds, *marks.popleft()[1]]
         if end == length:
             buffer.clear()  # the common case: everything read was taken
             self._base += end

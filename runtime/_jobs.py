@@ -9,7 +9,7 @@ decoded by whoever takes it) or an error. ``resolve_future`` hands the outcome t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
 from concurrent.futures._base import FINISHED as _FINISHED
@@ -33,18 +33,18 @@ class ReceivedValue:
     __slots__ = ("fds", "payload", "release_to")
 
     def __init__(
-        self, payload: _payload.Payload, fds: list[int], release_to: Callable[[int], object]
+        self, payload: _payload.Payload, fds: Sequence[int], release_to: Callable[[int], object]
     ) -> None:
         self.payload = payload
         self.fds = fds
         self.release_to = release_to
 
     def decode(self) -> Any:
-        fds, self.fds = self.fds, []
+        fds, self.fds = self.fds, ()
         return _payload.decode(self.payload, iter(fds), self.release_to)
 
     def discard(self) -> None:
-        fds, self.fds = self.fds, []
+        fds, self.fds = self.fds, ()
         if fds:
             _payload.discard(self.payload, iter(fds), self.release_to)
 

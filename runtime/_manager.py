@@ -34,7 +34,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
@@ -108,8 +108,7 @@ class Manager:
         self.send_queued(limit)
 
     def send_queued(self, limit: int | None = None, fresh: Job | None = None) -> None:
-        """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once). ``fresh``:
-        a job that never queued, sent first (the pool's queue was empty: ``PoolCore.send_fresh``)."""
+        """``dispatch`` once its checks have passed (a pool's, for all VMs); ``fresh``: see ``take_fresh``."""
         for attempt in (1, 2):
             batch = self.take_batch(limit) if fresh is None else self.take_fresh(fresh)
             fresh = None  # (not sent, it went to the front of the queue, as a queued one does)
@@ -181,8 +180,9 @@ class Manager:
         if len(self.inflight) == 1:
             self.busy_since = self.started_at = time.perf_counter()
             self.progress = (0.0, "")
-        self.seq = seq = self.seq + 1
-        return [(job.message(seq), job)]
+        self.seq = job.seq = seq = self.seq + 1
+        message: Message = tuple.__new__(job.record, (seq, *job.fields))  # (``job.message``, inline)
+        return [(message, job)]
 
     def send(self, batch: list[tuple[Message, Job]]) -> None:
         """Send the jobs' messages in one go, starting a VM first if there is none."""
@@ -270,7 +270,7 @@ class Manager:
                 return
             self.on_exit(code)
 
-    def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
+    def on_message(self, proc: VMProcess, message: Message, fds: Sequence[int]) -> None:
         """Handle one message from the VM and the descriptors that came with it."""
         job = self.inflight[0] if self.inflight else None  # the running job
         if message.__class__ is Ok and job is not None and message.seq == job.seq:

@@ -32,7 +32,7 @@ import time
 import traceback
 import types
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from . import _context, _lifeline, _payload
@@ -236,10 +236,10 @@ class _Inbox:
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
-        self._pending: deque[tuple[Message, list[int]]] = deque()
+        self._pending: deque[tuple[Message, Sequence[int]]] = deque()
         self._skips: set[int] = set()
 
-    def next(self) -> tuple[Message, list[int]]:
+    def next(self) -> tuple[Message, Sequence[int]]:
         """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end.
 
         A job read earlier (it waited behind the running one) gets one more look at the socket before it
@@ -273,7 +273,7 @@ class _Inbox:
         self._skips = {other for other in self._skips if other > seq}  # the older ones ran already
         return skipped
 
-    def _take(self, message: Message, fds: list[int]) -> None:
+    def _take(self, message: Message, fds: Sequence[int]) -> None:
         """Keep a job (or Quit) for its turn; act on any other message at once."""
         if isinstance(message, _IN_TURN):
             self._pending.append((message, fds))
