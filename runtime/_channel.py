@@ -1,7 +1,7 @@
 """A private, duplex, message-framed pipe between VM 0 and one worker VM.
 
 A Unix socket pair (private: no port is opened anywhere). Each message is a record of ``_protocol``,
-pickled as its plain wire tuple behind an 8-byte length, and may carry file descriptors (the
+framed by ``_protocol.frame`` behind an 8-byte length, and may carry file descriptors (the
 shared-memory segments of big values) as ``SCM_RIGHTS`` ancillary data on its first byte.
 ``multiprocessing.connection.Connection`` frames messages the same way but cannot pass descriptors,
 hence this small class.
@@ -18,7 +18,6 @@ from __future__ import annotations
 import array
 import contextlib
 import os
-import pickle
 import select
 import socket
 import struct
@@ -27,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from ._protocol import Message, from_wire, to_wire
+from ._protocol import Message, frame, unframe
 
 SPIN_SECONDS = 50e-6
 SEND_BUFFER = 1 << 20
@@ -82,29 +81,33 @@ class Channel:
 
     def send(self, message: Message, fds: Sequence[int] = ()) -> None:
         """Send one message (blocks only while the peer's socket buffer is full)."""
-        data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
-        with self._send_lock:
+        data = frame(message)
+        lock = self._send_lock
+        lock.acquire()  # (not ``with``: that binds two methods on every call)
+        try:
             if fds:
                 self._send(_HEADER.pack(len(data)) + data, fds)
             else:  # the usual case, ``_send`` written out
                 self._sock.sendall(_HEADER.pack(len(data)) + data, _NOSIGNAL)
+        finally:
+            lock.release()
 
     def send_batch(self, items: Sequence[tuple[Message, Sequence[int]]]) -> None:
         """Send several messages, each with its descriptors, in as few system calls as they allow."""
         frames = []
         for message, fds in items:
-            data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+            data = frame(message)
             frames.append((_HEADER.pack(len(data)) + data, fds))
         with self._send_lock:
             plain: list[bytes] = []  # frames without descriptors go out together
-            for frame, fds in frames:
+            for framed, fds in frames:
                 if fds:
                     if plain:
                         self._send(b"".join(plain), ())
                         plain = []
-                    self._send(frame, fds)  # on its own: its descriptors must come with its first byte
+                    self._send(framed, fds)  # on its own: its descriptors must come with its first byte
                 else:
-                    plain.append(frame)
+                    plain.append(framed)
             if plain:
                 self._send(b"".join(plain), ())
 
@@ -117,7 +120,7 @@ class Channel:
             poller.register(self.fd, select.POLLOUT)
             if not poller.poll(0):
                 return False
-            data = pickle.dumps(to_wire(message), pickle.HIGHEST_PROTOCOL)
+            data = frame(message)
             self._send(_HEADER.pack(len(data)) + data, ())
             return True
         finally:
@@ -132,7 +135,7 @@ class Channel:
         if frame:
             self._sock.sendall(frame, _NOSIGNAL)
 
-    def recv(self) -> tuple[Message, list[int]]:
+    def recv(self) -> tuple[Message, Sequence[int]]:
         """Receive one message and the descriptors that came with it, waiting as long as it takes.
 
         Raises ``EOFError`` once the peer has gone. The caller owns the descriptors (and must close them).
@@ -143,7 +146,7 @@ class Channel:
                 return received
             self.wait_readable(None)
 
-    def recv_nowait(self) -> tuple[Message, list[int]] | None:
+    def recv_nowait(self) -> tuple[Message, Sequence[int]] | None:
         """Receive one message if all of it has arrived, else keep what has and return None; never blocks.
 
         Reads whatever the socket has (up to 64 KiB a call) into a buffer and takes messages from it, so
@@ -181,7 +184,7 @@ class Channel:
         (size,) = _HEADER.unpack_from(self._buffer, self._pos)
         return bool(start + size <= len(self._buffer))
 
-    def take_buffered(self) -> tuple[Message, list[int]] | None:
+    def take_buffered(self) -> tuple[Message, Sequence[int]] | None:
         """The next whole message already read into the buffer, if there is one (no system call)."""
         buffer, pos = self._buffer, self._pos
         start = pos + _HEADER_SIZE
@@ -192,11 +195,11 @@ class Channel:
         end = start + size
         if end > length:
             return None
-        message = from_wire(pickle.loads(memoryview(buffer)[start:end]))
-        fds: list[int] = []
+        message = unframe(buffer, start, end)
+        fds: Sequence[int] = ()  # (most messages carry none: no list to make, nor to keep with a value)
         marks = self._fd_marks
         while marks and marks[0][0] < self._base + end:
-            fds += marks.popleft()[1]
+            fds = [*fds, *marks.popleft()[1]]
         if end == length:
             buffer.clear()  # the common case: everything read was taken
             self._base += end

@@ -9,15 +9,17 @@ decoded by whoever takes it) or an error. ``resolve_future`` hands the outcome t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
+from concurrent.futures._base import FINISHED as _FINISHED
 from concurrent.futures._base import PENDING as _PENDING
 from concurrent.futures._base import RUNNING as _RUNNING
 from typing import Any, Literal, NamedTuple, Protocol
 
 from . import _payload
 from ._errors import JobError, RemoteTraceback
+from ._pickling import function_reference
 from ._protocol import Call, Eval, Exec
 
 # Where a job's outcome goes: "pocketpy" to ``last_error()``/``last_retval()`` (``submit_*``), "blocking"
@@ -31,18 +33,18 @@ class ReceivedValue:
     __slots__ = ("fds", "payload", "release_to")
 
     def __init__(
-        self, payload: _payload.Payload, fds: list[int], release_to: Callable[[int], object]
+        self, payload: _payload.Payload, fds: Sequence[int], release_to: Callable[[int], object]
     ) -> None:
         self.payload = payload
         self.fds = fds
         self.release_to = release_to
 
     def decode(self) -> Any:
-        fds, self.fds = self.fds, []
+        fds, self.fds = self.fds, ()
         return _payload.decode(self.payload, iter(fds), self.release_to)
 
     def discard(self) -> None:
-        fds, self.fds = self.fds, []
+        fds, self.fds = self.fds, ()
         if fds:
             _payload.discard(self.payload, iter(fds), self.release_to)
 
@@ -256,8 +258,10 @@ def call_job(
     """A call job, its arguments (and a callable target) pickled now, in the caller's thread."""
     if not isinstance(target, str) and not callable(target):
         raise TypeError(f"expected a str to evaluate in the VM or a callable, got {type(target).__name__}")
+    # A module's function travels as its pickle, made once (the VM unpickles it: ``_worker._run``).
+    reference = function_reference(target)
     try:
-        encoded = _payload.encode((target, args, kwargs))
+        encoded = _payload.encode((target if reference is None else reference, args, kwargs))
     except Exception as exc:
         culprit = _unpicklable_part(target, args, kwargs)
         exc.add_note(f"runtime: {culprit} cannot be pickled, so the job was not started")
@@ -265,9 +269,9 @@ def call_job(
     job = Job(kind, Call, (encoded.payload,), future)
     if encoded.fd is not None:
         job.attach(encoded)  # (a payload with a segment is never small)
-    else:
-        size = _payload.plain_size(encoded.payload)
-        job.small = size is not None and size <= _SMALL
+    else:  # a plain pickle ("p") of a few KiB at most is a small job
+        payload = encoded.payload
+        job.small = payload[0] == "p" and len(payload[1]) <= _SMALL
     return job
 
 
@@ -291,6 +295,30 @@ def claim_future(future: Future[Any]) -> bool:
         return future.set_running_or_notify_cancel()
     finally:
         condition.release()
+
+
+def finish_future(future: Future[Any], result: Any) -> None:
+    """``future.set_result(result)``, entering the future's lock once and notifying its condition only
+    when a thread waits on it (the usual pool future has none yet): the steps of ``set_result``, which
+    have been these since ``concurrent.futures`` began; any other state is left to it (it raises)."""
+    condition = future._condition
+    condition.acquire()
+    try:
+        running = future._state == _RUNNING
+        if running:
+            future._result = result
+            future._state = _FINISHED
+            for waiter in future._waiters:
+                waiter.add_result(future)
+            if condition._waiters:  # type: ignore[attr-defined]
+                condition.notify_all()
+    finally:
+        condition.release()
+    if running:
+        if future._done_callbacks:  # type: ignore[attr-defined]
+            future._invoke_callbacks()  # type: ignore[attr-defined]
+    else:
+        future.set_result(result)  # (raises, unless it was pending)
 
 
 def resolve_future(job: Job) -> None:

@@ -34,13 +34,13 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ._errors import JobCancelledError, VMClosedError, VMDiedError
 from ._guard import Guard
 from ._jobs import DroppableValue, Job, JobQueue, LastOutcome, ReceivedValue, claim_future, rebuild_exception
 from ._launcher import LAUNCHER
-from ._protocol import Err, Exiting, Message, Ok, Progress, Release, Skip, Skipped
+from ._protocol import Err, Exiting, Message, Ok, Progress, Release, Skipped
 from ._reaper import REAPER
 from ._vm_process import VMProcess, describe_exit
 
@@ -93,10 +93,6 @@ class Manager:
     def running(self) -> Job | None:
         return self.inflight[0] if self.inflight else None
 
-    def busy_seconds_now(self, now: float) -> float:
-        """Time with a job in flight so far, the current stretch included (a HUD's meter moves)."""
-        return self.busy_seconds + (now - self.busy_since if self.inflight else 0.0)
-
     @property
     def idle(self) -> bool:
         """No job in flight, and (when the queue is its own) none queued."""
@@ -111,10 +107,11 @@ class Manager:
             return  # refill in bursts, half a window at a time: one system call sends many small jobs
         self.send_queued(limit)
 
-    def send_queued(self, limit: int | None = None) -> None:
-        """``dispatch`` once its checks have passed (a pool makes them for all its VMs at once)."""
+    def send_queued(self, limit: int | None = None, fresh: Job | None = None) -> None:
+        """``dispatch`` once its checks have passed (a pool's, for all VMs); ``fresh``: see ``take_fresh``."""
         for attempt in (1, 2):
-            batch = self.take_batch(limit)
+            batch = self.take_batch(limit) if fresh is None else self.take_fresh(fresh)
+            fresh = None  # (not sent, it went to the front of the queue, as a queued one does)
             if not batch:
                 return
             try:
@@ -171,6 +168,22 @@ class Manager:
             batch.append((job.message(seq), job))
         return batch
 
+    def take_fresh(self, job: Job) -> list[tuple[Message, Job]]:
+        """``take_batch`` for a pool's new job that never queued (its future is fresh, so claiming it
+        cannot fail; ``PoolCore.send_fresh`` saw room): the same steps, without the loop's checks."""
+        if self.closing:  # (closing meanwhile: it waits where queued jobs do, for close() to end)
+            self.queue.give_back([job])
+            return []
+        claim_future(job.future)  # type: ignore[arg-type]
+        job.claimed = True
+        self.inflight.append(job)
+        if len(self.inflight) == 1:
+            self.busy_since = self.started_at = time.perf_counter()
+            self.progress = (0.0, "")
+        self.seq = job.seq = seq = self.seq + 1
+        message: Message = tuple.__new__(job.record, (seq, *job.fields))  # (``job.message``, inline)
+        return [(message, job)]
+
     def send(self, batch: list[tuple[Message, Job]]) -> None:
         """Send the jobs' messages in one go, starting a VM first if there is none."""
         proc = self.proc
@@ -220,19 +233,6 @@ class Manager:
         if unstarted:
             self.queue.give_back(unstarted)
 
-    def skip(self, jobs: list[Job]) -> None:
-        """Ask the VM not to start these jobs, sent and waiting behind the running one (each then ends
-        as cancelled when the VM says ``Skipped``; one that started meanwhile ends as it ends)."""
-        jobs = [job for job in jobs if job in self.inflight and job is not self.running]
-        if not jobs or self.proc is None:
-            return
-        for job in jobs:
-            job.skip_requested = True
-        try:
-            self.proc.channel.send(Skip([job.seq for job in jobs]))
-        except OSError:
-            pass  # the VM is gone: give_back_unstarted() ends them as cancelled
-
     def drop_proc(self, *, kill: bool) -> None:
         proc, self.proc = self.proc, None
         if proc is not None:
@@ -257,13 +257,12 @@ class Manager:
                     proc.eof = True
                     continue
                 if received is not None:
-                    # The rest of what that read brought in, without a system call between two messages.
+                    # The rest of what that read brought in, without a system call between two messages;
+                    # what comes after it is for the next look (its descriptor is readable then).
                     while received is not None:
                         self.on_message(proc, *received)
                         received = proc.channel.take_buffered() if self.proc is proc else None
-                    if not self.inflight and self.proc is proc:
-                        return  # last job done (the VM sends releases before a reply): skip a syscall
-                    continue
+                    return
             # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
             # process the job forked may hold the channel open, so the exit code decides.
             code = proc.poll_exit()
@@ -271,12 +270,12 @@ class Manager:
                 return
             self.on_exit(code)
 
-    def on_message(self, proc: VMProcess, message: Message, fds: list[int]) -> None:
+    def on_message(self, proc: VMProcess, message: Message, fds: Sequence[int]) -> None:
         """Handle one message from the VM and the descriptors that came with it."""
         job = self.inflight[0] if self.inflight else None  # the running job
         if message.__class__ is Ok and job is not None and message.seq == job.seq:
             # The usual message first (no isinstance chain); a value without descriptors needs no __del__.
-            job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.releases.append)
+            job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.queue_release)
             self.last_vm_seconds = message.seconds
             self.end_job(job)
             return
@@ -286,7 +285,7 @@ class Manager:
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
         if job is None or message.seq != job.seq:
             if (payload := getattr(message, "value", getattr(message, "exception", None))) is not None:
-                ReceivedValue(payload, fds, proc.releases.append).discard()  # a job that ended otherwise
+                ReceivedValue(payload, fds, proc.queue_release).discard()  # a job that ended otherwise
             return
         if isinstance(message, Skipped):
             # The VM closed the arguments' descriptors unread: their segments are free again.
@@ -302,7 +301,7 @@ class Manager:
             job.exit_note = message.note
         elif isinstance(message, Err):  # (the running job's Ok took the first branch)
             exception = message.exception
-            received = None if exception is None else ReceivedValue(exception, fds, proc.releases.append)
+            received = None if exception is None else ReceivedValue(exception, fds, proc.queue_release)
             job.fail(rebuild_exception(received, message.traceback), message.traceback)
             if message.retire:
                 job.reclaim()  # it never looked at the arguments
@@ -353,7 +352,8 @@ class Manager:
                 job.result.discard()
         elif job.future is not None:
             self.guard.to_resolve.append(job)  # resolved when the lock is released
-        self.dispatch()
+        if len(inflight) <= self.window // 2 and self.queue:  # (``dispatch`` written out: once a job)
+            self.send_queued()
 
     # -- ending -----------------------------------------------------------------------------------------
 

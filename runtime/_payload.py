@@ -372,8 +372,3 @@ def discard(payload: Payload, fds: Iterator[int], on_release: Callable[[int], ob
 def segment_id(payload: Payload | None) -> int | None:
     """The id of the segment (or descriptors) a payload of this process holds for its receiver, if any."""
     return payload[1] if payload is not None and payload[0] in ("s", "r") else None
-
-
-def plain_size(payload: Payload) -> int | None:
-    """The bytes of a plain pickle payload (``"p"``, the small values' kind); None for any other kind."""
-    return len(payload[1]) if payload[0] == "p" else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import sys
 import types
 from typing import Any
 
@@ -87,6 +88,46 @@ def _keep_filename(code: types.CodeType, reduced: Any) -> Any:
 
 _cloud_pickler_class: type[pickle.Pickler] | None = None
 
+# Functions of a module, each with its by-reference pickle and the module and name it names. Bounded:
+# full, it starts again (a game submits a handful of distinct functions, not hundreds).
+_REFERENCES_LIMIT = 256
+_references: dict[types.FunctionType, tuple[bytes, str, str]] = {}
+
+
+def function_reference(target: object) -> bytes | None:
+    """The pickle of ``target`` if it is a function of an imported module (pickled by module and name),
+    made once per function; None for anything else, which is pickled with the arguments as ever.
+
+    A job's function is usually the same object every time: this saves pickle's module import and
+    attribute walk on each submit. The reference is used only while the module still holds this very
+    function under its name, as pickle checks: a function replaced there (a reload, a rebinding) is not
+    found any more, so it goes by value through cloudpickle, as before.
+    """
+    if type(target) is not types.FunctionType:
+        return None
+    function = target
+    module, name = function.__module__, function.__qualname__
+    cached = _references.get(function)
+    if (
+        cached is not None
+        and cached[1] == module
+        and cached[2] == name
+        and getattr(sys.modules.get(module), name, None) is function
+    ):
+        return cached[0]  # (the usual case: the same function, where it was)
+    if module == "__main__" or not isinstance(module, str) or "." in name:
+        return None  # __main__ goes by value; a method's dotted name is not worth the walk here
+    if getattr(sys.modules.get(module), name, None) is not function:
+        return None
+    try:
+        data = pickle.dumps(function, PROTOCOL)
+    except Exception:
+        return None
+    if len(_references) >= _REFERENCES_LIMIT:
+        _references.clear()  # (one atomic call: another thread may be reading)
+    _references[function] = (data, module, name)
+    return data
+
 
 def dumps(value: Any) -> bytes:
     """Pickle ``value`` as ``encode`` would, buffers in band; raise what pickling raises."""
@@ -103,7 +144,8 @@ def dumps_with_buffers(value: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     except (pickle.PicklingError, TypeError, AttributeError):
         data = _dumps_with_memoryviews(value, buffers)
     # A reference to __main__ would not resolve in the other VM: pickle those objects by value.
-    if data is not None and b"__main__" not in data:
+    # (find, not ``in``: bytes.__contains__ first tries the needle as an int, raising and clearing an error)
+    if data is not None and data.find(b"__main__") < 0:
         return data, buffers
     if _cloud_pickler_class is None:
         _cloud_pickler_class = _cloudpickler()

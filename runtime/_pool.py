@@ -30,13 +30,14 @@ from typing import Any, cast
 from . import _payload, _registry
 from ._errors import VMClosedError
 from ._guard import close_collected
-from ._jobs import Job, call_job
+from ._jobs import Job, QueuePlace, call_job
 from ._pool_core import PoolCore
 from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats, run_batch
 from ._reaper import REAPER
 
 _FLOAT_MAX = sys.float_info.max
 SUBMIT_SERVICE_INTERVAL = 0.0005  # seconds between a submit loop's own reads of the replies
+_SHUT = "cannot schedule new futures after the ComputePool was shut down or closed"
 
 
 class ComputePool(Executor):
@@ -94,7 +95,25 @@ class ComputePool(Executor):
             _check_key(key)
         future = PoolFuture(key, priority, self._forget_cancelled)  # (``_job`` written out: once a submit)
         future._job = job = call_job("future", fn, args, kwargs, future)
-        self._enqueue((job,), priority, key)
+        job.queue_place = tuple.__new__(QueuePlace, (priority, key))  # (its __new__ is a Python function)
+        # ``_enqueue`` for one job, which goes straight to a VM when none is queued (and the guard entered
+        # by its methods: a ``with`` binds two methods each time).
+        core = self._core
+        guard = core.guard
+        guard.__enter__()
+        try:
+            if core.shutting_down:
+                job.reclaim()
+                raise VMClosedError(_SHUT)
+            if time.perf_counter() - core.serviced_at > SUBMIT_SERVICE_INTERVAL:
+                core.service()  # (see ``_enqueue``)
+            if not core.send_fresh(job):
+                core.queue.push(job, priority, key)
+                core.dispatch()
+            if core.pump is None:
+                core.ensure_pump()
+        finally:
+            guard.__exit__()
         return future
 
     def _job(
@@ -120,9 +139,7 @@ class ComputePool(Executor):
             if core.shutting_down:
                 for job in jobs:
                     job.reclaim()
-                raise VMClosedError(
-                    "cannot schedule new futures after the ComputePool was shut down or closed"
-                )
+                raise VMClosedError(_SHUT)
             push = core.queue.push
             for job in jobs:
                 push(job, priority, key)
@@ -189,7 +206,7 @@ class ComputePool(Executor):
             if running:
                 for manager in core.managers:
                     waiting = [job for job in list(manager.inflight)[1:] if job.queue_place.key == key]
-                    manager.skip(waiting)
+                    core.skip(manager, waiting)
                     count += len(waiting)
                     # Checked after the manager reads the VM's news: the job may have just ended,
                     # and then the one running is another key's.
@@ -255,7 +272,7 @@ class ComputePool(Executor):
                     m.vm_index,
                     bool(m.inflight),
                     m.jobs_done,
-                    m.busy_seconds_now(now),
+                    m.busy_seconds + (now - m.busy_since if m.inflight else 0.0),  # (the stretch so far too)
                 )
                 for m in core.managers
             )

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from ._channel import READABLE
 from ._errors import JobCancelledError, VMClosedError
 from ._guard import Guard
-from ._jobs import Job, claim_future
+from ._jobs import Job, claim_future, finish_future
 from ._manager import CLOSE_TIMEOUT, PUMP_INTERVAL, Manager
 from ._pool_results import PoolFuture
 from ._priority_queue import PriorityQueue
+from ._protocol import Skip
 from ._reaper import REAPER
 
 WINDOW_SECONDS = 0.002  # how much work, at the recent job length, each VM keeps in flight
@@ -80,11 +81,13 @@ class PoolCore:
         """Resolve a finished job's future, its value still encoded (decoded by ``result()``)."""
         future = job.future
         assert isinstance(future, PoolFuture)
-        future.let_go_of_job()
+        if future._job is job:  # (``future.let_go_of_job()`` written out: once a job)
+            future._priority, future._progress = job.queue_place.priority, job.progress
+            future._job = None
         if job.error is not None:
             future.set_exception(job.error)
         else:
-            future.set_result(job.result)
+            finish_future(future, job.result)
         job.result = None
         if self.keep_finished and not future.internal:
             self.finished.append(future)
@@ -143,6 +146,23 @@ class PoolCore:
                 return  # the queue is empty
             manager.send_queued(share)  # (``Manager.dispatch`` without its checks, made above)
 
+    def send_fresh(self, job: Job) -> bool:
+        """Send a new job straight to the least loaded VM with room when nothing is queued (it would be
+        first anyway): what ``dispatch`` does for a queue of one, without the queue's push and pop; False
+        if it must queue (with ``queue_place`` set)."""
+        if self.queue.live:
+            return False
+        best = None
+        for manager in self.managers:
+            manager.window = 2  # (as dispatch() sets it for a short queue)
+            load = len(manager.inflight)
+            if load <= 1 and not manager.closing and (best is None or load < len(best.inflight)):
+                best = manager
+        if best is None:
+            return False
+        best.send_queued(1, job)
+        return True
+
     def service(self) -> None:
         """Read what every VM has said, end jobs, send more (with the guard held); never blocks."""
         now = self.serviced_at = time.perf_counter()
@@ -153,6 +173,20 @@ class PoolCore:
                 self.count_end(manager, manager.jobs_done - done, now)
         if self.queue.live:  # (usually not: the managers have just sent what their VMs had room for)
             self.dispatch()
+
+    @staticmethod
+    def skip(manager: Manager, jobs: list[Job]) -> None:
+        """Ask ``manager``'s VM not to start these jobs, sent and waiting behind the running one (each then
+        ends as cancelled when the VM says ``Skipped``; one that started meanwhile ends as it ends)."""
+        jobs = [job for job in jobs if job in manager.inflight and job is not manager.running]
+        if not jobs or manager.proc is None:
+            return
+        for job in jobs:
+            job.skip_requested = True
+        try:
+            manager.proc.channel.send(Skip([job.seq for job in jobs]))
+        except OSError:
+            pass  # the VM is gone: give_back_unstarted() ends them as cancelled
 
     def busy(self) -> bool:
         return bool(self.queue.live) or any(manager.inflight for manager in self.managers)

@@ -48,6 +48,7 @@ class VMProcess:
         # Ids of this VM's segments that VM 0 no longer maps, queued by garbage-collection callbacks
         # (which may run in any thread) and sent back to the VM at the next safe point.
         self.releases: deque[int] = deque()
+        self.queue_release = self.releases.append  # (bound once: every received value keeps it)
         # Ids of VM 0's segments sent to this VM and not handed back yet. When the VM ends they all go
         # back to VM 0's pool (``release()``), whatever the VM kept: a crash or a kill leaks nothing.
         self.outstanding: set[int] = set()

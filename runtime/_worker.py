@@ -23,6 +23,7 @@ import itertools
 import linecache
 import multiprocessing.process
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -31,7 +32,7 @@ import time
 import traceback
 import types
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from . import _context, _lifeline, _payload
@@ -211,7 +212,9 @@ def _run(
     if isinstance(job, Eval):
         return eval(_compile(_source(job.source, fds, on_release), "eval", vm_index), namespace)
     function, args, kwargs = _payload.decode(job.call, fds, on_release)
-    if isinstance(function, str):  # source that evaluates to the callable
+    if function.__class__ is bytes:  # a module's function, pickled once by VM 0 (``function_reference``)
+        function = pickle.loads(function)
+    elif isinstance(function, str):  # source that evaluates to the callable
         function = eval(_compile(function, "eval", vm_index), namespace)
     return function(*args, **kwargs)
 
@@ -233,10 +236,10 @@ class _Inbox:
 
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
-        self._pending: deque[tuple[Message, list[int]]] = deque()
+        self._pending: deque[tuple[Message, Sequence[int]]] = deque()
         self._skips: set[int] = set()
 
-    def next(self) -> tuple[Message, list[int]]:
+    def next(self) -> tuple[Message, Sequence[int]]:
         """The next job (or ``Quit``), waiting for one if none has come; raises ``EOFError`` at the end.
 
         A job read earlier (it waited behind the running one) gets one more look at the socket before it
@@ -270,7 +273,7 @@ class _Inbox:
         self._skips = {other for other in self._skips if other > seq}  # the older ones ran already
         return skipped
 
-    def _take(self, message: Message, fds: list[int]) -> None:
+    def _take(self, message: Message, fds: Sequence[int]) -> None:
         """Keep a job (or Quit) for its turn; act on any other message at once."""
         if isinstance(message, _IN_TURN):
             self._pending.append((message, fds))

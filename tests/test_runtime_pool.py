@@ -7,6 +7,7 @@ import gc
 import os
 import pickle
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -626,3 +627,41 @@ def test_cancel_running_never_kills_another_keys_job_that_started_as_the_keys_jo
             assert pool.cancel("a", running=True) == 0
         assert a.result(30) == 1
         assert b.result(30) == 2
+
+
+def test_a_module_function_is_pickled_once_yet_never_runs_stale_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # VM 0 pickles a module's function once and reuses the bytes (``_pickling.function_reference``):
+    # only while the module still holds that very function. A function replaced there (a reload, a
+    # rebinding) must still run its own code, sent by value, as it was before the cache.
+    from runtime import _pickling
+
+    (tmp_path / "fnref_probe.py").write_text("def f():\n    return 'f'\ndef g():\n    return 'g'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import fnref_probe  # type: ignore[import-not-found]
+
+    monkeypatch.setitem(sys.modules, "fnref_probe", fnref_probe)  # (taken out again at the end)
+    old_f = fnref_probe.f
+    first = _pickling.function_reference(old_f)
+    assert first is not None and _pickling.function_reference(old_f) is first  # made once
+    with ComputePool(1, setup="import fnref_probe\nfnref_probe.f = fnref_probe.g") as pool:
+        # By reference, the VM's module decides: its f is g (the setup rebound it).
+        assert pool.submit(old_f).result(30) == "g"
+        monkeypatch.setattr(fnref_probe, "f", fnref_probe.g)
+        assert _pickling.function_reference(old_f) is None
+        # Replaced in VM 0's module: the old function goes by value and runs its own code.
+        assert pool.submit(old_f).result(30) == "f"
+        assert pool.submit(fnref_probe.f).result(30) == "g"
+        # A closure, a lambda and a function of __main__ (whose globals change) are never cached.
+        namespace: dict[str, object] = {"__name__": "__main__"}
+        exec("counter = 1\ndef read():\n    return counter\n", namespace)
+        read = namespace["read"]
+        assert pool.submit(read).result(30) == 1
+        namespace["counter"] = 2
+        assert pool.submit(read).result(30) == 2
+        factor = 3
+        assert pool.submit(lambda x: x * factor, 2).result(30) == 6
+        factor = 4
+        assert pool.submit(lambda x: x * factor, 2).result(30) == 8
+        assert _pickling.function_reference(read) is None

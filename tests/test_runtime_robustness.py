@@ -171,6 +171,27 @@ def _frame(message: _protocol.Message) -> bytes:
     return struct.pack("!Q", len(data)) + data
 
 
+def test_every_message_survives_its_framing_and_a_jobs_two_skip_pickle() -> None:
+    # A Call and an Ok with a plain pickle travel as a tag byte, packed numbers and the pickle as it is;
+    # every other message (an Ok in a segment, an Err, a Release) as its pickled wire tuple.
+    plain = ("p", pickle.dumps((abs, (-3,), {})))
+    messages: list[_protocol.Message] = [
+        _protocol.Call(2**40, plain),
+        _protocol.Ok(7, ("p", b"\x80 not a pickle"), 0.25),
+        _protocol.Ok(8, ("s", 3, 4096, None, b"data", [(0, 10)], None), 1.5),
+        _protocol.Call(9, ("b", b"data", [b"buffer"])),
+        _protocol.Err(10, None, "Traceback ...", retire=True),
+        _protocol.Release([1, 2]),
+    ]
+    pickled = [data.startswith(b"\x80") for data in map(_protocol.frame, messages)]
+    assert pickled == [False, False, True, True, True, True]
+    for message in messages:
+        data = _protocol.frame(message)
+        buffer = bytearray(b"ahead" + data + b"behind")
+        back = _protocol.unframe(buffer, 5, 5 + len(data))
+        assert back == message and type(back) is type(message)
+
+
 def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> None:
     ours, theirs = socket.socketpair()
     channel = Channel(ours)
@@ -187,7 +208,7 @@ def test_a_message_that_arrives_in_pieces_is_assembled_without_blocking() -> Non
         message, fds = channel.recv_nowait() or ((), [])
         assert message == Ok(7, ("p", b"x" * 100_000), 0.5) and type(message) is Ok and len(fds) == 1
         os.close(fds[0])
-        assert channel.recv_nowait() == (Progress(8, 0.5, "half"), [])
+        assert channel.recv_nowait() == (Progress(8, 0.5, "half"), ())  # (no list when no descriptors)
         assert channel.recv_nowait() is None
         theirs.sendall(_frame(Ok(9, ("p", b""), 0.0))[:20])
         theirs.close()
