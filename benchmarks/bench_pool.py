@@ -198,21 +198,12 @@ def bench_frame_pacing(jobs: int, size: int, budget_ms: float) -> None:
         )
         rows.append(row)
     notes = []
-    variants = (
-        ("nice 10, the default", 10, False),
-        ("nice 10, loop favour_this_thread()", 10, True),
-        ('nice="idle": SCHED_IDLE', "idle", False),
-    )
-    for name, nice, favoured in variants:
+    for name, nice in (("nice 10, the default", 10), ('nice="idle": SCHED_IDLE', "idle")):
         runtime.configure(nice=nice)
-        if favoured and not runtime.favour_this_thread():
-            notes.append(f"{name}: not available on this kernel (Linux 6.12+)")
-            continue
         try:
             intervals, took, rate = pool_pacing(jobs, size, budget_ms, "import worldgen")
         finally:
             runtime.configure(nice=10)
-            runtime.favour_this_thread(None)
         rows.append(
             pacing_row(
                 f"pool of 2 VMs ({name}), {jobs} chunk jobs, intake({budget_ms} ms)", intervals, idle_p99

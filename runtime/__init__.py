@@ -17,9 +17,8 @@ trip; ``_protocol`` lists every message.
 
 The public API: ``ComputeThread``, ``ComputePool`` (and what it returns: ``PoolFuture``,
 ``MapResults``, ``PoolStats``, ``VMStats``), ``currentvm``, ``report_progress``, ``shared_buffer``,
-``is_shared``, ``configure``, ``favour_this_thread`` (call it from your frame loop's thread: when a
-frame wakes up it takes a core from a busy VM at once), ``shutdown`` and the error classes. This
-package depends on the standard library and cloudpickle only.
+``is_shared``, ``configure``, ``shutdown`` and the error classes. This package depends on the standard
+library and cloudpickle only.
 """
 
 import collections.abc as _abc
@@ -37,7 +36,6 @@ if _typing.TYPE_CHECKING:
         VMClosedError,
         VMDiedError,
     )
-    from ._favour import favour_this_thread
     from ._pool import ComputePool
     from ._pool_results import MapResults, PoolFuture, PoolStats, VMStats
     from ._shared import is_shared, shared_buffer
@@ -59,7 +57,6 @@ _HOMES = {
     "VMDiedError": "_errors",
     "VMStats": "_pool_results",
     "currentvm": "_context",
-    "favour_this_thread": "_favour",
     "is_shared": "_shared",
     "report_progress": "_context",
     "shared_buffer": "_shared",
@@ -80,7 +77,6 @@ __all__ = [
     "VMStats",
     "configure",
     "currentvm",
-    "favour_this_thread",
     "is_shared",
     "report_progress",
     "shared_buffer",
