@@ -143,8 +143,8 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     """
     one, zero = _F(1.0), _F(0.0)
     land, ridge, t, u = (a[: n.size] for a in scratch)
-    top = n.max()  # (one reduction answers both questions below)
-    if not top >= zero:
+    highest = np.max(n)  # (one reduction answers both questions below)
+    if not highest >= zero:
         _open_water(n, d, r, sea, t, u)
         return
     np.multiply(n, _F(1.0 / LAND_RANGE), out=land)
@@ -156,7 +156,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     high_r = r[lakes]
     # Ridges fade in above INLAND_START: below it they are exact zeros, which leave h as it is (any
     # zero's sign is lost when SEA_LEVEL is added), so a chunk with no cell above it skips them.
-    inland = bool(top > _F(INLAND_START))
+    inland = bool(highest > _F(INLAND_START))
     if inland:
         np.abs(r, out=ridge)  # the last use of r as noise: it holds the basins from here on
     basin = r
