@@ -184,6 +184,10 @@ class Channel:
         (size,) = _HEADER.unpack_from(self._buffer, self._pos)
         return bool(start + size <= len(self._buffer))
 
+    def partial(self) -> bool:
+        """Whether the buffer holds the start of a message whose rest is still to be read."""
+        return len(self._buffer) > self._pos
+
     def take_buffered(self) -> tuple[Message, Sequence[int]] | None:
         """The next whole message already read into the buffer, if there is one (no system call)."""
         buffer, pos = self._buffer, self._pos

@@ -256,13 +256,13 @@ class Manager:
                 except (EOFError, OSError):
                     proc.eof = True
                     continue
-                if received is not None:
-                    # The rest of what that read brought in, without a system call between two messages;
-                    # what comes after it is for the next look (its descriptor is readable then).
+                if received is not None:  # and the rest that read brought, with no system call between
                     while received is not None:
                         self.on_message(proc, *received)
                         received = proc.channel.take_buffered() if self.proc is proc else None
-                    return
+                    if self.proc is proc and proc.channel.partial():
+                        continue  # a read stops at 64 KiB (or at descriptors): the rest may be there
+                    return  # whole messages came: what follows is for the next look (it is readable)
             # Nothing (complete) to read: the VM may have ended. Its messages were read first; a
             # process the job forked may hold the channel open, so the exit code decides.
             code = proc.poll_exit()

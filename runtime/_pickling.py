@@ -13,6 +13,7 @@ import io
 import pickle
 import sys
 import types
+import weakref
 from typing import Any
 
 PROTOCOL = 5
@@ -88,10 +89,11 @@ def _keep_filename(code: types.CodeType, reduced: Any) -> Any:
 
 _cloud_pickler_class: type[pickle.Pickler] | None = None
 
-# Functions of a module, each with its by-reference pickle and the module and name it names. Bounded:
+# Functions of a module by id: a weak reference to the function (an unloaded module's functions and
+# globals must not live on here), its by-reference pickle and the module and name it names. Bounded:
 # full, it starts again (a game submits a handful of distinct functions, not hundreds).
 _REFERENCES_LIMIT = 256
-_references: dict[types.FunctionType, tuple[bytes, str, str]] = {}
+_references: dict[int, tuple[weakref.ref[types.FunctionType], bytes, str, str]] = {}
 
 
 def function_reference(target: object) -> bytes | None:
@@ -107,14 +109,15 @@ def function_reference(target: object) -> bytes | None:
         return None
     function = target
     module, name = function.__module__, function.__qualname__
-    cached = _references.get(function)
+    cached = _references.get(id(function))
     if (
         cached is not None
-        and cached[1] == module
-        and cached[2] == name
+        and cached[0]() is function  # (an id is reused once its function is gone)
+        and cached[2] == module
+        and cached[3] == name
         and getattr(sys.modules.get(module), name, None) is function
     ):
-        return cached[0]  # (the usual case: the same function, where it was)
+        return cached[1]  # (the usual case: the same function, where it was)
     if module == "__main__" or not isinstance(module, str) or "." in name:
         return None  # __main__ goes by value; a method's dotted name is not worth the walk here
     if getattr(sys.modules.get(module), name, None) is not function:
@@ -125,7 +128,7 @@ def function_reference(target: object) -> bytes | None:
         return None
     if len(_references) >= _REFERENCES_LIMIT:
         _references.clear()  # (one atomic call: another thread may be reading)
-    _references[function] = (data, module, name)
+    _references[id(function)] = (weakref.ref(function), data, module, name)
     return data
 
 
