@@ -440,8 +440,13 @@ def generate(
     elif step == 1:
         placed = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
     else:
+        # The area the samples stand for, cut at the int32 edge (its last step - 1 cells may reach past it).
+        area_w, area_h = (
+            min(width * step, _checks.COORD_LIMIT - x0),
+            min(height * step, _checks.COORD_LIMIT - y0),
+        )
         placed = _creatures.place(
-            seed, x0, y0, width * step, height * step, lambda x, y: _biomes_at(seed, x, y, net, lattice)
+            seed, x0, y0, area_w, area_h, lambda x, y: _biomes_at(seed, x, y, net, lattice)
         )
     report(1.0, "creatures")
     return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, placed, step)

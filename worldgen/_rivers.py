@@ -720,7 +720,7 @@ def water_points(points: Points, elevation: F32, net: Network) -> Water:
     offs = np.arange(-_NEAR, _NEAR + 1, dtype=np.int64)
     ci = (x // NODE)[:, None, None] + offs[None, None, :] - net.i0
     cj = (y // NODE)[:, None, None] + offs[None, :, None] - net.j0
-    node = (cj * ni + ci).reshape(x.size, -1)
+    node = (cj * ni + ci).reshape(x.size, (2 * _NEAR + 1) ** 2)  # (no -1: there may be no points)
     flat_down = net.down.ravel()
     flow = net.sources.ravel()
     px = np.broadcast_to(x[:, None], node.shape).astype(np.float64)
