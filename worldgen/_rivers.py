@@ -379,14 +379,21 @@ def _segment_core(px: F64, py: F64, e: F32, terms: tuple[F64, ...]) -> tuple[F32
     lb *= t  # the level change
     lb += la  # the water level
     side = np.maximum(gap, 0.0, out=vv)
-    en = e.astype(np.float64)
-    cut = np.multiply(side, VALLEY_SLOPE, out=wy)
-    cut += lb
+    cut = _valley_cut(e.astype(np.float64), side, lb, cut=wy, fade=vx, smooth=vy)
+    return gap.astype(np.float32), cut.astype(np.float32)
+
+
+def _valley_cut(en: F64, side: F64, level: F64, *, cut: F64, fade: F64, smooth: F64) -> F64:
+    """The carved elevation ``side`` beyond a bank at water ``level``: down the valley's slope, faded
+    back to ``en`` over ``VALLEY``, into ``cut``. ``fade`` and ``smooth`` are scratch and may share
+    ``level``'s and ``side``'s buffers (each is read before they are written)."""
+    np.multiply(side, VALLEY_SLOPE, out=cut)
+    cut += level
     np.minimum(en, cut, out=cut)
-    fade = np.multiply(side, 1.0 / VALLEY, out=vx)
+    np.multiply(side, 1.0 / VALLEY, out=fade)
     np.clip(fade, 0.0, 1.0, out=fade)
     # fade * fade * (3 - 2 fade), then 1 - that, in the order the formula always used.
-    smooth = np.multiply(fade, -2.0, out=vy)
+    np.multiply(fade, -2.0, out=smooth)
     smooth += 3.0
     fade *= fade
     fade *= smooth
@@ -394,7 +401,7 @@ def _segment_core(px: F64, py: F64, e: F32, terms: tuple[F64, ...]) -> tuple[F32
     np.subtract(en, cut, out=cut)
     cut *= fade
     np.subtract(en, cut, out=cut)
-    return gap.astype(np.float32), cut.astype(np.float32)
+    return cut
 
 
 def _lake_formula(px: F64, py: F64, e: F32, lake: tuple[F64, ...]) -> tuple[F32, F32]:
@@ -600,21 +607,7 @@ def _segment_lines(px: F64, py: F64, e: F32, terms: tuple[F64, ...], scratch: li
     side = np.clip(gap, 0.0, np.inf, out=b2)  # (as maximum, faster; a difference is never -0.0)
     en = b1
     np.copyto(en, e)
-    cut = np.multiply(side, VALLEY_SLOPE, out=b4)
-    cut += level
-    np.minimum(en, cut, out=cut)
-    fade = np.multiply(side, 1.0 / VALLEY, out=b3)
-    np.clip(fade, 0.0, 1.0, out=fade)
-    # fade * fade * (3 - 2 fade), then 1 - that, in the order the formula always used.
-    smooth = np.multiply(fade, -2.0, out=b2)
-    smooth += 3.0
-    fade *= fade
-    fade *= smooth
-    np.subtract(1.0, fade, out=fade)
-    np.subtract(en, cut, out=cut)
-    cut *= fade
-    np.subtract(en, cut, out=cut)
-    return gap, cut
+    return gap, _valley_cut(en, side, level, cut=b4, fade=b3, smooth=b2)
 
 
 def water_grid(
