@@ -158,14 +158,9 @@ class Manager:
             if job.kind == "pocketpy":
                 self.last.clear()
             # In flight before it leaves the queue: a lock-free ``idle`` never sees a gap.
-            inflight.append(job)
+            batch.append(self.start(job))
             queue.drop_first()
             count += 1
-            if count == 1:
-                self.busy_since = self.started_at = time.perf_counter()
-                self.progress = (0.0, "")
-            self.seq = seq = self.seq + 1
-            batch.append((job.message(seq), job))
         return batch
 
     def take_fresh(self, job: Job) -> list[tuple[Message, Job]]:
@@ -176,13 +171,17 @@ class Manager:
             return []
         claim_future(job.future)  # type: ignore[arg-type]
         job.claimed = True
-        self.inflight.append(job)
-        if len(self.inflight) == 1:
+        return [self.start(job)]
+
+    def start(self, job: Job) -> tuple[Message, Job]:
+        """Put ``job`` in flight (the running job, if it is the only one) and number its message."""
+        inflight = self.inflight
+        inflight.append(job)
+        if len(inflight) == 1:
             self.busy_since = self.started_at = time.perf_counter()
             self.progress = (0.0, "")
-        self.seq = job.seq = seq = self.seq + 1
-        message: Message = tuple.__new__(job.record, (seq, *job.fields))  # (``job.message``, inline)
-        return [(message, job)]
+        self.seq = seq = self.seq + 1
+        return job.message(seq), job
 
     def send(self, batch: list[tuple[Message, Job]]) -> None:
         """Send the jobs' messages in one go, starting a VM first if there is none."""

@@ -40,19 +40,10 @@ class PriorityQueue:
     def __iter__(self) -> Iterator[Job]:
         return (entry[_JOB] for entry in self._heap if entry[_JOB] is not None)
 
-    def push(self, job: Job, priority: float, key: Hashable | None) -> None:
-        # ``_push`` written out: this runs once per submit.
-        entry = [-priority, next(self._order), next(self._unique), job, key]
+    def push(self, job: Job, priority: float, key: Hashable | None, order: int | None = None) -> None:
+        """Queue ``job``: after the jobs of its priority, or at ``order`` among them (``give_back``)."""
+        entry = [-priority, next(self._order) if order is None else order, next(self._unique), job, key]
         job.queue_place = tuple.__new__(QueuePlace, (priority, key))  # (its __new__ is a Python function)
-        job.queue_entry = entry
-        heapq.heappush(self._heap, entry)
-        self.live += 1
-        if key is not None:
-            self._by_key.setdefault(key, []).append(entry)
-
-    def _push(self, job: Job, priority: float, key: Hashable | None, order: int) -> None:
-        entry = [-priority, order, next(self._unique), job, key]
-        job.queue_place = QueuePlace(priority, key)
         job.queue_entry = entry
         heapq.heappush(self._heap, entry)
         self.live += 1
@@ -82,7 +73,7 @@ class PriorityQueue:
 
     def give_back(self, jobs: list[Job]) -> None:
         for job in reversed(jobs):
-            self._push(job, job.queue_place.priority, job.queue_place.key, next(self._front))
+            self.push(job, job.queue_place.priority, job.queue_place.key, next(self._front))
 
     # -- finding jobs by key ------------------------------------------------------------------------
 
