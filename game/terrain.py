@@ -84,6 +84,14 @@ def _colour_table(biome_names: tuple[str, ...], water_ids: frozenset[int]) -> np
     return flat
 
 
+def water_mask(biome: npt.NDArray[np.uint8], water_ids: frozenset[int]) -> npt.NDArray[np.bool_]:
+    """Where ``biome`` is one of ``water_ids`` (one table lookup per cell)."""
+    table = np.zeros(256, dtype=np.bool_)
+    table[[i for i in water_ids if 0 <= i < 256]] = True
+    mask: npt.NDArray[np.bool_] = table[biome]
+    return mask
+
+
 def colour_terrain(
     biome: npt.NDArray[np.uint8],
     elevation: npt.NDArray[np.float32],
@@ -110,9 +118,7 @@ def colour_terrain(
     light *= np.float32((STEPS - 1) / (MAX_LIGHT - MIN_LIGHT))
     np.clip(light, 0, STEPS - 1, out=light)
     step = light.astype(np.uint16)
-    water_lut = np.zeros(256, dtype=bool)
-    water_lut[[i for i in water_ids if 0 <= i < 256]] = True
-    water = water_lut[biome]
+    water = water_mask(biome, water_ids)
     if water.any():
         depth = np.subtract(np.float32(sea_level), elevation)
         depth *= np.float32(1.0 / max(sea_level, 1e-6))
@@ -144,9 +150,7 @@ def flat_colours(
     edge-aware upscaler (``pygame.transform.scale2x``) round the borders between them.
     """
     step = np.zeros(biome.shape, dtype=np.uint16)
-    water_lut = np.zeros(256, dtype=bool)
-    water_lut[[i for i in water_ids if 0 <= i < 256]] = True
-    water = water_lut[biome]
+    water = water_mask(biome, water_ids)
     if water.any():
         depth = np.clip((np.float32(sea_level) - elevation) * np.float32(1.0 / max(sea_level, 1e-6)), 0, 1)
         bands = np.floor(np.sqrt(depth) * DEPTH_BANDS) / DEPTH_BANDS  # few bands: smooth contours
@@ -177,9 +181,7 @@ def light(
     np.clip(rise, 0.0, 0.16, out=rise)
     rise += np.float32(0.92)
     shade *= rise
-    water_lut = np.zeros(256, dtype=bool)
-    water_lut[[i for i in water_ids if 0 <= i < 256]] = True
-    shade[water_lut[biome]] = 1.0
+    shade[water_mask(biome, water_ids)] = 1.0
     grey = np.clip(shade * np.float32(128.0), 0, 255).astype(np.uint8)
     image: Image = np.empty((*biome.shape, 4), dtype=np.uint8)
     image[..., :3] = grey[..., None]

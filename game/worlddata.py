@@ -134,14 +134,10 @@ def rivers_between_samples(
     """
     if step <= 1:
         return biome
-    land = ~_WATER_LUT[biome]
+    land = ~terrain.water_mask(biome, frozenset(worldgen.WATER_BIOMES))
     marked = np.less(river, np.float32(step / 2))
     marked &= land
     return np.where(marked, np.uint8(worldgen.BIOMES.index("river")), biome)
-
-
-_WATER_LUT = np.zeros(256, dtype=np.bool_)
-_WATER_LUT[sorted(worldgen.WATER_BIOMES)] = True
 
 
 def colour_world(
