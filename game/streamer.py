@@ -32,12 +32,12 @@ OUTSIDE = (10, 10, 14)
 """Past the world's int32 edge."""
 EDGE = (200, 70, 60)
 LOOKAHEAD_S = 0.6
+"""How far ahead of the motion the ring reaches, in seconds of travel."""
 STAND_IN_UP = 2
 """How many levels coarser the stand-ins are that come first when most of a still view is missing: two, so
 one covers sixteen chunks. Measured after jumps with 2 VMs: the screen was covered after 50-83 ms instead
 of 100-283 ms with one level up (four chunks each, more of them), and at full detail sooner too (217-283 ms
 instead of 250-300), since the stand-ins take less of the VMs' time."""
-"""How far ahead of the motion the ring reaches, in seconds of travel."""
 MINIMAP_SCALES = (8, 32, 128, 512, 2048)
 """Cells per minimap pixel at its zoom steps."""
 NO_PIXELS = np.zeros((0, 0, 4), dtype=np.uint8)
