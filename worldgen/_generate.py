@@ -402,8 +402,11 @@ def generate(
     temperature, moisture = climate(seed, grid, base, continent)
     report(0.55, "moisture")
     # At a step > 1 the creatures stand anywhere in the sampled area, up to step - 1 cells beyond the
-    # last sample: the network must reach their cells too.
-    area_x, area_y = (x_hi, y_hi) if step == 1 else (x0 + width * step - 1, y0 + height * step - 1)
+    # last sample (but not past the int32 edge): the network must reach their cells too.
+    edge = _checks.COORD_LIMIT - 1
+    area_x, area_y = (
+        (x_hi, y_hi) if step == 1 else (min(x0 + width * step - 1, edge), min(y0 + height * step - 1, edge))
+    )
     reach_x, reach_y = (area_x, area_y) if creatures else (x_hi, y_hi)
     net = network(seed, x0 - r, y0 - r, reach_x + r, reach_y + r)
     # The basins and the continentalness are needed from here on only as masks: their arrays then take
@@ -440,13 +443,8 @@ def generate(
     elif step == 1:
         placed = _creatures.place(seed, x0, y0, width, height, lambda x, y: biome[y - y0, x - x0])
     else:
-        # The area the samples stand for, cut at the int32 edge (its last step - 1 cells may reach past it).
-        area_w, area_h = (
-            min(width * step, _checks.COORD_LIMIT - x0),
-            min(height * step, _checks.COORD_LIMIT - y0),
-        )
         placed = _creatures.place(
-            seed, x0, y0, area_w, area_h, lambda x, y: _biomes_at(seed, x, y, net, lattice)
+            seed, x0, y0, area_x - x0 + 1, area_y - y0 + 1, lambda x, y: _biomes_at(seed, x, y, net, lattice)
         )
     report(1.0, "creatures")
     return World(seed, x0, y0, carved, moisture, temperature, biome, heights_u8, river_field, placed, step)
