@@ -145,7 +145,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     land, ridge, t, u = (a[: n.size] for a in scratch)
     highest = np.max(n)  # (one reduction answers both questions below)
     if not highest >= zero:
-        _open_water(n, d, r, sea, t, u)
+        _open_water(n, d, r, sea, u)
         return
     np.multiply(n, _F(1.0 / LAND_RANGE), out=land)
     _unit(land)
@@ -191,11 +191,7 @@ def _shape(n: F32, d: F32, r: F32, sea: B, scratch: tuple[F32, ...]) -> None:
     wet = np.less(n, zero, out=_flags(ridge))
     count = int(np.count_nonzero(wet))
     if count:
-        np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
-        sea_floor = _hermite(_unit(u), 1.0, out=t)
-        sea_floor *= _F(SEA_LEVEL)
-        floor = np.subtract(h, sea_floor, out=sea_floor)
-        np.clip(floor, -_INF, _BELOW_SEA, out=floor)  # (as minimum, faster; a difference is never -0.0)
+        floor = _sea_floor(h, n, u, out=t)
         if count == wet.size:
             h[...] = floor
         else:
@@ -239,7 +235,7 @@ def _ridges(n: F32, d: F32, land: F32, ridge: F32, t: F32) -> None:
     ridge *= _F(MOUNTAIN_HEIGHT)
 
 
-def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
+def _open_water(n: F32, d: F32, r: F32, sea: B, u: F32) -> None:
     """``_shape`` of a chunk where every cell is water (n < 0), in a few passes.
 
     There the land curve, the ridges (faded out below INLAND_START) and the basins (faded out below
@@ -247,15 +243,22 @@ def _open_water(n: F32, d: F32, r: F32, sea: B, t: F32, u: F32) -> None:
     ``_shape`` computes the same bits the long way (checked by the tests' world digests).
     """
     r.fill(_F(0.0))  # no basin can lie in water
-    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
-    sea_floor = _hermite(_unit(u), 1.0, out=t)
-    sea_floor *= _F(SEA_LEVEL)
-    np.subtract(_F(SEA_LEVEL), sea_floor, out=d)
-    np.clip(d, -_INF, _BELOW_SEA, out=d)  # (as in _shape)
+    _sea_floor(_F(SEA_LEVEL), n, u, out=d)
     # Water inside a continent (not the open sea) is a lake.
     inland_water = np.logical_not(sea, out=_flags(u))
     if inland_water.any():
         r[inland_water] = _F(1.0)
+
+
+def _sea_floor(ground: F32 | np.float32, n: F32, u: F32, *, out: F32) -> F32:
+    """``ground`` sunk by the sea floor's curve of the continentalness ``n`` (where n < 0), into ``out``,
+    capped just below SEA_LEVEL: rounding must not lift a sea cell to the sea level. ``u``: scratch."""
+    np.multiply(n, _F(-1.0 / DEPTH_RANGE), out=u)
+    drop = _hermite(_unit(u), 1.0, out=out)
+    drop *= _F(SEA_LEVEL)
+    floor = np.subtract(ground, drop, out=drop)
+    np.clip(floor, -_INF, _BELOW_SEA, out=floor)  # (as minimum, faster; a difference is never -0.0)
+    return floor
 
 
 def _flags(a: F32) -> B:
