@@ -94,15 +94,26 @@ class _Axis:
         """Weights of P_j, Q_j, P_{j+1}, Q_{j+1} for each sample along this axis as rows, multiples of
         2**-20 (an (count, 4) array, made once per axis)."""
         if self._weights is None:
-            sy, fy = self.fade, self.frac
-            w = float(1 << _WEIGHT_BITS)
-            weights = np.stack([(1.0 - sy), (1.0 - sy) * fy, sy, sy * (fy - 1.0)], axis=1)
-            weights *= w
-            np.rint(weights, out=weights)
-            weights *= 1.0 / w
+            weights = np.ascontiguousarray(_scaled_weights(self.fade, self.frac).T)
+            weights *= 1.0 / (1 << _WEIGHT_BITS)
             weights.flags.writeable = False
             self._weights = weights
         return self._weights
+
+
+def _scaled_weights(fade: F64, frac: F64) -> F64:
+    """The interpolation weights of P_j, Q_j, P_{j+1}, Q_{j+1} at positions with this ``fade`` and
+    ``frac``, rounded to multiples of 2**-20 and scaled by 2**20 (integers): a (4, *frac.shape) array.
+    Grids and scattered points both take them from here, so both get the same bits."""
+    weights = np.empty((4, *frac.shape), dtype=np.float64)
+    one_sy = np.subtract(1.0, fade, out=weights[0])
+    np.multiply(one_sy, frac, out=weights[1])
+    weights[2] = fade
+    np.subtract(frac, 1.0, out=weights[3])
+    weights[3] *= fade  # fade * (frac - 1): a product, the same bits in either order
+    weights *= float(1 << _WEIGHT_BITS)
+    np.rint(weights, out=weights)
+    return weights
 
 
 # Axes of chunk-sized regions are kept and shared (read-only): the chunks of a view share their columns
@@ -401,7 +412,6 @@ def fbm_points_many(
     outs = [np.empty(fx_all.size, dtype=np.float64) for _ in fields]
     if fx_all.size == 0:
         return [out.reshape(x.shape) for out in outs]
-    w = float(1 << _WEIGHT_BITS)
     keys = np.array(okeys, dtype=np.uint64)[:, None]
     spacing = np.array(spacing_list, dtype=np.int64)[:, None]
     ox = np.array([k % s for k, s in zip(okeys, spacing_list, strict=True)], dtype=np.int64)[:, None]
@@ -423,14 +433,7 @@ def fbm_points_many(
         # (multiples of 2**-28 scaled by 2**28): their products and sums are integers below 2**53, exact,
         # so summing them and scaling by 2**-48 at the end gives the very bits of summing the products of
         # the scaled-back values (what ``fbm`` computes).
-        weights = np.empty((4, *fy.shape), dtype=np.float64)
-        one_sy = np.subtract(1.0, sy, out=weights[0])
-        np.multiply(one_sy, fy, out=weights[1])
-        weights[2] = sy
-        np.subtract(fy, 1.0, out=weights[3])
-        weights[3] *= sy  # sy * (fy - 1): a product, the same bits in either order
-        weights *= w
-        np.rint(weights, out=weights)
+        weights = _scaled_weights(sy, fy)
         acc = np.zeros(fx.shape, dtype=np.float64)
         # The gradient index is a hash's top 4 bits (as in _Octave).
         grads = hash2_grid_top(keys, [cx, cx + 1], [cy, cy + 1], 4)
