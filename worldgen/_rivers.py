@@ -341,7 +341,9 @@ def _segment_formula(px: F64, py: F64, e: F32, piece: tuple[F64, ...]) -> tuple[
     carved elevation is a minimum with the cell's own. So every pair takes the same formula, with no
     gather of the near ones.
     """
-    return _segment_core(px, py, e, _segment_setup(piece))
+    scratch = [np.empty(e.size, dtype=np.float64) for _ in range(5)]
+    gap, cut = _segment_lines(px, py, e, _segment_setup(piece), scratch)
+    return gap.astype(np.float32), cut.astype(np.float32)
 
 
 def _segment_setup(piece: tuple[F64, ...]) -> tuple[F64, ...]:
@@ -355,32 +357,6 @@ def _segment_setup(piece: tuple[F64, ...]) -> tuple[F64, ...]:
     vv += vy * vy
     np.maximum(vv, 1e-12, out=vv)
     return ax, ay, vx, vy, vv, la, lb - la, half
-
-
-def _segment_core(px: F64, py: F64, e: F32, terms: tuple[F64, ...]) -> tuple[F32, F32]:
-    """``_segment_formula`` from ``_segment_setup``'s terms per pair (its vx, vy and level change are
-    overwritten: pass arrays of the pairs' own)."""
-    ax, ay, vx, vy, vv, la, lb, half = terms
-    wx = px - ax
-    wy = py - ay
-    t = wx * vx
-    t += wy * vy
-    t /= vv
-    np.clip(t, 0.0, 1.0, out=t)
-    vx *= t
-    wx -= vx  # dx
-    vy *= t
-    wy -= vy  # dy
-    wx *= wx
-    wy *= wy
-    wx += wy
-    gap = np.sqrt(wx, out=wx)
-    gap -= half
-    lb *= t  # the level change
-    lb += la  # the water level
-    side = np.maximum(gap, 0.0, out=vv)
-    cut = _valley_cut(e.astype(np.float64), side, lb, cut=wy, fade=vx, smooth=vy)
-    return gap.astype(np.float32), cut.astype(np.float32)
 
 
 def _valley_cut(en: F64, side: F64, level: F64, *, cut: F64, fade: F64, smooth: F64) -> F64:
@@ -583,9 +559,9 @@ def _rasterise_lines(
 
 
 def _segment_lines(px: F64, py: F64, e: F32, terms: tuple[F64, ...], scratch: list[F64]) -> tuple[F64, F64]:
-    """``_segment_core`` for (samples, lines) arrays, one of ``px``, ``py`` and the ``_segment_setup``
-    terms per line (shape (1, lines)): the same operations in the same order, so the same bits, in
-    five float64 ``scratch`` arrays of at least that many elements (no fresh arrays to fault in).
+    """The river formula (see ``_segment_formula``) with ``_segment_setup``'s terms, broadcast against
+    ``e``'s shape: per pair, or for (samples, lines) arrays with the terms per line (shape (1, lines)),
+    in five float64 ``scratch`` arrays of at least that many elements (no fresh arrays to fault in).
     Returns the clearance and the carved elevation as float64 views of the scratch."""
     ax, ay, vx, vy, vv, la, lb, half = terms
     b0, b1, b2, b3, b4 = (a[: e.size].reshape(e.shape) for a in scratch)
