@@ -72,6 +72,20 @@ def wrap(data: ChunkData) -> pygame.Surface:
     return surface.convert() if pygame.display.get_surface() is not None else surface.copy()
 
 
+def kept(data: ChunkData) -> ChunkData:
+    """What the cache keeps of an arrived chunk: its small arrays, copied (about 20 KiB), and not its
+    pixels, which its Surface holds now. So nothing refers to the VM's segment that brought it: the
+    segment goes back to the VM at once and carries its next chunk, into a mapping VM 0 has already.
+    (Kept, the arrays would hold one segment per cached chunk, and each chunk would need a new one.)"""
+    return replace(
+        data,
+        image=NO_PIXELS,
+        biome=data.biome.copy(),
+        creatures=data.creatures.copy(),
+        thumb=data.thumb.copy(),
+    )
+
+
 class ChunkStreamer:
     """Chunks of world ``seed`` from ``source``, cached up to ``cache_bytes``."""
 
@@ -245,10 +259,9 @@ class ChunkStreamer:
                 continue
             self.generated += 1
             self.failed.pop(arrival.key, None)
-            # The Surface holds the pixels now; the array goes (the cache counts every byte it keeps).
             surface = wrap(arrival.chunk)
             self.wrap_ms.append((time.perf_counter() - started) * 1000)
-            tile = Tile(replace(arrival.chunk, image=NO_PIXELS), surface)
+            tile = Tile(kept(arrival.chunk), surface)
             self._store(arrival.key, tile)
             self._remember(tile.data)
             if self.on_arrive is not None:

@@ -9,7 +9,7 @@ decoded by whoever takes it) or an error. ``resolve_future`` hands the outcome t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures._base import CANCELLED_AND_NOTIFIED as _CANCELLED_AND_NOTIFIED
 from concurrent.futures._base import FINISHED as _FINISHED
@@ -28,25 +28,25 @@ JobKind = Literal["pocketpy", "blocking", "future"]
 
 
 class ReceivedValue:
-    """A value received from the VM and not decoded yet: its payload, descriptors, and release hook."""
+    """A value received from the VM and not decoded yet: its payload, descriptors, and their sender."""
 
-    __slots__ = ("fds", "payload", "release_to")
+    __slots__ = ("fds", "payload", "sender")
 
     def __init__(
-        self, payload: _payload.Payload, fds: Sequence[int], release_to: Callable[[int], object]
+        self, payload: _payload.Payload, fds: Sequence[int], sender: _payload.ReceivedSegments
     ) -> None:
         self.payload = payload
         self.fds = fds
-        self.release_to = release_to
+        self.sender = sender
 
     def decode(self) -> Any:
         fds, self.fds = self.fds, ()
-        return _payload.decode(self.payload, iter(fds), self.release_to)
+        return _payload.decode(self.payload, iter(fds), self.sender)
 
     def discard(self) -> None:
         fds, self.fds = self.fds, ()
         if fds:
-            _payload.discard(self.payload, iter(fds), self.release_to)
+            _payload.discard(self.payload, iter(fds), self.sender)
 
 
 class DroppableValue(ReceivedValue):

@@ -274,7 +274,7 @@ class Manager:
         job = self.inflight[0] if self.inflight else None  # the running job
         if message.__class__ is Ok and job is not None and message.seq == job.seq:
             # The usual message first (no isinstance chain); a value without descriptors needs no __del__.
-            job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.queue_release)
+            job.result = (self.value_type if fds else ReceivedValue)(message.value, fds, proc.received)
             self.last_vm_seconds = message.seconds
             self.end_job(job)
             return
@@ -284,7 +284,7 @@ class Manager:
         assert isinstance(message, (Ok, Err, Skipped, Progress, Exiting))
         if job is None or message.seq != job.seq:
             if (payload := getattr(message, "value", getattr(message, "exception", None))) is not None:
-                ReceivedValue(payload, fds, proc.queue_release).discard()  # a job that ended otherwise
+                ReceivedValue(payload, fds, proc.received).discard()  # a job that ended otherwise
             return
         if isinstance(message, Skipped):
             # The VM closed the arguments' descriptors unread: their segments are free again.
@@ -300,7 +300,7 @@ class Manager:
             job.exit_note = message.note
         elif isinstance(message, Err):  # (the running job's Ok took the first branch)
             exception = message.exception
-            received = None if exception is None else ReceivedValue(exception, fds, proc.queue_release)
+            received = None if exception is None else ReceivedValue(exception, fds, proc.received)
             job.fail(rebuild_exception(received, message.traceback), message.traceback)
             if message.retire:
                 job.reclaim()  # it never looked at the arguments

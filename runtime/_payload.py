@@ -23,14 +23,12 @@ back in the other VM. Four shapes, chosen by size and by where the buffers live:
 
 Segments are anonymous (``memfd_create``; elsewhere a temporary file unlinked at once): they have no
 name in ``/dev/shm`` or anywhere, so nothing can be left behind, whatever dies how: the kernel frees a
-segment when the last descriptor and mapping of it are gone. The writer keeps each segment's descriptor
-in a pool: when the receiver's mapping is garbage collected it sends the segment id back ("release") and
-the writer reuses the segment for the next big value, writing into pages that already exist instead of
-asking the kernel for tens of thousands of fresh zeroed pages (the slow part of a first transfer).
+segment when the last descriptor and mapping of it are gone. The writer reuses a segment once the receiver
+no longer holds its value, and the receiver keeps its mapping for that: ``_segments``.
 
 Received arrays and memoryviews are writable (those in shared memory keep a read-only flag); the
-receiver's mapping of an ``"s"`` segment is its own (a later value never reuses a segment until the
-receiver has released it). ``bytes`` and ``bytearray`` values are rebuilt by pickle, which copies them
+receiver's ``"s"`` segment is the value's own (a later value never reuses a segment until the receiver
+has released it). ``bytes`` and ``bytearray`` values are rebuilt by pickle, which copies them
 once. numpy pickles a non-contiguous array by value (in the pickle itself), and ``_pickling``
 copies a non-contiguous memoryview: such views are copied even when they lie in shared memory.
 
@@ -44,15 +42,15 @@ import itertools
 import mmap
 import os
 import pickle
-import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from . import _shared
 from ._pickling import dumps as dumps  # what callers use to check that a value pickles
 from ._pickling import dumps_with_buffers
-from ._shared import anonymous_fd
+from ._segments import POOL as POOL  # the segments this process writes
+from ._segments import ReceivedSegments as ReceivedSegments
 
 # A payload (pickle plus its out-of-band buffers) up to this size travels inline in the message: a
 # segment costs a few system calls on each side, more than copying a few kilobytes through the pipe.
@@ -62,10 +60,7 @@ from ._shared import anonymous_fd
 INLINE_LIMIT = 64 * 1024
 # Beyond this many out-of-band buffers, their (offset, length) table goes into the segment as well.
 INLINE_SPANS = 256
-# Released segments kept for reuse, in bytes; beyond this the oldest are closed.
-POOL_LIMIT = 512 * 1024 * 1024
 _ALIGN = 64  # keeps every buffer cache-line aligned in the segment, which numpy likes
-_GRAIN = 1 << 20  # segment capacities are whole MiB, so that similar sizes can reuse each other
 
 Payload = tuple[Any, ...]
 
@@ -75,113 +70,6 @@ class Encoded(NamedTuple):
 
     payload: Payload
     fd: int | None = None
-
-
-class _Segment(NamedTuple):
-    id: int
-    fd: int
-    capacity: int
-
-
-class _SegmentPool:
-    """The segments this process has written: in use by a receiver, or released and kept for reuse."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        self._busy: dict[int, _Segment] = {}
-        # Other descriptors a payload in flight holds open until its receiver releases it (see "r").
-        self._held: dict[int, list[int]] = {}
-        self._free: list[_Segment] = []
-        self._retain = True
-
-    @property
-    def retain(self) -> bool:
-        """Whether released segments are kept for reuse (VM 0 sets this False when no VM is left)."""
-        return self._retain
-
-    @retain.setter
-    def retain(self, retain: bool) -> None:
-        with self._lock:
-            self._retain = retain
-            if not retain:
-                self._trim()
-
-    def acquire(self, size: int) -> _Segment:
-        capacity = max(_GRAIN, -(-size // _GRAIN) * _GRAIN)
-        with self._lock:
-            # The smallest released segment that fits and wastes at most half of itself.
-            fits = [s for s in self._free if capacity <= s.capacity <= 2 * capacity]
-            if fits:
-                segment = min(fits, key=lambda s: s.capacity)
-                self._free.remove(segment)
-                # A new id each time: a late or repeated release of the segment's previous use can then
-                # never free it while it carries a new value.
-                segment = segment._replace(id=next(self._ids))
-            else:
-                segment = _Segment(next(self._ids), anonymous_fd(capacity, "pyct-segment"), capacity)
-            self._busy[segment.id] = segment
-        return segment
-
-    def hold(self, fds: list[int], segment_id: int | None = None) -> int:
-        """Keep ``fds`` open until ``segment_id`` (a new id if None) is released or dropped; the id."""
-        with self._lock:
-            if segment_id is None:
-                segment_id = next(self._ids)
-            self._held.setdefault(segment_id, []).extend(fds)
-        return segment_id
-
-    def release(self, segment_id: int) -> None:
-        with self._lock:
-            for fd in self._held.pop(segment_id, ()):
-                os.close(fd)
-            segment = self._busy.pop(segment_id, None)
-            if segment is None:
-                return
-            if not self._retain:
-                os.close(segment.fd)
-                return
-            self._free.append(segment)
-            while sum(s.capacity for s in self._free) > POOL_LIMIT:
-                os.close(self._free.pop(0).fd)
-
-    def drop(self, segment_id: int) -> None:
-        """Close a segment in use instead of keeping it: it may still be mapped somewhere unknown."""
-        with self._lock:
-            segment = self._busy.pop(segment_id, None)
-            held = self._held.pop(segment_id, [])
-        for fd in held if segment is None else [*held, segment.fd]:
-            os.close(fd)
-
-    def trim(self) -> None:
-        """Close every released segment (the kernel frees their memory)."""
-        with self._lock:
-            self._trim()
-
-    def _trim(self) -> None:
-        for segment in self._free:
-            os.close(segment.fd)
-        self._free.clear()
-
-    def forget(self) -> None:
-        """Drop every segment without touching it (a forked child's copies of its parent's pool)."""
-        self._lock = threading.Lock()
-        for segment in [*self._busy.values(), *self._free]:
-            os.close(segment.fd)
-        for fds in self._held.values():
-            for fd in fds:
-                os.close(fd)
-        self._busy.clear()
-        self._held.clear()
-        self._free.clear()
-
-    def counts(self) -> tuple[int, int]:
-        """(segments in use by a receiver, segments kept for reuse)."""
-        with self._lock:
-            return len(self._busy.keys() | self._held.keys()), len(self._free)
-
-
-POOL = _SegmentPool()
 
 
 def encode(value: Any) -> Encoded:
@@ -285,37 +173,44 @@ def _encode_with_references(
     return Encoded(("r", lease, len(fds), inner.payload), fd)
 
 
-def decode(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> Any:
-    """Rebuild the value a payload describes.
+def decode(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> Any:
+    """Rebuild the value a payload from ``sender`` describes.
 
     ``fds`` yields the descriptors that came with the message, in payload order; a segment payload takes
-    one (and closes it). ``on_release(segment_id)`` is called, from whatever thread the garbage collector
-    runs in, once nothing in this VM refers to the segment any more: it must only queue the id.
+    one (and closes it). ``sender.release(segment_id)`` is called, from whatever thread the garbage
+    collector runs in, once nothing in this VM refers to the segment's value any more. Without a sender,
+    nothing is released and a segment is mapped for this value alone.
     """
     kind = payload[0]
     if kind == "p":
         return pickle.loads(payload[1])
     if kind == "r":
-        return _decode_with_references(payload, next(fds), on_release)
-    data, buffers = _unpack(payload, fds, on_release)
+        return _decode_with_references(payload, next(fds), sender)
+    data, buffers = _unpack(payload, fds, sender)
     return pickle.loads(data, buffers=buffers)
 
 
-def _unpack(
-    payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None
-) -> tuple[Any, list[Any]]:
+def _unpack(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> tuple[Any, list[Any]]:
     """The pickle and the out-of-band buffers of a ``"b"`` or ``"s"`` payload."""
     if payload[0] == "b":
         return payload[1], [bytearray(raw) for raw in payload[2]]
     _, segment_id, size, data_span, data, spans, table_span = payload
     fd = next(fds)
-    try:
-        mapping = mmap.mmap(fd, size)
-    finally:
-        os.close(fd)
-    if on_release is not None:
-        weakref.finalize(mapping, on_release, segment_id)
-    view = memoryview(mapping)
+    if sender is None:
+        try:
+            view = memoryview(mmap.mmap(fd, size))
+        finally:
+            os.close(fd)
+    else:
+        # The value's buffers export from an object of its own, a ctypes array over the mapping (the one
+        # exporter in the standard library that names itself as the owner of views of its memory): its
+        # end, not the mapping's (kept for the segment's next value), releases the segment.
+        import ctypes
+
+        mapping = sender.map(fd, size)
+        exporter = (ctypes.c_char * len(mapping)).from_buffer(mapping)
+        weakref.finalize(exporter, sender.release, segment_id)
+        view = memoryview(exporter).cast("B")
     if table_span is not None:
         offset, length = table_span
         flat = view[offset : offset + length].cast("q").tolist()
@@ -327,17 +222,17 @@ def _unpack(
     return data, buffers
 
 
-def _decode_with_references(payload: Payload, fd: int, on_release: Callable[[int], object] | None) -> Any:
+def _decode_with_references(payload: Payload, fd: int, sender: ReceivedSegments | None) -> Any:
     _, lease, count, inner = payload
     received = iter([fd] if count == 1 else _shared.unbundle(fd, count))
     try:
         if inner[0] == "s":
             # The lease is the inner segment's id: it is released when that mapping goes, as for "s".
-            data, ordinary = _unpack(inner, received, on_release)
+            data, ordinary = _unpack(inner, received, sender)
         else:
             data, ordinary = _unpack(inner, received, None)
-            if on_release is not None:
-                on_release(lease)  # this VM holds descriptors of its own now
+            if sender is not None:
+                sender.release(lease)  # this VM holds descriptors of its own now
         mappings = []
         for shared_fd in received:
             mappings.append(_shared.attach(shared_fd))
@@ -361,12 +256,12 @@ def _decode_with_references(payload: Payload, fd: int, on_release: Callable[[int
     return pickle.loads(data, buffers=buffers)
 
 
-def discard(payload: Payload, fds: Iterator[int], on_release: Callable[[int], object] | None) -> None:
+def discard(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> None:
     """Let go of a payload without decoding it (close its descriptor, release its segment)."""
     if payload[0] in ("s", "r"):
         os.close(next(fds))
-        if on_release is not None:
-            on_release(payload[1])
+        if sender is not None:
+            sender.release(payload[1])
 
 
 def segment_id(payload: Payload | None) -> int | None:

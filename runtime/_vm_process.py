@@ -45,10 +45,10 @@ class VMProcess:
         self.vm_index = vm_index
         self.eof = False  # the channel reached end-of-file: the process is exiting or gone
         self.exit_code: int | None = None
-        # Ids of this VM's segments that VM 0 no longer maps, queued by garbage-collection callbacks
-        # (which may run in any thread) and sent back to the VM at the next safe point.
+        # Ids of this VM's segments whose values VM 0 no longer holds, queued by garbage-collection
+        # callbacks (which may run in any thread) and sent back to the VM at the next safe point.
         self.releases: deque[int] = deque()
-        self.queue_release = self.releases.append  # (bound once: every received value keeps it)
+        self.received = _payload.ReceivedSegments(self.releases.append)  # (every received value keeps it)
         # Ids of VM 0's segments sent to this VM and not handed back yet. When the VM ends they all go
         # back to VM 0's pool (``release()``), whatever the VM kept: a crash or a kill leaks nothing.
         self.outstanding: set[int] = set()
@@ -125,6 +125,7 @@ class VMProcess:
         Called once the process has ended.
         """
         self.channel.close()
+        self.received.forget()
         outstanding, self.outstanding = self.outstanding, set()
         for segment in outstanding:
             # Freed, not reused: a process the job forked may still map it.

@@ -32,7 +32,7 @@ import time
 import traceback
 import types
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
 from . import _context, _lifeline, _payload
@@ -118,8 +118,9 @@ def _serve(channel: Channel) -> int:
         if reconfigure is not None:
             reconfigure(line_buffering=True)
     _start_parent_watch()
-    # Segments of VM 0's arguments that this VM no longer maps, to hand back (see _payload).
+    # Segments of VM 0's arguments whose values this VM no longer holds, to hand back (see _payload).
     releases: deque[int] = deque()
+    received = _payload.ReceivedSegments(releases.append)
 
     namespace = _fresh_main()
     setup_error = None
@@ -155,7 +156,7 @@ def _serve(channel: Channel) -> int:
         reply: Ok | Err
         out: _payload.Encoded | None = None
         try:
-            value = _run(message, iter(fds), releases.append, namespace, vm_index)
+            value = _run(message, iter(fds), received, namespace, vm_index)
         except SystemExit as stop:
             # exit() ends this VM, as in pocketpy. Say why first: VM 0 puts it in last_error().
             with contextlib.suppress(OSError):
@@ -201,17 +202,17 @@ def _lower_priority(nice: int | str) -> None:
 def _run(
     job: Exec | Eval | Call,
     fds: Iterator[int],
-    on_release: Callable[[int], object],
+    sender: _payload.ReceivedSegments,
     namespace: dict[str, Any],
     vm_index: int,
 ) -> Any:
     # Source comes as a str, or, when long, as a payload like an argument's (VM 0 keeps messages small).
     if isinstance(job, Exec):
-        exec(_compile(_source(job.source, fds, on_release), "exec", vm_index), namespace)
+        exec(_compile(_source(job.source, fds, sender), "exec", vm_index), namespace)
         return None
     if isinstance(job, Eval):
-        return eval(_compile(_source(job.source, fds, on_release), "eval", vm_index), namespace)
-    function, args, kwargs = _payload.decode(job.call, fds, on_release)
+        return eval(_compile(_source(job.source, fds, sender), "eval", vm_index), namespace)
+    function, args, kwargs = _payload.decode(job.call, fds, sender)
     if function.__class__ is bytes:  # a module's function, pickled once by VM 0 (``function_reference``)
         function = pickle.loads(function)
     elif isinstance(function, str):  # source that evaluates to the callable
@@ -219,11 +220,11 @@ def _run(
     return function(*args, **kwargs)
 
 
-def _source(field: Any, fds: Iterator[int], on_release: Callable[[int], object]) -> str:
+def _source(field: Any, fds: Iterator[int], sender: _payload.ReceivedSegments) -> str:
     """The source of an exec or eval job: the field itself, or the payload it was sent as."""
     if isinstance(field, str):
         return field
-    source: str = _payload.decode(field, fds, on_release)
+    source: str = _payload.decode(field, fds, sender)
     return source
 
 

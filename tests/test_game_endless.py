@@ -6,6 +6,7 @@ in this process) stands in where a test is about the streamer's bookkeeping rath
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
-from vmtools import headless_summary, undocumented_fields
+from vmtools import headless_summary, mapped_segments, undocumented_fields
 
 from game import layout
 from game.app import App, Settings
@@ -199,6 +200,29 @@ def test_the_pool_drops_stale_chunks_after_a_jump_and_fills_the_new_view(screen:
         # At most the jobs already sent to the VM ran; the queued rest was cancelled, never generated.
         assert len(stale) <= 4 and streamer.generated < len(before) + len(streamer.wanted)
         assert all(key in streamer.cache for key in streamer.visible)
+    finally:
+        streamer.close()
+
+
+def test_the_cache_holds_no_vm_segment_so_each_chunk_arrives_in_a_segment_vm0_has_mapped(
+    screen: pygame.Surface,
+) -> None:
+    # The cache keeps copies of a chunk's small arrays, not views of the segment it came in: the segment
+    # goes back to its VM, which sends the next chunk in it, into VM 0's mapping of it. Kept views would
+    # hold one segment (and one mapping) per cached chunk, and every chunk would cost a new mapping.
+    streamer = ChunkStreamer(PoolSource(1), 5, 64 << 20)
+    camera = EndlessCamera(screen.get_size(), 1.5 * CHUNK, 1.5 * CHUNK, zoom=1.0)
+    try:
+        before = mapped_segments()
+        for step in range(6):
+            camera.centre_on((1.5 + 3 * step) * CHUNK, 1.5 * CHUNK)
+            stream_until_drawn(streamer, camera, screen)
+        assert len(streamer.cache) >= 40 and streamer.generated >= 40
+        gc.collect()
+        # The chunks in flight and not yet released; never one per cached chunk.
+        assert mapped_segments() - before <= 6
+        tile = next(iter(streamer.cache.values()))
+        assert tile.data.biome.base is None and tile.data.creatures.base is None  # copies of their own
     finally:
         streamer.close()
 

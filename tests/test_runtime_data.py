@@ -258,11 +258,59 @@ def test_a_released_segment_goes_back_to_the_writer_and_is_reused(vm: ComputeThr
     assert vm.eval("p.POOL.counts()") == (1, 0)  # in use by VM 0
     del value
     gc.collect()
-    assert mapped_segments() == before
     assert wait_until(lambda: vm.eval("p.POOL.counts()") == (0, 1), timeout=5)  # handed back
+    assert mapped_segments() == before + 1  # VM 0 keeps its mapping for the segment's next value
     again = vm.call("lambda: np.full(4 * 1024 * 1024, 2.0, dtype=np.float32)")
-    assert float(again[-1]) == 2.0
+    assert float(again[-1]) == 2.0 and float(again[0]) == 2.0
     assert vm.eval("p.POOL.counts()") == (1, 0)  # the same segment, reused
+    assert mapped_segments() == before + 1  # and found mapped already: no second mapping
+
+
+def test_vm0_maps_a_reused_segment_once_and_unmaps_it_when_the_vm_ends() -> None:
+    before = mapped_segments()
+    with ComputeThread(1) as vm:
+        vm.exec("import numpy as np")
+        for i in range(20):
+            value = vm.call(f"lambda: np.full(1 << 18, {i}, dtype=np.uint32)")
+            # Every value is its own, though they come in the same segment: the one before is gone.
+            assert int(value[0]) == int(value[-1]) == i and value.flags.writeable
+            del value
+            gc.collect()
+            assert mapped_segments() == before + 1
+        held = vm.call("lambda: np.full(1 << 18, 7, dtype=np.uint32)")
+        second = vm.call("lambda: np.full(1 << 18, 8, dtype=np.uint32)")  # the first is held: a new one
+        assert int(held[0]) == 7 and int(second[0]) == 8
+        assert mapped_segments() == before + 2
+        del held, second
+        gc.collect()
+    assert mapped_segments() == before  # the VM's segments will not come again: VM 0 let them go
+
+
+def test_vm0_keeps_mappings_of_released_segments_up_to_its_limit_the_least_recent_going_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from runtime import _segments
+    from runtime._shared import anonymous_fd
+
+    monkeypatch.setattr(_segments, "MAPPED_LIMIT", 3 * MiB)
+    received = _segments.ReceivedSegments(lambda segment_id: None)
+    fds = [anonymous_fd(MiB, "pyct-segment") for _ in range(4)]
+    big = anonymous_fd(4 * MiB, "pyct-segment")
+    try:
+        first = received.map(os.dup(fds[0]), 100)
+        assert len(first) == MiB  # the whole segment, for a bigger value in it later
+        assert received.map(os.dup(fds[0]), MiB) is first  # found again, not mapped again
+        for fd in fds[1:]:
+            received.map(os.dup(fd), 100)
+        assert received.mapped_bytes() == 3 * MiB  # the first went to make room
+        assert received.map(os.dup(fds[0]), 100) is not first
+        assert len(received.map(os.dup(big), 4 * MiB)) == 4 * MiB  # over the limit: mapped, not kept
+        assert received.mapped_bytes() == 3 * MiB
+        received.forget()
+        assert received.mapped_bytes() == 0
+    finally:
+        for fd in [*fds, big]:
+            os.close(fd)
 
 
 def test_argument_segments_are_handed_back_after_the_job(vm: ComputeThread) -> None:
