@@ -167,8 +167,11 @@ class ReceivedSegments:
                 if mapping is not None and len(mapping) >= size:
                     self._mapped.move_to_end(key)
                     return mapping
-            # The whole segment, so that a bigger value in it later fits the same mapping.
-            mapping = mmap.mmap(fd, info.st_size if size <= info.st_size <= MAPPED_LIMIT else size)
+            if size > info.st_size:
+                raise ValueError(f"a value of {size} bytes cannot lie in a segment of {info.st_size} bytes")
+            # The whole segment (whole MiB): a bigger value in it later fits the same mapping, and the
+            # values' exporters (ctypes arrays, one type per length, which ctypes keeps) have few lengths.
+            mapping = mmap.mmap(fd, info.st_size)
         finally:
             os.close(fd)
         if len(mapping) <= MAPPED_LIMIT:

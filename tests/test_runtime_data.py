@@ -306,6 +306,11 @@ def test_vm0_keeps_mappings_of_released_segments_up_to_its_limit_the_least_recen
         assert received.map(os.dup(fds[0]), 100) is not first
         assert len(received.map(os.dup(big), 4 * MiB)) == 4 * MiB  # over the limit: mapped, not kept
         assert received.mapped_bytes() == 3 * MiB
+        open_fds = len(os.listdir("/proc/self/fd"))
+        rule = r"a value of 2097152 bytes cannot lie in a segment of 1048576 bytes"
+        with pytest.raises(ValueError, match=rule):
+            received.map(os.dup(fds[1]), 2 * MiB)
+        assert len(os.listdir("/proc/self/fd")) == open_fds  # the descriptor is closed all the same
         received.forget()
         assert received.mapped_bytes() == 0
     finally:
