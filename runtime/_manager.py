@@ -19,8 +19,8 @@ A job's life, end to end (every name is a module of this package)::
     │ end_job(): the outcome recorded where its taker looks
     ▼
   last_retval() / Future.result() / ComputePool.intake(): _jobs.ReceivedValue.decode() maps the
-  segment and unpickles (numpy arrays arrive as views of it); when the mapping is collected, a
-  Release(segment ids) goes back so the sender can reuse the segment.
+  segment (or finds it mapped: _segments) and unpickles (numpy arrays arrive as views of it); when
+  the value is collected, a Release(segment ids) goes back so the sender can reuse the segment.
 
 Nothing blocks the frame: ``service()`` reads whatever has arrived and returns. Whoever looks runs it
 (``is_done``, ``progress``, a wait, a pool's ``intake``) and, while futures are pending, a pump thread.
