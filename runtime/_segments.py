@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._shared import anonymous_fd
+from ._shared import _UNTRACKED, anonymous_fd
 
 # Released segments kept for reuse, in bytes; beyond this the oldest are closed.
 POOL_LIMIT = 512 * 1024 * 1024
@@ -167,8 +167,11 @@ class ReceivedSegments:
                 if mapping is not None and len(mapping) >= size:
                     self._mapped.move_to_end(key)
                     return mapping
-            # The whole segment, so that a bigger value in it later fits the same mapping.
-            mapping = mmap.mmap(fd, info.st_size if size <= info.st_size <= MAPPED_LIMIT else size)
+            # The whole segment, so that a bigger value in it later fits the same mapping. Untracked
+            # (3.13+): a kept mapping then holds no descriptor, which it would for as long as it is kept
+            # (up to 64 per peer: a pool of VMs would near the usual limit of 1,024 descriptors).
+            length = info.st_size if size <= info.st_size <= MAPPED_LIMIT else size
+            mapping = mmap.mmap(fd, length, **_UNTRACKED)
         finally:
             os.close(fd)
         if len(mapping) <= MAPPED_LIMIT:
