@@ -156,6 +156,7 @@ class ReceivedSegments:
         self._lock = threading.Lock()
         self._mapped: OrderedDict[tuple[int, int], mmap.mmap] = OrderedDict()
         self._bytes = 0
+        self._peer_gone = False
 
     def map(self, fd: int, size: int) -> mmap.mmap:
         """A mapping of the first ``size`` bytes (at least) of segment ``fd``, which this closes."""
@@ -176,6 +177,8 @@ class ReceivedSegments:
             os.close(fd)
         if len(mapping) <= MAPPED_LIMIT:
             with self._lock:
+                if self._peer_gone:
+                    return mapping  # (a value read after its VM ended: no segment will come again)
                 old = self._mapped.pop(key, None)
                 self._bytes += len(mapping) - (0 if old is None else len(old))
                 self._mapped[key] = mapping
@@ -185,8 +188,10 @@ class ReceivedSegments:
         return mapping
 
     def forget(self) -> None:
-        """Drop the kept mappings (the peer is gone: its segments will not come again)."""
+        """Drop the kept mappings, and keep none from now on (the peer is gone: its segments will not
+        come again, though values it sent may still be decoded)."""
         with self._lock:
+            self._peer_gone = True
             self._mapped.clear()
             self._bytes = 0
 
