@@ -341,3 +341,26 @@ def test_a_segment_over_64_mib_carrying_smaller_then_bigger_values(vm: ComputeTh
     del bigger, other
     settle(vm, 0)
     assert mapped_segments() - before <= 1
+
+
+@pytest.mark.parametrize("end", ["cancel", "crash"])
+def test_mappings_of_a_cancelled_or_crashed_vm_go_with_the_last_value_held(end: str) -> None:
+    before_maps, before_fds = mapped_segments(), held_segments()
+    with ComputeThread(1) as vm:
+        held = [vm.call(filled, i) for i in range(4)]
+        if end == "cancel":
+            vm.submit_exec("import time; time.sleep(60)")
+            assert vm.cancel()
+        else:
+            with pytest.raises(runtime.VMDiedError):
+                vm.exec("import os; os._exit(3)")
+        assert [values_in(v) for v in held] == [{0}, {1}, {2}, {3}]  # the VM is gone: they stay
+        assert values_in(vm.call(filled, 9)) == {9}  # a fresh VM
+        del held
+        gc.collect()
+        # The dead VM's four go; the fresh VM's one segment stays mapped, kept for its next value.
+        assert wait_until(lambda: mapped_segments() == before_maps + 1, timeout=5), mapped_segments()
+    assert wait_until(lambda: (mapped_segments(), held_segments()) == (before_maps, before_fds), timeout=5), (
+        mapped_segments() - before_maps,
+        held_segments() - before_fds,
+    )
