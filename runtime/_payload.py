@@ -42,6 +42,7 @@ import itertools
 import mmap
 import os
 import pickle
+import traceback
 import weakref
 from collections.abc import Iterator
 from typing import Any, NamedTuple
@@ -185,9 +186,23 @@ def decode(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None
     if kind == "p":
         return pickle.loads(payload[1])
     if kind == "r":
-        return _decode_with_references(payload, next(fds), sender)
-    data, buffers = _unpack(payload, fds, sender)
-    return pickle.loads(data, buffers=buffers)
+        return _loads_or_let_go(*_rebuilt_with_references(payload, next(fds), sender))
+    return _loads_or_let_go(*_unpack(payload, fds, sender))
+
+
+def _loads_or_let_go(data: Any, buffers: list[Any]) -> Any:
+    """``pickle.loads``; if it fails, the error holds none of the value's buffers.
+
+    The traceback's frames would (pickle's arguments here, a reconstructor's in the frames below), and
+    whoever keeps the error (a future, which the error's frames refer to in turn) would keep the segment
+    from its writer until the cyclic collector runs: never, in a game that disables it.
+    """
+    try:
+        return pickle.loads(data, buffers=buffers)
+    except BaseException as exc:
+        del data, buffers
+        traceback.clear_frames(exc.__traceback__)  # (the finished frames' locals; this one is running)
+        raise
 
 
 def _unpack(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> tuple[Any, list[Any]]:
@@ -222,7 +237,10 @@ def _unpack(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | Non
     return data, buffers
 
 
-def _decode_with_references(payload: Payload, fd: int, sender: ReceivedSegments | None) -> Any:
+def _rebuilt_with_references(
+    payload: Payload, fd: int, sender: ReceivedSegments | None
+) -> tuple[Any, list[Any]]:
+    """The pickle and the buffers of an ``"r"`` payload, those in shared memory as views of it."""
     _, lease, count, inner = payload
     received = iter([fd] if count == 1 else _shared.unbundle(fd, count))
     try:
@@ -253,7 +271,7 @@ def _decode_with_references(payload: Payload, fd: int, sender: ReceivedSegments 
     for position, buffer in enumerate(buffers):
         if buffer is None:
             buffers[position] = next(rest)
-    return pickle.loads(data, buffers=buffers)
+    return data, buffers
 
 
 def discard(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> None:

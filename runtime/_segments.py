@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import NamedTuple
 
-from ._shared import anonymous_fd
+from ._shared import _UNTRACKED, anonymous_fd
 
 # Released segments kept for reuse, in bytes; beyond this the oldest are closed.
 POOL_LIMIT = 512 * 1024 * 1024
@@ -156,6 +156,7 @@ class ReceivedSegments:
         self._lock = threading.Lock()
         self._mapped: OrderedDict[tuple[int, int], mmap.mmap] = OrderedDict()
         self._bytes = 0
+        self._peer_gone = False
 
     def map(self, fd: int, size: int) -> mmap.mmap:
         """A mapping of the first ``size`` bytes (at least) of segment ``fd``, which this closes."""
@@ -171,11 +172,14 @@ class ReceivedSegments:
                 raise ValueError(f"a value of {size} bytes cannot lie in a segment of {info.st_size} bytes")
             # The whole segment (whole MiB): a bigger value in it later fits the same mapping, and the
             # values' exporters (ctypes arrays, one type per length, which ctypes keeps) have few lengths.
-            mapping = mmap.mmap(fd, info.st_size)
+            # Untracked (3.13+): a kept mapping then holds no descriptor of its own.
+            mapping = mmap.mmap(fd, info.st_size, **_UNTRACKED)
         finally:
             os.close(fd)
         if len(mapping) <= MAPPED_LIMIT:
             with self._lock:
+                if self._peer_gone:
+                    return mapping  # (a value read after its VM ended: no segment will come again)
                 old = self._mapped.pop(key, None)
                 self._bytes += len(mapping) - (0 if old is None else len(old))
                 self._mapped[key] = mapping
@@ -185,8 +189,10 @@ class ReceivedSegments:
         return mapping
 
     def forget(self) -> None:
-        """Drop the kept mappings (the peer is gone: its segments will not come again)."""
+        """Drop the kept mappings, and keep none from now on (the peer is gone: its segments will not
+        come again, though values it sent may still be decoded)."""
         with self._lock:
+            self._peer_gone = True
             self._mapped.clear()
             self._bytes = 0
 
