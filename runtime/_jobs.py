@@ -28,25 +28,26 @@ JobKind = Literal["pocketpy", "blocking", "future"]
 
 
 class ReceivedValue:
-    """A value received from the VM and not decoded yet: its payload, descriptors, and their sender."""
+    """A value received from the VM and not decoded yet: its payload, descriptors, and the record of
+    the VM that sent them (``_segments.ReceivedSegments``)."""
 
-    __slots__ = ("fds", "payload", "sender")
+    __slots__ = ("fds", "payload", "peer")
 
     def __init__(
-        self, payload: _payload.Payload, fds: Sequence[int], sender: _payload.ReceivedSegments
+        self, payload: _payload.Payload, fds: Sequence[int], peer: _payload.ReceivedSegments
     ) -> None:
         self.payload = payload
         self.fds = fds
-        self.sender = sender
+        self.peer = peer
 
     def decode(self) -> Any:
         fds, self.fds = self.fds, ()
-        return _payload.decode(self.payload, iter(fds), self.sender)
+        return _payload.decode(self.payload, iter(fds), self.peer)
 
     def discard(self) -> None:
         fds, self.fds = self.fds, ()
         if fds:
-            _payload.discard(self.payload, iter(fds), self.sender)
+            _payload.discard(self.payload, iter(fds), self.peer)
 
 
 class DroppableValue(ReceivedValue):

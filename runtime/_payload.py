@@ -174,20 +174,20 @@ def _encode_with_references(
     return Encoded(("r", lease, len(fds), inner.payload), fd)
 
 
-def decode(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> Any:
-    """Rebuild the value a payload from ``sender`` describes.
+def decode(payload: Payload, fds: Iterator[int], peer: ReceivedSegments | None) -> Any:
+    """Rebuild the value a payload describes; ``peer`` is this process's record of the VM that sent it.
 
     ``fds`` yields the descriptors that came with the message, in payload order; a segment payload takes
-    one (and closes it). ``sender.release(segment_id)`` is called, from whatever thread the garbage
-    collector runs in, once nothing in this VM refers to the segment's value any more. Without a sender,
+    one (and closes it). ``peer.release(segment_id)`` is called, from whatever thread the garbage
+    collector runs in, once nothing in this VM refers to the segment's value any more. Without a peer,
     nothing is released and a segment is mapped for this value alone.
     """
     kind = payload[0]
     if kind == "p":
         return pickle.loads(payload[1])
     if kind == "r":
-        return _loads_or_let_go(*_rebuilt_with_references(payload, next(fds), sender))
-    return _loads_or_let_go(*_unpack(payload, fds, sender))
+        return _loads_or_let_go(*_rebuilt_with_references(payload, next(fds), peer))
+    return _loads_or_let_go(*_unpack(payload, fds, peer))
 
 
 def _loads_or_let_go(data: Any, buffers: list[Any]) -> Any:
@@ -205,26 +205,27 @@ def _loads_or_let_go(data: Any, buffers: list[Any]) -> Any:
         raise
 
 
-def _unpack(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> tuple[Any, list[Any]]:
+def _unpack(payload: Payload, fds: Iterator[int], peer: ReceivedSegments | None) -> tuple[Any, list[Any]]:
     """The pickle and the out-of-band buffers of a ``"b"`` or ``"s"`` payload."""
     if payload[0] == "b":
         return payload[1], [bytearray(raw) for raw in payload[2]]
     _, segment_id, size, data_span, data, spans, table_span = payload
     fd = next(fds)
-    if sender is None:
+    if peer is None:
         try:
             view = memoryview(mmap.mmap(fd, size))
         finally:
             os.close(fd)
     else:
-        # The value's buffers export from an object of its own, a ctypes array over the mapping (the one
-        # exporter in the standard library that names itself as the owner of views of its memory): its
-        # end, not the mapping's (kept for the segment's next value), releases the segment.
+        # Every view and array made from the value keeps its buffer's owner alive, so the segment may go
+        # back when that owner goes. The mapping cannot be the owner (it is kept for the segment's next
+        # value): each value gets an owner of its own, with no copy, a ctypes array over the mapping (the
+        # one object in the standard library whose views name it, not the memory under it, as owner).
         import ctypes
 
-        mapping = sender.map(fd, size)
+        mapping = peer.map(fd, size)
         exporter = (ctypes.c_char * len(mapping)).from_buffer(mapping)
-        weakref.finalize(exporter, sender.release, segment_id)
+        weakref.finalize(exporter, peer.release, segment_id)
         view = memoryview(exporter).cast("B")
     if table_span is not None:
         offset, length = table_span
@@ -238,7 +239,7 @@ def _unpack(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | Non
 
 
 def _rebuilt_with_references(
-    payload: Payload, fd: int, sender: ReceivedSegments | None
+    payload: Payload, fd: int, peer: ReceivedSegments | None
 ) -> tuple[Any, list[Any]]:
     """The pickle and the buffers of an ``"r"`` payload, those in shared memory as views of it."""
     _, lease, count, inner = payload
@@ -246,11 +247,11 @@ def _rebuilt_with_references(
     try:
         if inner[0] == "s":
             # The lease is the inner segment's id: it is released when that mapping goes, as for "s".
-            data, ordinary = _unpack(inner, received, sender)
+            data, ordinary = _unpack(inner, received, peer)
         else:
             data, ordinary = _unpack(inner, received, None)
-            if sender is not None:
-                sender.release(lease)  # this VM holds descriptors of its own now
+            if peer is not None:
+                peer.release(lease)  # this VM holds descriptors of its own now
         mappings = []
         for shared_fd in received:
             mappings.append(_shared.attach(shared_fd))
@@ -274,12 +275,12 @@ def _rebuilt_with_references(
     return data, buffers
 
 
-def discard(payload: Payload, fds: Iterator[int], sender: ReceivedSegments | None) -> None:
+def discard(payload: Payload, fds: Iterator[int], peer: ReceivedSegments | None) -> None:
     """Let go of a payload without decoding it (close its descriptor, release its segment)."""
     if payload[0] in ("s", "r"):
         os.close(next(fds))
-        if sender is not None:
-            sender.release(payload[1])
+        if peer is not None:
+            peer.release(payload[1])
 
 
 def segment_id(payload: Payload | None) -> int | None:

@@ -27,8 +27,11 @@ from ._shared import _UNTRACKED, anonymous_fd
 
 # Released segments kept for reuse, in bytes; beyond this the oldest are closed.
 POOL_LIMIT = 512 * 1024 * 1024
-# Per peer, the receiver keeps its mappings of up to this many bytes of segments whose values are gone.
+# Per peer, the receiver keeps up to this many bytes, and this many, of its mappings of the peer's
+# segments (those of values still held count too). Before Python 3.13 each kept mapping holds a
+# descriptor (mmap keeps a copy): the count keeps a pool of 15 VMs far from the usual limit of 1,024.
 MAPPED_LIMIT = 64 * 1024 * 1024
+MAPPED_COUNT = 16
 _GRAIN = 1 << 20  # segment capacities are whole MiB, so that similar sizes can reuse each other
 
 
@@ -143,12 +146,13 @@ class ReceivedSegments:
     """The segments one peer sends this process: how to hand each back, and the mappings kept for reuse.
 
     ``release(segment_id)`` queues a segment's release (it may be called from any thread: the collector's).
-    A mapping outlives its value here, up to ``MAPPED_LIMIT`` bytes (the least recently received go
-    first), because the peer reuses the segments handed back to it: the next value in a reused segment
-    finds it mapped, with its pages in place. Mapping a segment and unmapping it take the process's
-    memory-map lock, which now and then waits milliseconds for the kernel; a game that receives hundreds
-    of chunks a second would see that as a late frame. A value still holds its mapping as before, and
-    the peer never reuses a segment before its value is released, so a kept mapping is never shared.
+    A mapping outlives its value here, up to ``MAPPED_LIMIT`` bytes and ``MAPPED_COUNT`` mappings (the
+    least recently received go first), because the peer reuses the segments handed back to it: the next
+    value in a reused segment finds it mapped, with its pages in place. Mapping a segment and unmapping
+    it take the process's memory-map lock, which now and then waits milliseconds for the kernel; a game
+    that receives hundreds of chunks a second would see that as a late frame. A value holds its mapping
+    for as long as it lives (kept here or not), and the peer never reuses a segment before its value is
+    released, so a kept mapping never serves two values at once.
     """
 
     def __init__(self, release: Callable[[int], object]) -> None:
@@ -159,7 +163,7 @@ class ReceivedSegments:
         self._peer_gone = False
 
     def map(self, fd: int, size: int) -> mmap.mmap:
-        """A mapping of the first ``size`` bytes (at least) of segment ``fd``, which this closes."""
+        """A mapping of at least the first ``size`` bytes of segment ``fd``; closes the descriptor."""
         try:
             info = os.fstat(fd)
             key = (info.st_dev, info.st_ino)
@@ -183,7 +187,7 @@ class ReceivedSegments:
                 old = self._mapped.pop(key, None)
                 self._bytes += len(mapping) - (0 if old is None else len(old))
                 self._mapped[key] = mapping
-                while self._bytes > MAPPED_LIMIT:
+                while self._bytes > MAPPED_LIMIT or len(self._mapped) > MAPPED_COUNT:
                     _, dropped = self._mapped.popitem(last=False)
                     self._bytes -= len(dropped)  # unmapped when its value (if any) is gone too
         return mapping

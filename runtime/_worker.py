@@ -202,17 +202,17 @@ def _lower_priority(nice: int | str) -> None:
 def _run(
     job: Exec | Eval | Call,
     fds: Iterator[int],
-    sender: _payload.ReceivedSegments,
+    peer: _payload.ReceivedSegments,
     namespace: dict[str, Any],
     vm_index: int,
 ) -> Any:
     # Source comes as a str, or, when long, as a payload like an argument's (VM 0 keeps messages small).
     if isinstance(job, Exec):
-        exec(_compile(_source(job.source, fds, sender), "exec", vm_index), namespace)
+        exec(_compile(_source(job.source, fds, peer), "exec", vm_index), namespace)
         return None
     if isinstance(job, Eval):
-        return eval(_compile(_source(job.source, fds, sender), "eval", vm_index), namespace)
-    function, args, kwargs = _payload.decode(job.call, fds, sender)
+        return eval(_compile(_source(job.source, fds, peer), "eval", vm_index), namespace)
+    function, args, kwargs = _payload.decode(job.call, fds, peer)
     if function.__class__ is bytes:  # a module's function, pickled once by VM 0 (``function_reference``)
         function = pickle.loads(function)
     elif isinstance(function, str):  # source that evaluates to the callable
@@ -220,11 +220,11 @@ def _run(
     return function(*args, **kwargs)
 
 
-def _source(field: Any, fds: Iterator[int], sender: _payload.ReceivedSegments) -> str:
+def _source(field: Any, fds: Iterator[int], peer: _payload.ReceivedSegments) -> str:
     """The source of an exec or eval job: the field itself, or the payload it was sent as."""
     if isinstance(field, str):
         return field
-    source: str = _payload.decode(field, fds, sender)
+    source: str = _payload.decode(field, fds, peer)
     return source
 
 
