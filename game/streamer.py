@@ -72,6 +72,28 @@ def wrap(data: ChunkData) -> pygame.Surface:
     return surface.convert() if pygame.display.get_surface() is not None else surface.copy()
 
 
+def _scaled_on_screen(
+    square: pygame.Surface, pixels: int, position: tuple[int, int], view: pygame.Rect
+) -> tuple[pygame.Surface, tuple[int, int]]:
+    """The part of ``square`` (n x n samples, drawn ``pixels`` wide at ``position``) that is in ``view``,
+    scaled, and where to blit it. Sample ``k`` covers pixels ``floor(k * s)`` to ``floor((k + 1) * s)``
+    as when the square is scaled whole, so the part meets its neighbours exactly."""
+    samples = square.get_width()
+    scale = pixels / samples
+    on_screen = pygame.Rect(position, (pixels, pixels)).clip(view)
+    if not on_screen.width or not on_screen.height:
+        return (square.subsurface((0, 0, 1, 1)), (-1, -1))
+    a_x = max(0, math.floor((on_screen.left - position[0]) / scale))
+    b_x = min(samples, math.ceil((on_screen.right - position[0]) / scale))
+    a_y = max(0, math.floor((on_screen.top - position[1]) / scale))
+    b_y = min(samples, math.ceil((on_screen.bottom - position[1]) / scale))
+    x0, x1 = math.floor(a_x * scale), math.floor(b_x * scale)
+    y0, y1 = math.floor(a_y * scale), math.floor(b_y * scale)
+    part = square.subsurface((a_x, a_y, b_x - a_x, b_y - a_y))
+    picture = pygame.transform.scale(part, (x1 - x0, y1 - y0))
+    return (picture, (position[0] + x0, position[1] + y0))
+
+
 def kept(data: ChunkData) -> ChunkData:
     """What the cache keeps of an arrived chunk: its small arrays, copied (about 20 KiB), and not its
     pixels, which its Surface holds now. So nothing refers to the VM's segment that brought it: the
@@ -372,21 +394,8 @@ class ChunkStreamer:
         tile: Tile, pixels: int, position: tuple[int, int], view: pygame.Rect
     ) -> tuple[pygame.Surface, tuple[int, int]]:
         """Zoomed far in, only the samples of the chunk that are on screen, scaled (a whole chunk would
-        be thousands of pixels wide). Sample ``k`` covers pixels ``floor(k * s)`` to ``floor((k + 1) * s)``
-        of the chunk as when it is scaled whole, so the part meets its neighbours exactly."""
-        scale = pixels / CHUNK
-        on_screen = pygame.Rect(position, (pixels, pixels)).clip(view)
-        if not on_screen.width or not on_screen.height:
-            return (tile.surface.subsurface((0, 0, 1, 1)), (-1, -1))
-        a_x = max(0, math.floor((on_screen.left - position[0]) / scale))
-        b_x = min(CHUNK, math.ceil((on_screen.right - position[0]) / scale))
-        a_y = max(0, math.floor((on_screen.top - position[1]) / scale))
-        b_y = min(CHUNK, math.ceil((on_screen.bottom - position[1]) / scale))
-        x0, x1 = math.floor(a_x * scale), math.floor(b_x * scale)
-        y0, y1 = math.floor(a_y * scale), math.floor(b_y * scale)
-        part = tile.surface.subsurface((a_x, a_y, b_x - a_x, b_y - a_y))
-        picture = pygame.transform.scale(part, (x1 - x0, y1 - y0))
-        return (picture, (position[0] + x0, position[1] + y0))
+        be thousands of pixels wide)."""
+        return _scaled_on_screen(tile.surface, pixels, position, view)
 
     def _placeholder(self, screen: pygame.Surface, key: ChunkKey, rect: pygame.Rect) -> bool:
         """A coarser chunk of the same place, cut and scaled, if one is cached (True); else the flat
@@ -398,7 +407,11 @@ class ChunkStreamer:
                 continue
             part = CHUNK >> up
             source = pygame.Rect((i - ((i >> up) << up)) * part, (j - ((j >> up) << up)) * part, part, part)
-            screen.blit(pygame.transform.scale(parent.surface.subsurface(source), rect.size), rect)
+            cut = parent.surface.subsurface(source)
+            if rect.width <= MAX_SCALED:
+                screen.blit(pygame.transform.scale(cut, rect.size), rect)
+            else:  # zoomed far in, as for a chunk that is there: only what is on screen
+                screen.blit(*_scaled_on_screen(cut, rect.width, rect.topleft, screen.get_rect()))
             return True
         screen.fill(PLACEHOLDER, rect)
         return False
