@@ -103,30 +103,40 @@ class Reaper:
             os.write(self._wake_w, b"\0")
 
     def _run(self) -> None:
+        # Each pass is a method of its own, so that nothing it looked at (a close call, a VM's record with
+        # its channel and mappings) stays alive in this loop's locals while the thread sleeps.
         while True:
-            while self._calls:
-                call = self._calls[0]  # left in the deque while it runs, so that drain() waits for it
-                try:
-                    call()
-                except Exception:
-                    logging.getLogger(__name__).exception("runtime: a background close failed")
-                self._calls.popleft()
+            self._run_calls()
             with self._lock:
-                pending = list(self._pending)
+                reaping = bool(self._pending)
             # Sleep until woken when there is nothing to reap; else look again every 5 ms.
-            readable, _, _ = select.select([self._wake_r], [], [], 0.005 if pending else None)
+            readable, _, _ = select.select([self._wake_r], [], [], 0.005 if reaping else None)
             if readable:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
-            now = time.monotonic()
-            for vm, deadline in pending:
-                if vm.poll_exit() is None:
-                    if now >= deadline:
-                        vm.kill()
-                    continue
-                vm.release()
-                with self._lock:
-                    self._pending = [item for item in self._pending if item[0] is not vm]
+            self._reap_exited()
+
+    def _run_calls(self) -> None:
+        while self._calls:
+            call = self._calls[0]  # left in the deque while it runs, so that drain() waits for it
+            try:
+                call()
+            except Exception:
+                logging.getLogger(__name__).exception("runtime: a background close failed")
+            self._calls.popleft()
+
+    def _reap_exited(self) -> None:
+        with self._lock:
+            pending = list(self._pending)
+        now = time.monotonic()
+        for vm, deadline in pending:
+            if vm.poll_exit() is None:
+                if now >= deadline:
+                    vm.kill()
+                continue
+            vm.release()
+            with self._lock:
+                self._pending = [item for item in self._pending if item[0] is not vm]
 
 
 def _finish(vm: VMProcess) -> None:

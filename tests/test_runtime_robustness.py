@@ -455,3 +455,21 @@ def test_pid_does_not_wait_when_another_thread_read_it_first() -> None:
     for _ in range(5):
         with ComputeThread(1) as vm:
             assert _pid_while_another_thread_polls(vm), "pid waited for news another thread had read"
+
+
+def test_the_reaper_thread_keeps_nothing_of_a_vm_it_finished_off() -> None:
+    # A collected ComputeThread is closed, and its VM reaped, by the reaper thread; while that thread then
+    # sleeps, nothing it looked at (the close call, the VM's record with its channel and kept mappings)
+    # may stay alive in its locals.
+    import weakref
+
+    from runtime._reaper import REAPER
+
+    thread = ComputeThread(1)
+    assert thread.eval("6 * 7") == 42
+    manager = weakref.ref(thread._manager)
+    proc = weakref.ref(thread._manager.proc)
+    del thread
+    gc.collect()
+    REAPER.drain(5.0)
+    assert wait_until(lambda: manager() is None and proc() is None, timeout=5)
