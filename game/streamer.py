@@ -352,7 +352,8 @@ class ChunkStreamer:
                 blits.append((self._picture(tile, pixels), position))
                 scaled.add(key)
             else:
-                blits.append(self._visible_part(tile, pixels, position, view))
+                # Zoomed far in: only what is on screen (a whole chunk would be thousands of pixels wide).
+                blits.append(_scaled_on_screen(tile.surface, pixels, position, view))
             if key in self.waiting_since:
                 latency = self.frame - self.waiting_since.pop(key)
                 self.latencies.append(latency)
@@ -388,14 +389,6 @@ class ChunkStreamer:
             tile.scaled = pygame.transform.scale(tile.surface, (pixels, pixels))
             self.cached_bytes += tile.nbytes - before  # the scaled picture is cached memory too
         return tile.scaled
-
-    @staticmethod
-    def _visible_part(
-        tile: Tile, pixels: int, position: tuple[int, int], view: pygame.Rect
-    ) -> tuple[pygame.Surface, tuple[int, int]]:
-        """Zoomed far in, only the samples of the chunk that are on screen, scaled (a whole chunk would
-        be thousands of pixels wide)."""
-        return _scaled_on_screen(tile.surface, pixels, position, view)
 
     def _placeholder(self, screen: pygame.Surface, key: ChunkKey, rect: pygame.Rect) -> bool:
         """A coarser chunk of the same place, cut and scaled, if one is cached (True); else the flat
